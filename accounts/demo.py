@@ -1,0 +1,82 @@
+"""Demo data for `make run`: two client tenants and a small staff, pre-enrolled in MFA.
+
+Development only. The demo password is random, made on first use and kept in a git-ignored file,
+so no credential lives in the code and re-seeding does not change it.
+"""
+
+import base64
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django_otp.oath import totp
+from django_otp.plugins.otp_static.models import StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts import services
+from accounts.models import Role, Tenant, User
+
+DEMO_TENANTS = [("acme-bank", "Acme Bank"), ("globex-telecom", "Globex Telecom")]
+# username, role, tenant slugs (none: BPO-wide admin)
+DEMO_STAFF = [
+    ("admin", Role.ADMIN, []),
+    ("supervisor", Role.SUPERVISOR, ["acme-bank", "globex-telecom"]),
+    ("agent.acme", Role.AGENT, ["acme-bank"]),
+    ("agent.globex", Role.AGENT, ["globex-telecom"]),
+    ("agent.both", Role.AGENT, ["acme-bank", "globex-telecom"]),
+]
+
+
+@dataclass
+class DemoLogin:
+    username: str
+    role: str
+    tenants: list[str]
+    totp_secret: str
+    backup_codes: list[str]
+
+
+def demo_password() -> str:
+    path = Path(settings.BASE_DIR) / ".demo-password"
+    if not path.exists():
+        path.write_text(f"demo-{secrets.token_urlsafe(12)}")
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def totp_secret_base32(device: TOTPDevice) -> str:
+    return base64.b32encode(device.bin_key).decode().rstrip("=")
+
+
+def totp_now(device: TOTPDevice) -> str:
+    code = totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits, drift=device.drift)
+    return str(code).zfill(device.digits)
+
+
+@transaction.atomic
+def seed_demo(password: str) -> list[DemoLogin]:
+    tenants = {}
+    for slug, name in DEMO_TENANTS:
+        tenant = Tenant.objects.filter(slug=slug).first() or services.tenant_create(slug=slug, name=name)
+        tenants[slug] = tenant
+    logins = []
+    for username, role, slugs in DEMO_STAFF:
+        user = User.objects.filter(username=username).first()
+        if user is None:
+            user = services.user_create(
+                username=username, password=password, email=f"{username}@alertdesk.invalid", is_bpo_admin=not slugs
+            )
+        elif not user.check_password(password):
+            services.user_set_password(user=user, password=password)
+        for slug in slugs:
+            services.membership_set(user=user, tenant=tenants[slug], role=role)
+        device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+        if device is None:
+            device = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=True)
+        codes = list(StaticToken.objects.filter(device__user=user).values_list("token", flat=True))
+        if len(codes) < 3:
+            codes = services.mfa_backup_codes_regenerate(user=user)
+        logins.append(DemoLogin(username, role, slugs, totp_secret_base32(device), codes[:3]))
+    return logins

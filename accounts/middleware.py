@@ -1,0 +1,103 @@
+import time
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.http import JsonResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.functional import SimpleLazyObject
+
+from accounts.selectors import mfa_has_confirmed_authenticator, role_for, tenant_list_for
+
+SESSION_STARTED_KEY = "auth_started_at"
+SESSION_SEEN_KEY = "auth_seen_at"
+CURRENT_TENANT_KEY = "tenant_id"
+# Refresh the idle clock at most this often, so that a page of requests is not a page of writes.
+_SEEN_RESOLUTION = 60
+
+
+def session_start_clock(request) -> None:
+    now = int(time.time())
+    request.session[SESSION_STARTED_KEY] = now
+    request.session[SESSION_SEEN_KEY] = now
+
+
+class SessionLifetimeMiddleware:
+    """End a staff session after idle time and after an absolute lifetime, whichever comes first."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.user.is_authenticated:
+            now = int(time.time())
+            started = request.session.get(SESSION_STARTED_KEY)
+            seen = request.session.get(SESSION_SEEN_KEY)
+            if started is None or seen is None:
+                session_start_clock(request)
+            elif (
+                now - seen > settings.SESSION_IDLE_TIMEOUT.total_seconds()
+                or now - started > settings.SESSION_ABSOLUTE_LIFETIME.total_seconds()
+            ):
+                logout(request)
+                messages.info(request, "Your session has expired. Please sign in again.")
+            elif now - seen >= _SEEN_RESOLUTION:
+                request.session[SESSION_SEEN_KEY] = now
+        return self.get_response(request)
+
+
+def _is_api(request) -> bool:
+    return request.path.startswith("/api/")
+
+
+class MFARequiredMiddleware:
+    """No view answers a password-only session, except those marked @mfa_not_required.
+
+    Runs after LoginRequiredMiddleware, so anonymous users have been sent to the login page already.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        if not getattr(view_func, "login_required", True) or getattr(view_func, "mfa_not_required", False):
+            return None
+        user = request.user
+        if not user.is_authenticated or user.is_verified():
+            return None
+        if _is_api(request):
+            return JsonResponse({"detail": "Two-factor authentication is required."}, status=403)
+        step = "accounts:mfa_verify" if mfa_has_confirmed_authenticator(user=user) else "accounts:mfa_enrol"
+        return redirect(f"{reverse(step)}?{urlencode({'next': request.get_full_path()})}")
+
+
+class CurrentTenantMiddleware:
+    """`request.tenant`: the tenant the user is working in (chosen with the switcher), or None;
+    `request.tenant_role`: their role there."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request.tenants = SimpleLazyObject(lambda: list(tenant_list_for(user=request.user)))
+        request.tenant = SimpleLazyObject(lambda: _current_tenant(request))
+        request.tenant_role = SimpleLazyObject(
+            lambda: role_for(user=request.user, tenant=request.tenant) if request.tenant else None
+        )
+        return self.get_response(request)
+
+
+def _current_tenant(request):
+    if not request.user.is_authenticated:
+        return None
+    tenants = request.tenants
+    wanted = request.session.get(CURRENT_TENANT_KEY)
+    for tenant in tenants:
+        if tenant.pk == wanted:
+            return tenant
+    return tenants[0] if tenants else None

@@ -1,0 +1,157 @@
+"""Every write to staff users, tenants, memberships and MFA devices."""
+
+import logging
+
+from django.conf import settings
+from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.password_validation import validate_password
+from django.contrib.sessions.models import Session
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts.models import Membership, Role, Tenant, User
+from accounts.roles import ROLE_PERMISSIONS
+
+logger = logging.getLogger(__name__)
+
+
+@transaction.atomic
+def role_groups_sync() -> None:
+    """Make the role groups hold exactly the permissions in ROLE_PERMISSIONS."""
+    for role, perms in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        wanted = []
+        for perm in perms:
+            app_label, codename = perm.split(".")
+            found = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
+            if found is None:  # during a partial migrate the permission may not exist yet
+                continue
+            wanted.append(found)
+        group.permissions.set(wanted)
+
+
+@transaction.atomic
+def tenant_create(*, slug: str, name: str) -> Tenant:
+    tenant = Tenant(slug=slug, name=name)
+    tenant.full_clean()
+    tenant.save()
+    logger.info("tenant created", extra={"tenant_id": tenant.pk})
+    return tenant
+
+
+@transaction.atomic
+def tenant_set_active(*, tenant: Tenant, is_active: bool) -> Tenant:
+    tenant.is_active = is_active
+    tenant.save(update_fields=["is_active"])
+    return tenant
+
+
+@transaction.atomic
+def user_create(*, username: str, password: str, email: str = "", is_bpo_admin: bool = False) -> User:
+    """Create a staff user; the password must pass the configured validators."""
+    user = User(username=username, email=email, is_bpo_admin=is_bpo_admin, is_staff=is_bpo_admin)
+    user.full_clean(exclude=["password"])
+    validate_password(password, user=user)
+    user.set_password(password)
+    user.save()
+    logger.info("staff user created", extra={"user_id": user.pk})
+    return user
+
+
+@transaction.atomic
+def user_set_password(*, user: User, password: str) -> User:
+    validate_password(password, user=user)
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    return user
+
+
+@transaction.atomic
+def user_set_bpo_admin(*, user: User, is_bpo_admin: bool) -> User:
+    """BPO admins manage every tenant; they are the only users Django admin lets in."""
+    user.is_bpo_admin = is_bpo_admin
+    user.is_staff = is_bpo_admin
+    user.save(update_fields=["is_bpo_admin", "is_staff"])
+    return user
+
+
+@transaction.atomic
+def user_deactivate(*, user: User) -> User:
+    """Deactivate a user. Their sessions end at once: the authentication backend refuses
+    inactive users on every request, so an open session is anonymous from the next request."""
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    logger.info("staff user deactivated", extra={"user_id": user.pk})
+    return user
+
+
+@transaction.atomic
+def user_activate(*, user: User) -> User:
+    user.is_active = True
+    user.save(update_fields=["is_active"])
+    return user
+
+
+@transaction.atomic
+def membership_set(*, user: User, tenant: Tenant, role: str) -> Membership:
+    """Give `user` the `role` in `tenant`, creating the membership or changing its role."""
+    if role not in Role.values:
+        raise ValidationError({"role": f"Unknown role {role!r}."})
+    membership, created = Membership.objects.select_for_update().get_or_create(
+        user=user, tenant=tenant, defaults={"role": role}
+    )
+    if not created and membership.role != role:
+        membership.role = role
+        membership.save(update_fields=["role", "updated_at"])
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, user: User, tenant: Tenant) -> None:
+    Membership.objects.filter(user=user, tenant=tenant).delete()
+
+
+# --- MFA -------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def mfa_enrolment_start(*, user: User) -> TOTPDevice:
+    """The user's pending (unconfirmed) authenticator, created on first use."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
+    return device
+
+
+@transaction.atomic
+def mfa_enrolment_confirm(*, user: User, device: TOTPDevice, token: str) -> list[str]:
+    """Confirm a pending authenticator with a code from it. It replaces any earlier authenticator
+    (only now, so abandoning a replacement leaves the old one working) and comes with a new set
+    of backup codes, returned here in clear once."""
+    if device.user_id != user.pk or device.confirmed:
+        raise ValidationError("This enrolment is no longer pending. Start again.")
+    if not device.verify_token(token):
+        raise ValidationError("That code is not valid. Check the time on your phone and try again.")
+    TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
+    device.confirmed = True
+    device.save(update_fields=["confirmed"])
+    return mfa_backup_codes_regenerate(user=user)
+
+
+@transaction.atomic
+def mfa_backup_codes_regenerate(*, user: User) -> list[str]:
+    """Replace the user's one-time backup codes; the new ones are returned once."""
+    device, _ = StaticDevice.objects.get_or_create(user=user, name="Backup codes", defaults={"confirmed": True})
+    device.token_set.all().delete()
+    codes = [StaticToken.random_token() for _ in range(settings.MFA_BACKUP_CODE_COUNT)]
+    StaticToken.objects.bulk_create([StaticToken(device=device, token=code) for code in codes])
+    return codes
+
+
+@transaction.atomic
+def session_expired_clear() -> int:
+    deleted, _ = Session.objects.filter(expire_date__lt=timezone.now()).delete()
+    return deleted

@@ -1,0 +1,108 @@
+"""Shared fixtures: two tenants, one user per role, and clients with a passed OTP step.
+
+Tests marked `services` need PostgreSQL and Redis (DATABASE_URL and REDIS_URL). Without them they
+are skipped with a reason; with REQUIRE_SERVICES=1 (as CI sets on its PostgreSQL run) a skip is a
+failure instead, so a misconfigured run cannot pass by skipping.
+"""
+
+import os
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.test import Client
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts import services
+from accounts.demo import totp_now
+from accounts.models import Role
+
+TEST_PASSWORD = "correct-horse-battery-staple-42"
+
+
+def services_missing_reason() -> str | None:
+    if connection.vendor != "postgresql":
+        return "needs PostgreSQL: set DATABASE_URL"
+    if not settings.REDIS_URL:
+        return "needs Redis: set REDIS_URL"
+    return None
+
+
+@pytest.fixture(autouse=True)
+def _require_services(request):
+    if request.node.get_closest_marker("services") is None:
+        return
+    reason = services_missing_reason()
+    if reason is None:
+        return
+    if os.environ.get("REQUIRE_SERVICES") == "1":
+        pytest.fail(f"REQUIRE_SERVICES=1 but this test {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def tenant_a(db):
+    return services.tenant_create(slug="tenant-a", name="Tenant A")
+
+
+@pytest.fixture
+def tenant_b(db):
+    return services.tenant_create(slug="tenant-b", name="Tenant B")
+
+
+def make_staff(username, *, role=None, tenants=(), bpo_admin=False, enrolled=True):
+    user = services.user_create(username=username, password=TEST_PASSWORD, is_bpo_admin=bpo_admin)
+    for tenant in tenants:
+        services.membership_set(user=user, tenant=tenant, role=role)
+    if enrolled:
+        TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=True)
+    return user
+
+
+@pytest.fixture
+def agent(tenant_a):
+    return make_staff("agent", role=Role.AGENT, tenants=[tenant_a])
+
+
+@pytest.fixture
+def supervisor(tenant_a):
+    return make_staff("supervisor", role=Role.SUPERVISOR, tenants=[tenant_a])
+
+
+@pytest.fixture
+def admin_user(db):
+    """A BPO-wide admin."""
+    return make_staff("bpo-admin", bpo_admin=True)
+
+
+@pytest.fixture
+def agent_b(tenant_b):
+    return make_staff("agent-b", role=Role.AGENT, tenants=[tenant_b])
+
+
+def totp_code_for(user) -> str:
+    return totp_now(TOTPDevice.objects.get(user=user, confirmed=True))
+
+
+def verified_client(user) -> Client:
+    """A client logged in with password and past the OTP step, as a browser would be."""
+    client = Client()
+    client.force_login(user)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = TOTPDevice.objects.get(user=user, confirmed=True).persistent_id
+    session.save()
+    return client
+
+
+@pytest.fixture
+def otp_client(agent):
+    return verified_client(agent)
+
+
+@pytest.fixture
+def password_only_client(agent):
+    """Logged in with the password only, as `force_login` makes: must reach nothing but the OTP step."""
+    client = Client()
+    client.force_login(agent)
+    return client

@@ -1,0 +1,15 @@
+"""The one place that names Channels groups and pushes to them."""
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+
+def tenant_group(tenant_id: int) -> str:
+    return f"tenant.{tenant_id}"
+
+
+def tenant_announce(*, tenant_id: int, event: str, payload: dict) -> None:
+    """Push an event to every desk connection of a tenant. Call it from transaction.on_commit."""
+    async_to_sync(get_channel_layer().group_send)(
+        tenant_group(tenant_id), {"type": "desk.event", "event": event, "payload": payload}
+    )
