@@ -16,7 +16,7 @@ class Command(BaseCommand):
         out(self.style.SUCCESS("Demo data ready. Sign in at http://127.0.0.1:8000/"))
         out(f"Password for every demo user: {password}")
         out("Second step: add the TOTP secret to an authenticator app, or print the current code with")
-        out("  make totp USER=<username>      or use one of the backup codes (each works once).")
+        out("  make totp U=<username>      or use one of the backup codes (each works once).")
         out("")
         out(f"{'username':<14} {'role':<11} {'tenants':<28} {'TOTP secret':<34} backup codes")
         for login in logins:
