@@ -20,3 +20,20 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "accounts.delete_membership",
     },
 }
+
+# Not a tenant role: the group of BPO-wide admins, who run Django admin for every tenant.
+BPO_ADMIN_GROUP = "bpo_admin"
+BPO_ADMIN_PERMISSIONS: set[str] = {
+    *(f"accounts.{action}_{model}" for action in ("view", "add", "change") for model in ("user", "tenant")),
+    *(f"accounts.{action}_membership" for action in ("view", "add", "change", "delete")),
+    "auth.view_group",
+    # Staff MFA devices: see them, and remove a lost one so that its owner enrols again.
+    "otp_totp.view_totpdevice",
+    "otp_totp.delete_totpdevice",
+    "otp_static.view_staticdevice",
+    "otp_static.delete_staticdevice",
+    # Sign-in lockouts: see them and lift one.
+    "axes.view_accessattempt",
+    "axes.delete_accessattempt",
+    "axes.view_accessfailurelog",
+}

@@ -13,15 +13,15 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import Membership, Role, Tenant, User
-from accounts.roles import ROLE_PERMISSIONS
+from accounts.roles import BPO_ADMIN_GROUP, BPO_ADMIN_PERMISSIONS, ROLE_PERMISSIONS
 
 logger = logging.getLogger(__name__)
 
 
 @transaction.atomic
 def role_groups_sync() -> None:
-    """Make the role groups hold exactly the permissions in ROLE_PERMISSIONS."""
-    for role, perms in ROLE_PERMISSIONS.items():
+    """Make the role groups hold exactly the permissions in accounts.roles."""
+    for role, perms in [*ROLE_PERMISSIONS.items(), (BPO_ADMIN_GROUP, BPO_ADMIN_PERMISSIONS)]:
         group, _ = Group.objects.get_or_create(name=role)
         wanted = []
         for perm in perms:
@@ -57,6 +57,8 @@ def user_create(*, username: str, password: str, email: str = "", is_bpo_admin: 
     validate_password(password, user=user)
     user.set_password(password)
     user.save()
+    if is_bpo_admin:
+        user_set_bpo_admin(user=user, is_bpo_admin=True)
     logger.info("staff user created", extra={"user_id": user.pk})
     return user
 
@@ -71,10 +73,16 @@ def user_set_password(*, user: User, password: str) -> User:
 
 @transaction.atomic
 def user_set_bpo_admin(*, user: User, is_bpo_admin: bool) -> User:
-    """BPO admins manage every tenant; they are the only users Django admin lets in."""
+    """BPO admins manage every tenant; they are the only users Django admin lets in, and the
+    bpo_admin group gives them the admin permissions they need there (and no superuser bypass)."""
     user.is_bpo_admin = is_bpo_admin
     user.is_staff = is_bpo_admin
     user.save(update_fields=["is_bpo_admin", "is_staff"])
+    group, _ = Group.objects.get_or_create(name=BPO_ADMIN_GROUP)
+    if is_bpo_admin:
+        user.groups.add(group)
+    else:
+        user.groups.remove(group)
     return user
 
 

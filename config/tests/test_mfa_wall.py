@@ -1,0 +1,92 @@
+"""No URL answers data to a session that has not passed the OTP step.
+
+Walks every pattern in the URLconf (Django admin's included), fills its parameters, and asks with
+GET and POST as a password-only session (as `force_login` makes) and as an anonymous one.
+"""
+
+import re
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from accounts.decorators import mfa_not_required
+
+# Public on purpose: the sign-in steps and the load-balancer probes. Each is tested elsewhere.
+PUBLIC = {"/healthz", "/readyz", "/accounts/login/"}
+PARAM_VALUES = {"int": "1", "path": "x", "slug": "x", "str": "1", "uuid": "00000000-0000-0000-0000-000000000001"}
+
+
+def _walk(resolver: URLResolver, prefix: str = ""):
+    for entry in resolver.url_patterns:
+        pattern = prefix + str(entry.pattern)
+        if isinstance(entry, URLResolver):
+            yield from _walk(entry, pattern)
+        elif isinstance(entry, URLPattern):
+            yield pattern, entry
+
+
+def _concrete(pattern: str) -> str:
+    # Regex patterns (Django admin): fill named groups, drop anchors.
+    path = re.sub(r"\(\?P<\w+>[^)]*\)", "1", pattern)
+    path = re.sub(r"<(?:(\w+):)?\w+>", lambda m: PARAM_VALUES.get(m.group(1) or "str", "1"), path)
+    path = path.replace("^", "").replace("$", "").replace("\\Z", "").replace("\\", "")
+    return "/" + path.lstrip("/")
+
+
+ALL_URLS = sorted({_concrete(pattern) for pattern, _ in _walk(get_resolver())})
+
+
+def test_the_walk_sees_the_whole_urlconf():
+    assert {"/", "/accounts/security/", "/admin/", "/accounts/tenant/"} <= set(ALL_URLS)
+    assert len(ALL_URLS) > 30  # Django admin's patterns are in
+
+
+def _mfa_exempt_views():
+    return sorted(
+        _concrete(p)
+        for p, entry in _walk(get_resolver())
+        if getattr(getattr(entry.callback, "view_class", entry.callback), "mfa_not_required", False)
+        or getattr(entry.callback, "mfa_not_required", False)
+    )
+
+
+def test_only_the_sign_in_steps_and_probes_skip_the_otp_step():
+    assert set(_mfa_exempt_views()) <= PUBLIC | {"/accounts/logout/", "/accounts/mfa/", "/accounts/mfa/enrol/"}
+    assert mfa_not_required  # the marker these views carry
+
+
+def _refused(response, *, to_login: bool) -> bool:
+    if response.status_code in (401, 403, 404, 405):
+        return True
+    if response.status_code == 302:
+        target = response["Location"]
+        # Django admin sends to its own login URL, which only redirects to the desk's sign-in.
+        allowed = ("/accounts/login/", "/admin/login/")
+        if not to_login:
+            allowed += ("/accounts/mfa/",)
+        return target.startswith(allowed)
+    return False
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", [u for u in ALL_URLS if u not in PUBLIC])
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_password_only_session_reaches_nothing_but_the_otp_step(password_only_client, url, method):
+    response = getattr(password_only_client, method)(url)
+    if url in ("/accounts/mfa/", "/accounts/mfa/enrol/"):
+        # The OTP step itself (or the way to it); never data.
+        assert response.status_code in (200, 302)
+        if response.status_code == 302:
+            assert response["Location"].startswith(("/accounts/mfa/", "/accounts/login/"))
+        return
+    if url == "/accounts/logout/":
+        assert response.status_code in (302, 405)
+        return
+    assert _refused(response, to_login=False), (url, method, response.status_code, response.get("Location"))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", [u for u in ALL_URLS if u not in PUBLIC])
+def test_anonymous_reaches_nothing_but_sign_in(client, url):
+    response = client.get(url)
+    assert _refused(response, to_login=True), (url, response.status_code, response.get("Location"))

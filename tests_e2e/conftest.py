@@ -1,0 +1,125 @@
+"""Browser fixtures: one headless Chromium per run, a fresh context and page per test, and a live server.
+
+Playwright's plain sync API drives Debian's Chromium (no browser download, no pytest-playwright, no
+pytest-asyncio). The app runs in pytest-django's `live_server` thread against the test database.
+"""
+
+import os
+
+# Playwright's sync API runs an asyncio event loop in the test's thread, so Django's async-unsafe
+# check would refuse the ORM calls the tests make there. Those calls are still plain synchronous
+# calls (no coroutine touches the database), so the check is a false alarm here.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+from dataclasses import dataclass, field  # noqa: E402
+from urllib.parse import urlsplit  # noqa: E402
+
+import pytest  # noqa: E402
+from django_otp.plugins.otp_totp.models import TOTPDevice  # noqa: E402
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+from accounts import services  # noqa: E402
+from accounts.models import Role  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TEST_PASSWORD = "correct-horse-battery-staple-42"
+TENANT_NAME = "Acme Bank"
+TIMEOUT_MS = 10_000
+
+# Reports every CSP violation in the page to Python; init scripts are not subject to the page's CSP.
+_CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  const where = `${e.sourceFile}:${e.lineNumber}`;
+  window.__reportCspViolation(`${e.violatedDirective} blocked ${e.blockedURI || "inline"} at ${where}`);
+});
+"""
+
+
+def make_staff(username, *, role=None, tenants=(), bpo_admin=False, enrolled=True):
+    """Same as `make_staff` in the root conftest.py (not importable here: both modules are `conftest`)."""
+    user = services.user_create(username=username, password=TEST_PASSWORD, is_bpo_admin=bpo_admin)
+    for tenant in tenants:
+        services.membership_set(user=user, tenant=tenant, role=role)
+    if enrolled:
+        TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=True)
+    return user
+
+
+@dataclass
+class BrowserProblems:
+    """What the browser complained about: console errors, uncaught page errors, CSP violations."""
+
+    console_errors: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    csp_violations: list[str] = field(default_factory=list)
+
+    def on_console(self, msg) -> None:
+        if msg.type != "error":
+            return
+        url = msg.location.get("url") or ""
+        # The layout declares no icon, so Chromium asks for /favicon.ico after the page loads and a
+        # signed-in session gets a 404 (a known, cosmetic gap, reported separately). Whether the request
+        # lands before the test ends is timing, so it is left out rather than made a flaky failure.
+        if urlsplit(url).path == "/favicon.ico":
+            return
+        self.console_errors.append(f"{msg.text} ({url})" if url else msg.text)
+
+    def all(self) -> list[str]:
+        return self.console_errors + self.page_errors + self.csp_violations
+
+
+@pytest.fixture(scope="session")
+def browser():
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def browser_problems():
+    return BrowserProblems()
+
+
+@pytest.fixture
+def page(browser, browser_problems, live_server, transactional_db):
+    context = browser.new_context(base_url=live_server.url)
+    context.set_default_timeout(TIMEOUT_MS)
+    context.expose_function("__reportCspViolation", lambda report: browser_problems.csp_violations.append(report))
+    context.add_init_script(_CSP_LISTENER)
+    page = context.new_page()
+    page.on("console", browser_problems.on_console)
+    page.on("pageerror", lambda exc: browser_problems.page_errors.append(str(exc)))
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def password():
+    return TEST_PASSWORD
+
+
+@pytest.fixture
+def tenant(transactional_db):
+    return services.tenant_create(slug="acme-bank", name=TENANT_NAME)
+
+
+@pytest.fixture
+def agent(tenant):
+    return make_staff("agent.e2e", role=Role.AGENT, tenants=[tenant])
+
+
+@pytest.fixture
+def new_agent(tenant):
+    """An agent who has not set up an authenticator app yet."""
+    return make_staff("new.agent.e2e", role=Role.AGENT, tenants=[tenant], enrolled=False)
