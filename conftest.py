@@ -11,14 +11,12 @@ import pytest
 from django.conf import settings
 from django.db import connection
 from django.test import Client
-from django_otp import DEVICE_ID_SESSION_KEY
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services
-from accounts.demo import totp_now
 from accounts.models import Role
+from accounts.testing import TEST_PASSWORD, make_staff, totp_code_for, verified_client
 
-TEST_PASSWORD = "correct-horse-battery-staple-42"
+__all__ = ["TEST_PASSWORD", "make_staff", "totp_code_for", "verified_client"]
 
 
 def services_missing_reason() -> str | None:
@@ -51,15 +49,6 @@ def tenant_b(db):
     return services.tenant_create(slug="tenant-b", name="Tenant B")
 
 
-def make_staff(username, *, role=None, tenants=(), bpo_admin=False, enrolled=True):
-    user = services.user_create(username=username, password=TEST_PASSWORD, is_bpo_admin=bpo_admin)
-    for tenant in tenants:
-        services.membership_set(user=user, tenant=tenant, role=role)
-    if enrolled:
-        TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=True)
-    return user
-
-
 @pytest.fixture
 def agent(tenant_a):
     return make_staff("agent", role=Role.AGENT, tenants=[tenant_a])
@@ -79,20 +68,6 @@ def admin_user(db):
 @pytest.fixture
 def agent_b(tenant_b):
     return make_staff("agent-b", role=Role.AGENT, tenants=[tenant_b])
-
-
-def totp_code_for(user) -> str:
-    return totp_now(TOTPDevice.objects.get(user=user, confirmed=True))
-
-
-def verified_client(user) -> Client:
-    """A client logged in with password and past the OTP step, as a browser would be."""
-    client = Client()
-    client.force_login(user)
-    session = client.session
-    session[DEVICE_ID_SESSION_KEY] = TOTPDevice.objects.get(user=user, confirmed=True).persistent_id
-    session.save()
-    return client
 
 
 @pytest.fixture

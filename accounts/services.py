@@ -14,6 +14,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import Membership, Role, Tenant, User
 from accounts.roles import BPO_ADMIN_GROUP, BPO_ADMIN_PERMISSIONS, ROLE_PERMISSIONS
+from desk.realtime import user_sessions_end
 
 logger = logging.getLogger(__name__)
 
@@ -89,9 +90,12 @@ def user_set_bpo_admin(*, user: User, is_bpo_admin: bool) -> User:
 @transaction.atomic
 def user_deactivate(*, user: User) -> User:
     """Deactivate a user. Their sessions end at once: the authentication backend refuses
-    inactive users on every request, so an open session is anonymous from the next request."""
+    inactive users on every request, so an open session is anonymous from the next request,
+    and their open desk connections are closed once this commits."""
     user.is_active = False
     user.save(update_fields=["is_active"])
+    user_id = user.pk
+    transaction.on_commit(lambda: user_sessions_end(user_id=user_id))
     logger.info("staff user deactivated", extra={"user_id": user.pk})
     return user
 

@@ -2,7 +2,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from accounts.selectors import tenant_list_for
-from desk.realtime import tenant_group
+from desk.realtime import tenant_group, user_group
 
 
 class DeskConsumer(AsyncJsonWebsocketConsumer):
@@ -12,11 +12,12 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
     """
 
     async def connect(self):
-        self.groups_joined = [tenant_group(pk) for pk in await self._tenant_ids()]
+        user_id = self.scope["user"].pk
+        self.groups_joined = [user_group(user_id), *(tenant_group(pk) for pk in await self._tenant_ids())]
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
-        await self.send_json({"type": "hello", "tenants": len(self.groups_joined)})
+        await self.send_json({"type": "hello", "tenants": len(self.groups_joined) - 1})
 
     async def disconnect(self, code):
         for group in getattr(self, "groups_joined", []):
@@ -28,6 +29,9 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
 
     async def desk_event(self, message):
         await self.send_json({"type": message["event"], "payload": message["payload"]})
+
+    async def session_end(self, message):
+        await self.close(code=4401)
 
     @database_sync_to_async
     def _tenant_ids(self) -> list[int]:

@@ -13,3 +13,12 @@ def tenant_announce(*, tenant_id: int, event: str, payload: dict) -> None:
     async_to_sync(get_channel_layer().group_send)(
         tenant_group(tenant_id), {"type": "desk.event", "event": event, "payload": payload}
     )
+
+
+def user_group(user_id: int) -> str:
+    return f"user.{user_id}"
+
+
+def user_sessions_end(*, user_id: int) -> None:
+    """Close every open desk connection of a user (deactivated, or signed out everywhere)."""
+    async_to_sync(get_channel_layer().group_send)(user_group(user_id), {"type": "session.end"})

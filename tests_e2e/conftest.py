@@ -12,14 +12,13 @@ import os
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 from dataclasses import dataclass, field  # noqa: E402
-from urllib.parse import urlsplit  # noqa: E402
 
 import pytest  # noqa: E402
-from django_otp.plugins.otp_totp.models import TOTPDevice  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from accounts import services  # noqa: E402
 from accounts.models import Role  # noqa: E402
+from accounts.testing import TEST_PASSWORD, make_staff  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -32,7 +31,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-TEST_PASSWORD = "correct-horse-battery-staple-42"
 TENANT_NAME = "Acme Bank"
 TIMEOUT_MS = 10_000
 
@@ -43,16 +41,6 @@ document.addEventListener("securitypolicyviolation", (e) => {
   window.__reportCspViolation(`${e.violatedDirective} blocked ${e.blockedURI || "inline"} at ${where}`);
 });
 """
-
-
-def make_staff(username, *, role=None, tenants=(), bpo_admin=False, enrolled=True):
-    """Same as `make_staff` in the root conftest.py (not importable here: both modules are `conftest`)."""
-    user = services.user_create(username=username, password=TEST_PASSWORD, is_bpo_admin=bpo_admin)
-    for tenant in tenants:
-        services.membership_set(user=user, tenant=tenant, role=role)
-    if enrolled:
-        TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=True)
-    return user
 
 
 @dataclass
@@ -67,11 +55,6 @@ class BrowserProblems:
         if msg.type != "error":
             return
         url = msg.location.get("url") or ""
-        # The layout declares no icon, so Chromium asks for /favicon.ico after the page loads and a
-        # signed-in session gets a 404 (a known, cosmetic gap, reported separately). Whether the request
-        # lands before the test ends is timing, so it is left out rather than made a flaky failure.
-        if urlsplit(url).path == "/favicon.ico":
-            return
         self.console_errors.append(f"{msg.text} ({url})" if url else msg.text)
 
     def all(self) -> list[str]:

@@ -12,7 +12,7 @@ from accounts import services
 from accounts.demo import totp_now
 from accounts.forms import SIGN_IN_FAILED
 from accounts.middleware import SESSION_SEEN_KEY, SESSION_STARTED_KEY
-from conftest import TEST_PASSWORD, make_staff, totp_code_for, verified_client
+from accounts.testing import TEST_PASSWORD, make_staff, totp_code_for, verified_client
 
 LOGIN = reverse("accounts:login")
 VERIFY = reverse("accounts:mfa_verify")

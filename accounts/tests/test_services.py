@@ -6,7 +6,7 @@ from accounts import services
 from accounts.models import Membership, Role, Tenant, User
 from accounts.roles import BPO_ADMIN_GROUP, BPO_ADMIN_PERMISSIONS, ROLE_PERMISSIONS
 from accounts.selectors import role_for, tenant_get_for, tenant_list_for, user_has_tenant_perm
-from conftest import TEST_PASSWORD, make_staff
+from accounts.testing import TEST_PASSWORD, make_staff
 
 pytestmark = pytest.mark.django_db
 

@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from accounts.models import Role
-from conftest import make_staff, verified_client
+from accounts.testing import make_staff, verified_client
 
 pytestmark = pytest.mark.django_db
 HOME = reverse("desk:home")

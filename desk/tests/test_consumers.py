@@ -6,8 +6,8 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
 
+from accounts.testing import make_staff, verified_client
 from config.asgi import application
-from conftest import make_staff, verified_client
 from desk.realtime import tenant_announce
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -68,6 +68,19 @@ def test_deactivated_user_is_refused(otp_client, agent):
 
     user_deactivate(user=agent)
     assert _connect_result(otp_client)[0] is False
+
+
+def test_deactivation_closes_an_open_connection_at_once(otp_client, agent):
+    from accounts.services import user_deactivate
+
+    async def scenario():
+        comm = WebsocketCommunicator(application, "/ws/desk/", headers=_headers(otp_client))
+        assert (await comm.connect(timeout=5))[0]
+        await comm.receive_json_from()
+        await sync_to_async(user_deactivate)(user=agent)
+        assert await comm.receive_output(timeout=2) == {"type": "websocket.close", "code": 4401}
+
+    async_to_sync(scenario)()
 
 
 def test_foreign_origin_is_refused(otp_client):
