@@ -8,8 +8,10 @@ ticket can be followed through the logs without putting personal data in them.
 import contextvars
 import logging
 import re
+import time
 import uuid
 
+access_logger = logging.getLogger("alertdesk.access")
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _VALID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
@@ -35,8 +37,17 @@ class RequestIdMiddleware:
         request_id = incoming if _VALID.match(incoming) else uuid.uuid4().hex
         request.request_id = request_id
         token = _request_id.set(request_id)
+        started = time.perf_counter()
         try:
             response = self.get_response(request)
+            # The access log: no client address, no query string (both can be personal data).
+            access_logger.info(
+                "%s %s %s",
+                request.method,
+                request.path,
+                response.status_code,
+                extra={"duration_ms": round((time.perf_counter() - started) * 1000, 1)},
+            )
         finally:
             _request_id.reset(token)
         response[self.header] = request_id

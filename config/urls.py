@@ -2,11 +2,12 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from config import health
+from config import health, views
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("favicon.ico", views.favicon),
     path("accounts/", include("accounts.urls")),
     # Django admin signs in through the desk's own login and MFA step.
     path("admin/login/", RedirectView.as_view(pattern_name="accounts:login", query_string=True)),

@@ -12,7 +12,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from accounts.decorators import mfa_not_required
 
 # Public on purpose: the sign-in steps and the load-balancer probes. Each is tested elsewhere.
-PUBLIC = {"/healthz", "/readyz", "/accounts/login/"}
+PUBLIC = {"/healthz", "/readyz", "/accounts/login/", "/favicon.ico"}
 PARAM_VALUES = {"int": "1", "path": "x", "slug": "x", "str": "1", "uuid": "00000000-0000-0000-0000-000000000001"}
 
 

@@ -82,6 +82,19 @@ def test_failed_logins_log_no_personal_data(db, caplog):
         assert secret not in logged
 
 
+def test_favicon_is_public(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"].endswith("favicon.svg")
+
+
+def test_access_log_line_has_no_client_address_or_query(client, caplog):
+    caplog.set_level(logging.INFO, logger="alertdesk.access")
+    client.get("/healthz?email=victim@example.com", REMOTE_ADDR="203.0.113.7")
+    (record,) = [r for r in caplog.records if r.name == "alertdesk.access"]
+    assert record.getMessage() == "GET /healthz 200"
+    assert "203.0.113.7" not in str(record.__dict__) and "victim" not in str(record.__dict__)
+
+
 def test_json_log_lines_carry_the_request_id():
     from pythonjsonlogger.json import JsonFormatter
 
