@@ -254,3 +254,24 @@ class TestReauthentication:
 
         client.post(ENROL, {"token": totp_now(new)})
         assert list(TOTPDevice.objects.filter(user=agent).values_list("pk", "confirmed")) == [(new.pk, True)]
+
+
+def test_repeated_wrong_codes_throttle_the_otp_step(agent):
+    client = Client()
+    login(client, "agent")
+    right = totp_code_for(agent)
+    wrong = "000000" if right != "000000" else "111111"
+    for _ in range(3):
+        client.post(VERIFY, {"token": wrong})
+    # Throttled: for a while even the right code is refused, so six digits cannot be brute-forced.
+    assert client.post(VERIFY, {"token": right}).status_code == 200
+    assert client.get(HOME).status_code == 302
+
+
+def test_sign_in_forms_enforce_csrf(agent):
+    client = Client(enforce_csrf_checks=True)
+    assert client.post(LOGIN, {"username": "agent", "password": TEST_PASSWORD}).status_code == 403
+    page = client.get(LOGIN)
+    token = page.cookies["csrftoken"].value
+    response = client.post(LOGIN, {"username": "agent", "password": TEST_PASSWORD, "csrfmiddlewaretoken": token})
+    assert response.status_code == 302
