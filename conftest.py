@@ -15,6 +15,7 @@ from django.test import Client
 from accounts import services
 from accounts.models import Role
 from accounts.testing import TEST_PASSWORD, make_staff, totp_code_for, verified_client
+from audit.testing import allow_test_flush
 
 __all__ = ["TEST_PASSWORD", "make_staff", "totp_code_for", "verified_client"]
 
@@ -25,6 +26,11 @@ def services_missing_reason() -> str | None:
     if not settings.REDIS_URL:
         return "needs Redis: set REDIS_URL"
     return None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _audit_tables_flushable():
+    allow_test_flush()
 
 
 @pytest.fixture(autouse=True)

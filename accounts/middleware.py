@@ -10,6 +10,8 @@ from django.urls import reverse
 from django.utils.functional import SimpleLazyObject
 
 from accounts.selectors import mfa_has_confirmed_authenticator, role_for, tenant_list_for
+from audit.models import Action
+from audit.services import audit_record
 
 SESSION_STARTED_KEY = "auth_started_at"
 SESSION_SEEN_KEY = "auth_seen_at"
@@ -41,6 +43,7 @@ class SessionLifetimeMiddleware:
                 now - seen > settings.SESSION_IDLE_TIMEOUT.total_seconds()
                 or now - started > settings.SESSION_ABSOLUTE_LIFETIME.total_seconds()
             ):
+                audit_record(action=Action.SESSION_EXPIRED, actor=request.user)
                 logout(request)
                 messages.info(request, "Your session has expired. Please sign in again.")
             elif now - seen >= _SEEN_RESOLUTION:

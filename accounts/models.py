@@ -32,6 +32,9 @@ class Tenant(models.Model):
     slug = models.SlugField(max_length=50, unique=True)
     name = models.CharField(max_length=200)
     is_active = models.BooleanField(default=True)
+    audit_retention_days = models.PositiveIntegerField(
+        default=2557, help_text="How long audit events stay in the database before they may be archived (days)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

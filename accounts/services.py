@@ -14,6 +14,9 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import Membership, Role, Tenant, User
 from accounts.roles import BPO_ADMIN_GROUP, BPO_ADMIN_PERMISSIONS, ROLE_PERMISSIONS
+from audit.masking import audit_diff
+from audit.models import Action
+from audit.services import audit_record
 from desk.realtime import user_sessions_end
 
 logger = logging.getLogger(__name__)
@@ -35,50 +38,82 @@ def role_groups_sync() -> None:
 
 
 @transaction.atomic
-def tenant_create(*, slug: str, name: str) -> Tenant:
+def tenant_create(*, slug: str, name: str, actor: User | None = None) -> Tenant:
     tenant = Tenant(slug=slug, name=name)
     tenant.full_clean()
     tenant.save()
+    audit_record(
+        action=Action.CREATE,
+        actor=actor,
+        tenant=tenant,
+        target=tenant,
+        changes=audit_diff({}, {"slug": slug, "name": name}),
+    )
     logger.info("tenant created", extra={"tenant_id": tenant.pk})
     return tenant
 
 
 @transaction.atomic
-def tenant_set_active(*, tenant: Tenant, is_active: bool) -> Tenant:
+def tenant_set_active(*, tenant: Tenant, is_active: bool, actor: User | None = None) -> Tenant:
+    before = tenant.is_active
     tenant.is_active = is_active
     tenant.save(update_fields=["is_active"])
+    audit_record(
+        action=Action.UPDATE,
+        actor=actor,
+        tenant=tenant,
+        target=tenant,
+        changes=audit_diff({"is_active": before}, {"is_active": is_active}),
+    )
     return tenant
 
 
 @transaction.atomic
-def user_create(*, username: str, password: str, email: str = "", is_bpo_admin: bool = False) -> User:
+def user_create(
+    *, username: str, password: str, email: str = "", is_bpo_admin: bool = False, actor: User | None = None
+) -> User:
     """Create a staff user; the password must pass the configured validators."""
     user = User(username=username, email=email, is_bpo_admin=is_bpo_admin, is_staff=is_bpo_admin)
     user.full_clean(exclude=["password"])
     validate_password(password, user=user)
     user.set_password(password)
     user.save()
+    audit_record(
+        action=Action.CREATE,
+        actor=actor,
+        target=user,
+        changes=audit_diff({}, {"username": username, "email": email, "password": "set"}, personal={"email"}),
+    )
     if is_bpo_admin:
-        user_set_bpo_admin(user=user, is_bpo_admin=True)
+        user_set_bpo_admin(user=user, is_bpo_admin=True, actor=actor)
     logger.info("staff user created", extra={"user_id": user.pk})
     return user
 
 
 @transaction.atomic
-def user_set_password(*, user: User, password: str) -> User:
+def user_set_password(*, user: User, password: str, actor: User | None = None) -> User:
     validate_password(password, user=user)
     user.set_password(password)
     user.save(update_fields=["password"])
+    audit_record(action=Action.UPDATE, actor=actor, target=user, changes={"password": {"changed": True}})
     return user
 
 
 @transaction.atomic
-def user_set_bpo_admin(*, user: User, is_bpo_admin: bool) -> User:
+def user_set_bpo_admin(*, user: User, is_bpo_admin: bool, actor: User | None = None) -> User:
     """BPO admins manage every tenant; they are the only users Django admin lets in, and the
     bpo_admin group gives them the admin permissions they need there (and no superuser bypass)."""
+    before = user.is_bpo_admin
     user.is_bpo_admin = is_bpo_admin
     user.is_staff = is_bpo_admin
     user.save(update_fields=["is_bpo_admin", "is_staff"])
+    if before != is_bpo_admin:
+        audit_record(
+            action=Action.ROLE_CHANGED,
+            actor=actor,
+            target=user,
+            changes=audit_diff({"is_bpo_admin": before}, {"is_bpo_admin": is_bpo_admin}),
+        )
     group, _ = Group.objects.get_or_create(name=BPO_ADMIN_GROUP)
     if is_bpo_admin:
         user.groups.add(group)
@@ -88,12 +123,13 @@ def user_set_bpo_admin(*, user: User, is_bpo_admin: bool) -> User:
 
 
 @transaction.atomic
-def user_deactivate(*, user: User) -> User:
+def user_deactivate(*, user: User, actor: User | None = None) -> User:
     """Deactivate a user. Their sessions end at once: the authentication backend refuses
     inactive users on every request, so an open session is anonymous from the next request,
     and their open desk connections are closed once this commits."""
     user.is_active = False
     user.save(update_fields=["is_active"])
+    audit_record(action=Action.USER_DEACTIVATED, actor=actor, target=user)
     user_id = user.pk
     transaction.on_commit(lambda: user_sessions_end(user_id=user_id))
     logger.info("staff user deactivated", extra={"user_id": user.pk})
@@ -101,29 +137,56 @@ def user_deactivate(*, user: User) -> User:
 
 
 @transaction.atomic
-def user_activate(*, user: User) -> User:
+def user_activate(*, user: User, actor: User | None = None) -> User:
     user.is_active = True
     user.save(update_fields=["is_active"])
+    audit_record(action=Action.USER_ACTIVATED, actor=actor, target=user)
     return user
 
 
 @transaction.atomic
-def membership_set(*, user: User, tenant: Tenant, role: str) -> Membership:
+def membership_set(*, user: User, tenant: Tenant, role: str, actor: User | None = None) -> Membership:
     """Give `user` the `role` in `tenant`, creating the membership or changing its role."""
     if role not in Role.values:
         raise ValidationError({"role": f"Unknown role {role!r}."})
     membership, created = Membership.objects.select_for_update().get_or_create(
         user=user, tenant=tenant, defaults={"role": role}
     )
-    if not created and membership.role != role:
+    if created:
+        audit_record(
+            action=Action.MEMBERSHIP_CHANGED,
+            actor=actor,
+            tenant=tenant,
+            target=user,
+            changes=audit_diff({"role": None}, {"role": role}),
+        )
+    elif membership.role != role:
+        before = membership.role
         membership.role = role
         membership.save(update_fields=["role", "updated_at"])
+        audit_record(
+            action=Action.ROLE_CHANGED,
+            actor=actor,
+            tenant=tenant,
+            target=user,
+            changes=audit_diff({"role": before}, {"role": role}),
+        )
     return membership
 
 
 @transaction.atomic
-def membership_remove(*, user: User, tenant: Tenant) -> None:
-    Membership.objects.filter(user=user, tenant=tenant).delete()
+def membership_remove(*, user: User, tenant: Tenant, actor: User | None = None) -> None:
+    membership = Membership.objects.select_for_update().filter(user=user, tenant=tenant).first()
+    if membership is None:
+        return
+    membership.delete()
+    audit_record(
+        action=Action.MEMBERSHIP_CHANGED,
+        actor=actor,
+        tenant=tenant,
+        target=user,
+        changes=audit_diff({"role": membership.role}, {"role": None}),
+    )
 
 
 # --- MFA -------------------------------------------------------------------------------------
@@ -147,15 +210,21 @@ def mfa_enrolment_confirm(*, user: User, device: TOTPDevice, token: str) -> list
         raise ValidationError("This enrolment is no longer pending. Start again.")
     if not device.verify_token(token):
         raise ValidationError("That code is not valid. Check the time on your phone and try again.")
-    TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
+    replaced = TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()[0]
     device.confirmed = True
     device.save(update_fields=["confirmed"])
-    return mfa_backup_codes_regenerate(user=user)
+    audit_record(action=Action.MFA_ENROLLED, actor=user, target=user, metadata={"replaced": replaced})
+    return _backup_codes_make(user=user)
 
 
 @transaction.atomic
 def mfa_backup_codes_regenerate(*, user: User) -> list[str]:
     """Replace the user's one-time backup codes; the new ones are returned once."""
+    audit_record(action=Action.MFA_BACKUP_CODES, actor=user, target=user)
+    return _backup_codes_make(user=user)
+
+
+def _backup_codes_make(*, user: User) -> list[str]:
     device, _ = StaticDevice.objects.get_or_create(user=user, name="Backup codes", defaults={"confirmed": True})
     device.token_set.all().delete()
     codes = [StaticToken.random_token() for _ in range(settings.MFA_BACKUP_CODE_COUNT)]

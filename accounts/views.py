@@ -21,12 +21,16 @@ from accounts import services
 from accounts.decorators import REAUTH_SESSION_KEY, mfa_not_required, reauth_is_fresh, reauth_required
 from accounts.forms import LoginForm, ReauthForm, TokenForm
 from accounts.middleware import CURRENT_TENANT_KEY, session_start_clock
+from accounts.models import User
 from accounts.selectors import (
     mfa_authenticator_list,
     mfa_backup_codes_remaining,
     mfa_has_confirmed_authenticator,
     tenant_get_for,
 )
+from audit.masking import mask
+from audit.models import Action
+from audit.services import audit_record
 
 WRONG_CODE = "That code is not right, or it was already used. Try again."
 
@@ -55,7 +59,12 @@ class LoginView(auth_views.LoginView):
     def form_valid(self, form):
         response = super().form_valid(form)  # logs in, with a new session id
         session_start_clock(self.request)
+        audit_record(action=Action.LOGIN, actor=self.request.user, metadata={"step": "password"})
         return response
+
+    def form_invalid(self, form):
+        _record_login_failed(form.data.get("username", ""))
+        return super().form_invalid(form)
 
     def get_success_url(self):
         step = (
@@ -66,9 +75,35 @@ class LoginView(auth_views.LoginView):
         return f"{url}?{urlencode({'next': next_url})}" if next_url else url
 
 
+def _record_login_failed(username: str) -> None:
+    # The account aimed at, when it exists; otherwise the attempted name, masked (people type
+    # their password into the username field).
+    target = User.objects.filter(username=username).first()
+    if target is not None:
+        audit_record(action=Action.LOGIN_FAILED, target=target)
+    else:
+        audit_record(action=Action.LOGIN_FAILED, target_type="accounts.user", target_label=mask(username[:150]))
+
+
+@login_not_required
+@mfa_not_required
+def locked_out(request, credentials=None, *args, **kwargs):
+    """Axes' lockout answer (AXES_LOCKOUT_CALLABLE): recorded, and the same for every username."""
+    username = (credentials or {}).get("username") or request.POST.get("username", "")
+    target = User.objects.filter(username=username).first()
+    if target is not None:
+        audit_record(action=Action.LOGIN_LOCKED, target=target)
+    else:
+        audit_record(action=Action.LOGIN_LOCKED, target_type="accounts.user", target_label=mask(username[:150]))
+    return render(request, "accounts/user_locked.html", status=429)
+
+
 @method_decorator(mfa_not_required, name="dispatch")
 class LogoutView(auth_views.LogoutView):
-    pass
+    def post(self, request, *args, **kwargs):
+        if request.user.is_authenticated:
+            audit_record(action=Action.LOGOUT, actor=request.user)
+        return super().post(request, *args, **kwargs)
 
 
 @mfa_not_required
@@ -84,10 +119,13 @@ def mfa_verify(request):
         device = match_token(request.user, form.cleaned_data["token"])
         if device is not None:
             otp_login(request, device)
-            if device.persistent_id.startswith("otp_static"):
+            method = "backup_code" if device.persistent_id.startswith("otp_static") else "totp"
+            audit_record(action=Action.MFA_VERIFIED, actor=request.user, metadata={"method": method})
+            if method == "backup_code":
                 left = mfa_backup_codes_remaining(user=request.user)
                 messages.warning(request, f"You used a backup code. {left} left: make new ones from Security.")
             return redirect(_safe_next(request, "desk:home"))
+        audit_record(action=Action.MFA_FAILED, actor=request.user)
         form.add_error("token", WRONG_CODE)
     return render(request, "accounts/device_verify.html", {"form": form, "next": request.GET.get("next", "")})
 
@@ -146,12 +184,15 @@ def reauth(request):
     if request.method == "POST" and form.is_valid():
         user = authenticate(request, username=request.user.get_username(), password=form.cleaned_data["password"])
         if user is None or user.pk != request.user.pk:
+            audit_record(action=Action.REAUTH_FAILED, actor=request.user, metadata={"step": "password"})
             form.add_error(None, "That did not match. Check your password and code and try again.")
         elif match_token(request.user, form.cleaned_data["token"]) is None:
+            audit_record(action=Action.REAUTH_FAILED, actor=request.user, metadata={"step": "otp"})
             form.add_error("token", WRONG_CODE)
         else:
             request.session.cycle_key()
             request.session[REAUTH_SESSION_KEY] = time.time()
+            audit_record(action=Action.REAUTH, actor=request.user)
             return redirect(_safe_next(request, "accounts:security"))
     return render(request, "accounts/user_reauth.html", {"form": form, "next": request.GET.get("next", "")})
 
@@ -180,4 +221,5 @@ def tenant_switch(request):
     """Work in another of the user's tenants. A tenant they do not belong to answers 404."""
     tenant = tenant_get_for(user=request.user, tenant_id=request.POST.get("tenant"))
     request.session[CURRENT_TENANT_KEY] = tenant.pk
+    audit_record(action=Action.TENANT_SWITCHED, actor=request.user, tenant=tenant, target=tenant)
     return redirect(_safe_next(request, "desk:home"))

@@ -10,19 +10,53 @@ import logging
 import re
 import time
 import uuid
+from dataclasses import dataclass
+
+from config.http import client_ip
 
 access_logger = logging.getLogger("alertdesk.access")
-_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _VALID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
+@dataclass(frozen=True)
+class RequestContext:
+    """Who is asking, from where: read by log lines and by the audit trail, so that services
+    record the request id, address and user agent without being handed the request."""
+
+    request_id: str
+    ip: str | None = None
+    user_agent: str = ""
+    path: str = ""
+
+
+_context: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar("request_context", default=None)
+
+
+_process_origin = "system"
+
+
+def set_process_origin(origin: str) -> None:
+    """What a process is, for records made outside a request: "cli" for manage.py commands."""
+    global _process_origin
+    _process_origin = origin
+
+
+def process_origin() -> str:
+    return _process_origin
+
+
+def current_request() -> RequestContext | None:
+    return _context.get()
+
+
 def current_request_id() -> str:
-    return _request_id.get()
+    context = _context.get()
+    return context.request_id if context else "-"
 
 
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = _request_id.get()
+        record.request_id = current_request_id()
         return True
 
 
@@ -36,7 +70,14 @@ class RequestIdMiddleware:
         incoming = request.headers.get(self.header, "")
         request_id = incoming if _VALID.match(incoming) else uuid.uuid4().hex
         request.request_id = request_id
-        token = _request_id.set(request_id)
+        token = _context.set(
+            RequestContext(
+                request_id=request_id,
+                ip=client_ip(request),
+                user_agent=request.headers.get("User-Agent", "")[:300],
+                path=request.path,
+            )
+        )
         started = time.perf_counter()
         try:
             response = self.get_response(request)
@@ -49,6 +90,6 @@ class RequestIdMiddleware:
                 extra={"duration_ms": round((time.perf_counter() - started) * 1000, 1)},
             )
         finally:
-            _request_id.reset(token)
+            _context.reset(token)
         response[self.header] = request_id
         return response

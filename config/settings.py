@@ -149,7 +149,35 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "clear-expired-sessions": {"task": "accounts.tasks.session_expired_clear_task", "schedule": 3600.0},
+    "audit-seal": {"task": "audit.tasks.audit_seal_task", "schedule": float(env_int("AUDIT_SEAL_SECONDS", 1))},
+    "audit-checkpoint": {
+        "task": "audit.tasks.audit_checkpoint_task",
+        "schedule": float(env_int("AUDIT_CHECKPOINT_SECONDS", 300)),
+    },
 }
+
+# --- Audit trail ------------------------------------------------------------------------------
+# With a real worker, beat seals the chain every AUDIT_SEAL_SECONDS; in-process (the embedded
+# defaults) each commit that records an event seals at once.
+AUDIT_SEAL_ON_COMMIT = env_bool("AUDIT_SEAL_ON_COMMIT", default=CELERY_TASK_ALWAYS_EAGER)
+
+
+def _audit_checkpoint_key() -> str:
+    key = env_str("AUDIT_CHECKPOINT_KEY")
+    if key:
+        return key
+    if PRODUCTION:
+        raise ImproperlyConfigured("AUDIT_CHECKPOINT_KEY is required in production (keep it outside the database)")
+    path = BASE_DIR / ".dev-audit-key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+AUDIT_CHECKPOINT_KEY = _audit_checkpoint_key()
+AUDIT_ARCHIVE_DIR = Path(env_str("AUDIT_ARCHIVE_DIR", str(BASE_DIR / "audit-archive")))
+AUDIT_PAGE_SIZE = 50
 
 # --- Authentication --------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
@@ -186,7 +214,7 @@ AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_LOCKOUT_TEMPLATE = "accounts/user_locked.html"
+AXES_LOCKOUT_CALLABLE = "accounts.views.locked_out"
 AXES_CLIENT_IP_CALLABLE = "config.http.client_ip"
 AXES_VERBOSE = False  # axes logs usernames; our own log lines carry no personal data
 AXES_ENABLE_ACCESS_FAILURE_LOG = False

@@ -19,6 +19,7 @@ from playwright.sync_api import sync_playwright  # noqa: E402
 from accounts import services  # noqa: E402
 from accounts.models import Role  # noqa: E402
 from accounts.testing import TEST_PASSWORD, make_staff  # noqa: E402
+from audit.testing import allow_test_flush  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -59,6 +60,11 @@ class BrowserProblems:
 
     def all(self) -> list[str]:
         return self.console_errors + self.page_errors + self.csp_violations
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _audit_tables_flushable():
+    allow_test_flush()
 
 
 @pytest.fixture(scope="session")

@@ -110,6 +110,7 @@ def _production_env(**extra):
         ALERTDESK_ENV="production",
         DJANGO_SECRET_KEY="x" * 20 + "prod-test-key-not-used-anywhere-else-0123456789",
         DJANGO_ALLOWED_HOSTS="desk.example.com",
+        AUDIT_CHECKPOINT_KEY="checkpoint-key-for-the-settings-test-only",
         DJANGO_SETTINGS_MODULE="config.settings",
         **extra,
     )
