@@ -52,6 +52,9 @@ def suspend(connection, tables=APPEND_ONLY_TABLES) -> None:
     """Lift the triggers. Only for the archive procedure (and test-database flushes); on
     PostgreSQL it needs the table owner and holds an exclusive lock until the transaction ends."""
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # ALTER TABLE refuses while deferred foreign-key checks are pending: run them now.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         for table in tables:
             if connection.vendor == "postgresql":
                 cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")

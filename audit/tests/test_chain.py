@@ -1,0 +1,272 @@
+"""Append-only triggers, the hash chain, verify_audit and the four kinds of tampering."""
+
+import io
+import threading
+
+import pytest
+from django.core.management import call_command
+from django.db import DatabaseError, connection, connections, transaction
+
+from audit import triggers
+from audit.models import Action, AuditCheckpoint, AuditEvent, AuditSeal
+from audit.services import audit_checkpoint, audit_record, audit_seal
+from audit.verify import verify_chain
+
+
+def record(tenant=None, n=1, **kwargs):
+    return [
+        audit_record(action=Action.VIEW, tenant=tenant, target_type="test.thing", target_id=str(i), **kwargs)
+        for i in range(n)
+    ]
+
+
+def chain_length(tenant) -> int:
+    audit_seal()
+    return AuditSeal.objects.filter(chain=tenant.pk if tenant else 0).count()
+
+
+def verify(*args) -> tuple[int, str]:
+    out = io.StringIO()
+    try:
+        call_command("verify_audit", *args, stdout=out, stderr=out)
+    except SystemExit as exc:
+        return exc.code, out.getvalue()
+    return 0, out.getvalue()
+
+
+def tamper(sql, params=()):
+    """Change the table behind the application's back, as someone with the owner's rights would."""
+    with transaction.atomic():
+        triggers.suspend(connection)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+        triggers.restore(connection)
+
+
+@pytest.mark.django_db
+class TestAppendOnly:
+    @pytest.mark.parametrize("table", triggers.APPEND_ONLY_TABLES)
+    def test_raw_update_and_delete_are_refused(self, tenant_a, table):
+        from django.utils import timezone
+
+        from audit.models import AuditArchive
+
+        record(tenant_a, 2)
+        audit_seal()
+        audit_checkpoint()
+        AuditArchive.objects.create(
+            chain=1, first_seq=1, last_seq=1, head_hash="0", file_name="x", file_sha256="0", event_count=1,
+            created_at=timezone.now(),
+        )  # fmt: skip
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM {table}")
+            before = cursor.fetchone()[0]
+        assert before > 0  # a row trigger only fires for rows the statement touches
+        for sql in (f"UPDATE {table} SET {_column(table)} = {_column(table)}", f"DELETE FROM {table}"):
+            with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute(sql)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM {table}")
+            assert cursor.fetchone()[0] == before
+
+    def test_orm_update_and_delete_are_refused(self, tenant_a):
+        (event,) = record(tenant_a)
+        with pytest.raises(DatabaseError), transaction.atomic():
+            AuditEvent.objects.filter(pk=event.pk).update(reason="rewritten")
+        with pytest.raises(DatabaseError), transaction.atomic():
+            AuditEvent.objects.filter(pk=event.pk).delete()
+        assert AuditEvent.objects.get(pk=event.pk).reason == ""
+
+    def test_truncate_is_refused_on_postgresql(self, tenant_a):
+        if connection.vendor != "postgresql":
+            pytest.skip("TRUNCATE exists on PostgreSQL only (SQLite's DELETE is covered above)")
+        record(tenant_a)
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # else TRUNCATE stops at pending FK checks
+        for table in triggers.APPEND_ONLY_TABLES:
+            with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute(f"TRUNCATE {table} CASCADE")
+        assert AuditEvent.objects.exists()
+
+    def test_no_record_of_a_change_that_rolled_back(self, tenant_a):
+        before = AuditEvent.objects.count()
+        with pytest.raises(RuntimeError), transaction.atomic():
+            record(tenant_a)
+            raise RuntimeError("the change failed")
+        assert AuditEvent.objects.count() == before
+
+
+def _column(table):
+    return {"audit_auditevent": "reason", "audit_auditseal": "hash", "audit_auditcheckpoint": "hash"}.get(
+        table, "file_name"
+    )
+
+
+@pytest.mark.django_db
+class TestChain:
+    def test_each_tenant_has_its_own_chain_in_commit_order(self, tenant_a, tenant_b):
+        start_a, start_b, start_g = chain_length(tenant_a), chain_length(tenant_b), chain_length(None)
+        a = record(tenant_a, 3)
+        b = record(tenant_b, 2)
+        g = record(None, 1)
+        audit_seal()
+        seals_a = AuditSeal.objects.filter(chain=tenant_a.pk, seq__gt=start_a).order_by("seq")
+        assert list(seals_a.values_list("event_id", "seq")) == [(e.pk, start_a + i + 1) for i, e in enumerate(a)]
+        assert AuditSeal.objects.filter(chain=tenant_b.pk).count() == start_b + len(b)
+        assert AuditSeal.objects.get(chain=0, seq=start_g + 1).event_id == g[0].pk
+        for chain in (tenant_a.pk, tenant_b.pk, 0):
+            assert verify_chain(chain).intact
+
+    def test_verify_audit_passes_on_an_intact_trail(self, tenant_a):
+        start = chain_length(tenant_a)
+        record(tenant_a, 5)
+        code, out = verify("--tenant", tenant_a.slug)
+        assert code == 0, out
+        assert f"intact, {start + 5} events" in out
+
+    def test_edited_row_is_detected(self, tenant_a):
+        events = record(tenant_a, 4)
+        audit_seal()
+        tamper("UPDATE audit_auditevent SET reason = 'nothing to see' WHERE id = %s", [events[2].pk])
+        code, out = verify("--tenant", tenant_a.slug)
+        assert code == 1
+        assert f"event {events[2].pk}: content does not match its hash (edited)" in out
+
+    def test_deleted_row_is_detected(self, tenant_a):
+        events = record(tenant_a, 4)
+        audit_seal()
+        tamper("DELETE FROM audit_auditevent WHERE id = %s", [events[1].pk])
+        code, out = verify("--tenant", tenant_a.slug)
+        assert code == 1 and f"event {events[1].pk}: event missing (deleted)" in out
+
+    def test_deleted_row_and_its_seal_are_detected(self, tenant_a):
+        events = record(tenant_a, 4)
+        audit_seal()
+        seq = AuditSeal.objects.get(event_id=events[1].pk).seq
+        tamper("DELETE FROM audit_auditseal WHERE event_id = %s", [events[1].pk])
+        tamper("DELETE FROM audit_auditevent WHERE id = %s", [events[1].pk])
+        code, out = verify("--tenant", tenant_a.slug)
+        assert code == 1 and f"sequence jumps from {seq - 1} to {seq + 1}" in out
+
+    def test_reordered_rows_are_detected(self, tenant_a):
+        events = record(tenant_a, 4)
+        audit_seal()
+        # Swap the places of events 2 and 3 in the chain.
+        first, second = events[1].pk, events[2].pk
+        tamper("UPDATE audit_auditseal SET event_id = -1 WHERE event_id = %s", [first])
+        tamper("UPDATE audit_auditseal SET event_id = %s WHERE event_id = %s", [first, second])
+        tamper("UPDATE audit_auditseal SET event_id = %s WHERE event_id = -1", [second])
+        seq = AuditSeal.objects.get(event_id=first).seq
+        code, out = verify("--tenant", tenant_a.slug)
+        assert code == 1 and f"seq {seq - 1}," in out and "(edited)" in out
+
+    def test_inserted_row_is_detected(self, tenant_a):
+        events = record(tenant_a, 3)
+        audit_seal()
+        forged = record(tenant_a)[0]  # a real row, then forced into the middle of the chain
+        seq = AuditSeal.objects.get(event_id=events[1].pk).seq
+        # Renumber from the end down, so that (chain, seq) stays unique at every step.
+        for later in AuditSeal.objects.filter(chain=tenant_a.pk, seq__gte=seq).order_by("-seq"):
+            tamper("UPDATE audit_auditseal SET seq = seq + 1 WHERE event_id = %s", [later.event_id])
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO audit_auditseal (event_id, chain, seq, prev_hash, hash, sealed_at) "
+                "SELECT %s, chain, %s, hash, hash, sealed_at FROM audit_auditseal WHERE event_id = %s",
+                [forged.pk, seq, events[0].pk],
+            )
+        code, out = verify("--tenant", tenant_a.slug, "--no-seal")
+        assert code == 1 and f"event {forged.pk}" in out
+
+    def test_back_dated_insert_through_the_sealer_is_detected(self, tenant_a):
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        record(tenant_a, 2)
+        audit_seal()
+        forged = record(tenant_a)[0]
+        tamper(
+            "UPDATE audit_auditevent SET occurred_at = %s WHERE id = %s",
+            [timezone.now() - timedelta(days=30), forged.pk],
+        )
+        audit_seal()
+        code, out = verify("--tenant", tenant_a.slug)
+        assert code == 1 and "back-dated" in out
+
+    def test_cut_off_newest_events_are_detected_by_the_signed_checkpoint(self, tenant_a):
+        start = chain_length(tenant_a)
+        events = record(tenant_a, 5)
+        audit_seal()
+        checkpoint = AuditCheckpoint.objects.get(pk__in=[c.pk for c in audit_checkpoint()], chain=tenant_a.pk)
+        assert checkpoint.seq == start + 5
+        for event in events[3:]:
+            tamper("DELETE FROM audit_auditseal WHERE event_id = %s", [event.pk])
+            tamper("DELETE FROM audit_auditevent WHERE id = %s", [event.pk])
+        code, out = verify("--tenant", tenant_a.slug)
+        assert code == 1 and "newest events were cut off" in out
+
+    def test_a_forged_checkpoint_is_detected(self, tenant_a):
+        record(tenant_a, 2)
+        audit_seal()
+        audit_checkpoint()
+        tamper("UPDATE audit_auditcheckpoint SET seq = seq - 1")
+        code, out = verify("--tenant", tenant_a.slug)
+        assert code == 1 and "signature invalid" in out
+
+    def test_checkpoints_only_when_the_head_moved(self, tenant_a):
+        record(tenant_a, 2)
+        audit_seal()
+        assert tenant_a.pk in {c.chain for c in audit_checkpoint()}
+        assert audit_checkpoint() == []
+        record(tenant_a)
+        audit_seal()
+        assert [(c.chain, c.seq) for c in audit_checkpoint()] == [(tenant_a.pk, chain_length(tenant_a))]
+
+    def test_verify_audit_refuses_an_unknown_tenant(self, db):
+        from django.core.management import CommandError
+
+        with pytest.raises(CommandError):
+            call_command("verify_audit", "--tenant", "nope")
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_parallel_writers_and_sealers_keep_every_chain_intact(tenant_a, tenant_b, settings):
+    settings.AUDIT_SEAL_ON_COMMIT = False
+    errors = []
+
+    def writer(tenant, n):
+        try:
+            for _ in range(n):
+                with transaction.atomic():
+                    record(tenant, 3)
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    def sealer(rounds):
+        try:
+            for _ in range(rounds):
+                audit_seal(batch_size=50)
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=writer, args=(t, 40)) for t in (tenant_a, tenant_b) * 4]
+    threads += [threading.Thread(target=sealer, args=(30,)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    while audit_seal():
+        pass
+    assert AuditEvent.objects.filter(target_type="test.thing").count() == 8 * 40 * 3
+    assert AuditSeal.objects.count() == AuditEvent.objects.count()
+    for tenant in (tenant_a, tenant_b):
+        report = verify_chain(tenant.pk)
+        assert report.intact and report.checked == 4 * 40 * 3 + 1  # + the tenant's creation
