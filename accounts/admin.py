@@ -36,9 +36,9 @@ class UserAdmin(BaseUserAdmin):
         was = User.objects.get(pk=obj.pk)
         super().save_model(request, obj, form, change)
         if "is_active" in form.changed_data:
-            (services.user_activate if obj.is_active else services.user_deactivate)(user=obj)
+            (services.user_activate if obj.is_active else services.user_deactivate)(user=obj, actor=request.user)
         if "is_bpo_admin" in form.changed_data or was.is_staff != obj.is_bpo_admin:
-            services.user_set_bpo_admin(user=obj, is_bpo_admin=obj.is_bpo_admin)
+            services.user_set_bpo_admin(user=obj, is_bpo_admin=obj.is_bpo_admin, actor=request.user)
 
 
 @admin.register(Tenant)
@@ -56,14 +56,14 @@ class MembershipAdmin(admin.ModelAdmin):
     autocomplete_fields = ["user", "tenant"]
 
     def save_model(self, request, obj, form, change):
-        services.membership_set(user=obj.user, tenant=obj.tenant, role=obj.role)
+        services.membership_set(user=obj.user, tenant=obj.tenant, role=obj.role, actor=request.user)
 
     def delete_model(self, request, obj):
-        services.membership_remove(user=obj.user, tenant=obj.tenant)
+        services.membership_remove(user=obj.user, tenant=obj.tenant, actor=request.user)
 
     def delete_queryset(self, request, queryset):
         for membership in queryset.select_related("user", "tenant"):
-            services.membership_remove(user=membership.user, tenant=membership.tenant)
+            services.membership_remove(user=membership.user, tenant=membership.tenant, actor=request.user)
 
     def get_readonly_fields(self, request, obj=None):
         return ["user", "tenant"] if obj else []

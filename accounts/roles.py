@@ -10,6 +10,7 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
     Role.SUPERVISOR: {
         "accounts.view_tenant",
         "accounts.view_membership",
+        "audit.view_auditevent",
     },
     Role.ADMIN: {
         "accounts.view_tenant",
@@ -18,6 +19,7 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "accounts.add_membership",
         "accounts.change_membership",
         "accounts.delete_membership",
+        "audit.view_auditevent",
     },
 }
 
@@ -27,6 +29,8 @@ BPO_ADMIN_PERMISSIONS: set[str] = {
     *(f"accounts.{action}_{model}" for action in ("view", "add", "change") for model in ("user", "tenant")),
     *(f"accounts.{action}_membership" for action in ("view", "add", "change", "delete")),
     "auth.view_group",
+    "audit.view_auditevent",
+    "audit.view_auditcheckpoint",
     # Staff MFA devices: see them, and remove a lost one so that its owner enrols again.
     "otp_totp.view_totpdevice",
     "otp_totp.delete_totpdevice",

@@ -1,0 +1,97 @@
+"""Reads of the audit trail, and who may read which part of it.
+
+BPO admins read every chain (events without a tenant included); a tenant's supervisors and admins
+read that tenant's events; agents read none. Pages are keyset-paginated on id, newest first.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib.auth.models import Group
+from django.db.models import QuerySet
+
+from accounts.models import Membership, Tenant, User
+from audit.models import AuditEvent
+
+AUDIT_READ_PERM = ("audit", "view_auditevent")
+
+
+def audit_readable_tenant_ids(*, user: User) -> list[int] | None:
+    """Tenant ids whose events `user` may read; None means every event (BPO admin)."""
+    if not user.is_active:
+        return []
+    if user.is_bpo_admin:
+        return None
+    roles = Group.objects.filter(
+        permissions__content_type__app_label=AUDIT_READ_PERM[0], permissions__codename=AUDIT_READ_PERM[1]
+    ).values_list("name", flat=True)
+    return list(
+        Membership.objects.filter(user=user, role__in=list(roles), tenant__is_active=True).values_list(
+            "tenant_id", flat=True
+        )
+    )
+
+
+def audit_can_read(*, user: User) -> bool:
+    scope = audit_readable_tenant_ids(user=user)
+    return scope is None or bool(scope)
+
+
+def audit_readable_tenants(*, user: User) -> QuerySet[Tenant]:
+    scope = audit_readable_tenant_ids(user=user)
+    tenants = Tenant.objects.all()
+    return tenants if scope is None else tenants.filter(pk__in=scope)
+
+
+@dataclass(frozen=True)
+class AuditFilters:
+    tenant_id: int | None = None
+    actor_id: int | None = None
+    action: str = ""
+    target_type: str = ""
+    target_id: str = ""
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+
+    def as_metadata(self) -> dict:
+        return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in self.__dict__.items() if v}
+
+
+def audit_event_queryset_for(*, user: User, filters: AuditFilters) -> QuerySet[AuditEvent]:
+    """Events `user` may read that match `filters`, newest first. Unreadable tenants match nothing."""
+    scope = audit_readable_tenant_ids(user=user)
+    events = AuditEvent.objects.all()
+    if scope is not None:
+        events = events.filter(tenant_id__in=scope)
+    if filters.tenant_id is not None:
+        events = events.filter(tenant_id=filters.tenant_id)
+    if filters.actor_id is not None:
+        events = events.filter(actor_id=filters.actor_id)
+    if filters.action:
+        events = events.filter(action=filters.action)
+    if filters.target_type:
+        events = events.filter(target_type=filters.target_type)
+        if filters.target_id:
+            events = events.filter(target_id=filters.target_id)
+    if filters.date_from:
+        events = events.filter(occurred_at__gte=filters.date_from)
+    if filters.date_to:
+        events = events.filter(occurred_at__lt=filters.date_to)
+    return events.order_by("-id")
+
+
+def audit_event_page_for(
+    *, user: User, filters: AuditFilters, before_id: int | None = None, size: int = 50
+) -> tuple[list[AuditEvent], int | None]:
+    """One page of events and the cursor for the next (older) page, or None at the end."""
+    events = audit_event_queryset_for(user=user, filters=filters).select_related("tenant")
+    if before_id is not None:
+        events = events.filter(id__lt=before_id)
+    rows = list(events[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    return rows, (rows[-1].pk if more and rows else None)
+
+
+def audit_actor_get(*, username: str) -> User | None:
+    return User.objects.filter(username=username).first()

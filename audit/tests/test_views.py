@@ -1,0 +1,171 @@
+"""The review screens: who may read what, filters, paging, history, activity, CSV export."""
+
+import csv
+import io
+
+import pytest
+from django.urls import reverse
+
+from accounts import services
+from accounts.models import Role
+from accounts.testing import TEST_PASSWORD, make_staff, totp_code_for, verified_client
+from audit.models import Action, AuditEvent
+from audit.services import audit_record
+
+pytestmark = pytest.mark.django_db
+LIST = reverse("audit:event_list")
+
+
+@pytest.fixture
+def trail(tenant_a, tenant_b, agent, agent_b):
+    """Events in both tenants and one without a tenant."""
+    for i in range(3):
+        audit_record(action=Action.VIEW, actor=agent, tenant=tenant_a, target_type="test.case", target_id=str(i))
+    audit_record(action=Action.VIEW, actor=agent_b, tenant=tenant_b, target_type="test.case", target_id="b1")
+    audit_record(action=Action.LOGIN, actor=agent)
+    return tenant_a, tenant_b
+
+
+def shown_ids(response):
+    return {e.pk for e in response.context["events"]}
+
+
+def test_supervisor_sees_only_their_tenants_events(supervisor, trail):
+    tenant_a, tenant_b = trail
+    response = verified_client(supervisor).get(LIST)
+    assert response.status_code == 200
+    events = AuditEvent.objects.filter(pk__in=shown_ids(response))
+    assert events.exists()
+    assert set(events.values_list("tenant_id", flat=True)) == {tenant_a.pk}
+    assert "b1" not in response.content.decode()
+
+
+def test_bpo_admin_sees_every_tenant_and_events_without_one(admin_user, trail):
+    response = verified_client(admin_user).get(LIST)
+    tenants = set(AuditEvent.objects.filter(pk__in=shown_ids(response)).values_list("tenant_id", flat=True))
+    assert {trail[0].pk, trail[1].pk, None} <= tenants
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("audit:event_list", {}),
+    ("audit:export", {}),
+    ("audit:target_history", {"target_type": "test.case", "target_id": "1"}),
+    ("audit:actor_activity", {"username": "agent"}),
+])  # fmt: skip
+def test_agents_cannot_read_the_audit_at_all(otp_client, trail, name, kwargs):
+    assert otp_client.get(reverse(name, kwargs=kwargs)).status_code in (404, 302)
+    if name != "audit:export":  # export first asks for re-authentication
+        assert otp_client.get(reverse(name, kwargs=kwargs)).status_code == 404
+
+
+def test_another_tenants_filter_is_refused_and_shows_nothing(supervisor, trail):
+    tenant_b = trail[1]
+    response = verified_client(supervisor).get(LIST, {"tenant": tenant_b.pk})
+    assert response.status_code == 400
+    assert response.context["events"] == []
+    assert "Select a valid choice" in response.content.decode()
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"date_from": "2026-13-01"}, "Enter a valid date"),
+    ({"date_from": "2026-02-02", "date_to": "2026-02-01"}, "before the start date"),
+    ({"target_id": "1"}, "Give the target type"),
+    ({"actor": "nobody-at-all"}, "No staff user"),
+    ({"before": "-5"}, "greater than or equal to 1"),
+])  # fmt: skip
+def test_malformed_filters_answer_400_with_a_clear_message(supervisor, trail, params, message):
+    response = verified_client(supervisor).get(LIST, params)
+    assert response.status_code == 400
+    assert message in response.content.decode()
+
+
+def test_filters_by_action_target_actor_and_date(supervisor, trail, agent):
+    client = verified_client(supervisor)
+    ids = shown_ids(client.get(LIST, {"action": "view", "target_type": "test.case", "target_id": "1"}))
+    assert [AuditEvent.objects.get(pk=pk).target_id for pk in ids] == ["1"]
+    by_actor = AuditEvent.objects.filter(pk__in=shown_ids(client.get(LIST, {"actor": "agent"})))
+    assert set(by_actor.values_list("actor_id", flat=True)) == {agent.pk}
+    assert shown_ids(client.get(LIST, {"date_to": "2000-01-01"})) == set()
+
+
+def test_keyset_pages_cover_everything_once(supervisor, tenant_a, agent, settings):
+    settings.AUDIT_PAGE_SIZE = 4
+    for i in range(10):
+        audit_record(action=Action.VIEW, actor=agent, tenant=tenant_a, target_type="test.case", target_id=f"p{i}")
+    client = verified_client(supervisor)
+    seen, url, pages = [], LIST + "?target_type=test.case", 0
+    while url:
+        response = client.get(url if url.startswith("/") else LIST + url)
+        seen += [e.pk for e in response.context["events"]]
+        url, pages = response.context["older_url"], pages + 1
+    assert pages == 3 and len(seen) == len(set(seen)) == 10
+    assert seen == sorted(seen, reverse=True)
+
+
+def test_list_query_count_does_not_grow_with_the_page(
+    supervisor, tenant_a, agent, django_assert_max_num_queries, settings
+):
+    for i in range(60):
+        audit_record(action=Action.VIEW, actor=agent, tenant=tenant_a, target_type="test.case", target_id=str(i))
+    client = verified_client(supervisor)
+    client.get(LIST)
+    with django_assert_max_num_queries(25):
+        response = client.get(LIST)
+    assert len(response.context["events"]) == settings.AUDIT_PAGE_SIZE
+
+
+def test_viewing_the_audit_is_itself_recorded_with_the_ids_shown(supervisor, trail):
+    response = verified_client(supervisor).get(LIST)
+    record = AuditEvent.objects.filter(actor=supervisor, action=Action.LIST, target_type="audit.auditevent").latest(
+        "id"
+    )
+    assert set(record.metadata["ids"]) == {str(pk) for pk in shown_ids(response)}
+    assert record.tenant_id == trail[0].pk and record.actor_role == Role.SUPERVISOR
+
+
+def test_object_history_and_user_activity(supervisor, trail, agent, tenant_a):
+    client = verified_client(supervisor)
+    history = client.get(reverse("audit:target_history", args=["test.case", "2"]))
+    assert {AuditEvent.objects.get(pk=pk).target_id for pk in shown_ids(history)} == {"2"}
+    activity = client.get(reverse("audit:actor_activity", args=["agent"]))
+    assert shown_ids(activity) and all(AuditEvent.objects.get(pk=pk).actor_id == agent.pk for pk in shown_ids(activity))
+
+
+def test_export_needs_reauthentication_and_is_recorded(supervisor, trail):
+    client = verified_client(supervisor)
+    url = reverse("audit:export") + "?action=view"
+    assert client.get(url)["Location"].startswith(reverse("accounts:reauth"))
+    client.post(reverse("accounts:reauth"), {"password": TEST_PASSWORD, "token": totp_code_for(supervisor)})
+    response = client.get(url)
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0][:3] == ["id", "occurred_at", "tenant"]
+    assert {row[2] for row in rows[1:]} == {"tenant-a"} and {row[5] for row in rows[1:]} == {"view"}
+    export = AuditEvent.objects.filter(actor=supervisor, action=Action.EXPORT).latest("id")
+    assert export.metadata["filters"] == {"action": "view"}
+
+
+def test_export_neutralises_spreadsheet_formulas(admin_user, tenant_a):
+    audit_record(action=Action.VIEW, tenant=tenant_a, target_type="test.case", target_id="x", reason="=HYPERLINK(1)")
+    client = verified_client(admin_user)
+    client.post(reverse("accounts:reauth"), {"password": TEST_PASSWORD, "token": totp_code_for(admin_user)})
+    body = b"".join(client.get(reverse("audit:export")).streaming_content).decode()
+    assert "'=HYPERLINK(1)" in body and ",=HYPERLINK" not in body
+
+
+def test_audit_admin_is_read_only(admin_user, trail):
+    client = verified_client(admin_user)
+    assert client.get(reverse("admin:audit_auditevent_changelist")).status_code == 200
+    event = AuditEvent.objects.first()
+    assert client.post(reverse("admin:audit_auditevent_delete", args=[event.pk]), {"post": "yes"}).status_code == 403
+    assert client.get(reverse("admin:audit_auditevent_add")).status_code == 403
+    assert AuditEvent.objects.filter(pk=event.pk).exists()
+
+
+def test_supervisor_of_one_tenant_agent_of_another(tenant_a, tenant_b, trail):
+    user = make_staff("mixed", role=Role.SUPERVISOR, tenants=[tenant_a])
+    services.membership_set(user=user, tenant=tenant_b, role=Role.AGENT)
+    tenants = set(
+        AuditEvent.objects.filter(pk__in=shown_ids(verified_client(user).get(LIST))).values_list("tenant_id", flat=True)
+    )
+    assert tenants == {tenant_a.pk}
