@@ -19,17 +19,29 @@ HASHED_FIELDS = (
 
 
 def canonical(event) -> bytes:
+    return canonical_json(canonical_content(event))
+
+
+def canonical_json(content: dict) -> bytes:
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+def canonical_content(event) -> dict:
     content = {}
     for name in HASHED_FIELDS:
         value = getattr(event, name)
         if name == "occurred_at":
             value = value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         content[name] = value
-    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+    return content
 
 
 def event_hash(prev_hash: str, event) -> str:
-    return hashlib.sha256(prev_hash.encode() + b"\n" + canonical(event)).hexdigest()
+    return content_hash(prev_hash, canonical(event))
+
+
+def content_hash(prev_hash: str, canonical_bytes: bytes) -> str:
+    return hashlib.sha256(prev_hash.encode() + b"\n" + canonical_bytes).hexdigest()
 
 
 def checkpoint_signature(*, chain: int, seq: int, hash_: str, created_at_iso: str) -> str:

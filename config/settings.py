@@ -178,6 +178,7 @@ def _audit_checkpoint_key() -> str:
 AUDIT_CHECKPOINT_KEY = _audit_checkpoint_key()
 AUDIT_ARCHIVE_DIR = Path(env_str("AUDIT_ARCHIVE_DIR", str(BASE_DIR / "audit-archive")))
 AUDIT_PAGE_SIZE = 50
+AUDIT_GLOBAL_RETENTION_DAYS = env_int("AUDIT_GLOBAL_RETENTION_DAYS", 2557)  # events without a tenant
 
 # --- Authentication --------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

@@ -17,8 +17,11 @@ class Command(BaseCommand):
             "--global", dest="global_chain", action="store_true", help="the chain of events without a tenant"
         )
         parser.add_argument("--no-seal", action="store_true", help="do not seal pending events first")
+        parser.add_argument("--archive", metavar="FILE", help="verify an archive file instead of the database chains")
 
-    def handle(self, *args, tenant=None, global_chain=False, no_seal=False, **options):
+    def handle(self, *args, tenant=None, global_chain=False, no_seal=False, archive=None, **options):
+        if archive:
+            return self._archive(archive)
         if not no_seal:
             while audit_seal():
                 pass
@@ -47,3 +50,16 @@ class Command(BaseCommand):
             self.stderr.write(self.style.ERROR(f"{broken} of {len(chains)} chains broken."))
             raise SystemExit(1)
         self.stdout.write(self.style.SUCCESS(f"All {len(chains)} chains intact."))
+
+    def _archive(self, path):
+        from pathlib import Path
+
+        from audit.archive import archive_file_verify
+
+        if not Path(path).is_file():
+            raise CommandError(f"No such file: {path}.")
+        problems = archive_file_verify(Path(path))
+        if problems:
+            self.stdout.write(self.style.ERROR(f"{path}: BROKEN: {problems[0]}"))
+            raise SystemExit(1)
+        self.stdout.write(self.style.SUCCESS(f"{path}: intact."))

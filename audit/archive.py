@@ -1,0 +1,195 @@
+"""Retention: a closed segment of a chain leaves the database only into a verifiable file, and the
+removal is itself recorded in the chain. Never a silent delete.
+
+File format (JSON lines): a header {"format", "chain", "first_seq", "last_seq", "prev_hash",
+"head_hash", "count", "created_at"}, then one line per event in chain order:
+{"seq", "hash", "sealed_at", "content"} where "content" is the event's canonical JSON, so the
+file verifies with nothing but itself: sha256(prev_hash "\\n" content) must give each "hash".
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from audit import triggers
+from audit.chain import GENESIS, canonical, content_hash
+from audit.models import Action, AuditArchive, AuditEvent, AuditSeal
+from audit.services import audit_record, audit_seal
+from audit.verify import verify_chain
+
+FORMAT = "alertdesk-audit-archive/1"
+
+
+class ArchiveError(Exception):
+    pass
+
+
+def retention_cutoff(tenant) -> datetime:
+    days = tenant.audit_retention_days if tenant is not None else settings.AUDIT_GLOBAL_RETENTION_DAYS
+    return timezone.now() - timedelta(days=days)
+
+
+def audit_archive_segment(
+    *, tenant, before: datetime | None = None, directory: Path | None = None
+) -> AuditArchive | None:
+    """Archive the oldest events of `tenant`'s chain (None: the chain without a tenant) that are
+    older than its retention period (or `before`, which may only be earlier). Returns None when
+    nothing is old enough. Runs as the table owner: it lifts the append-only triggers for its
+    own transaction only."""
+    cutoff = retention_cutoff(tenant)
+    if before is not None:
+        if before > cutoff:
+            raise ArchiveError(f"retention keeps these events until {cutoff:%Y-%m-%d}; refusing an earlier archive")
+        cutoff = before
+    chain = tenant.pk if tenant is not None else 0
+    while audit_seal():
+        pass
+    report = verify_chain(chain)
+    if not report.intact:
+        raise ArchiveError(f"the chain is broken ({report.problems[0]}); archive nothing until it is investigated")
+
+    previous = AuditArchive.objects.filter(chain=chain).order_by("-last_seq").first()
+    first_seq, prev_hash = (previous.last_seq + 1, previous.head_hash) if previous else (1, GENESIS)
+    seals = list(
+        AuditSeal.objects.filter(chain=chain, seq__gte=first_seq, event__occurred_at__lt=cutoff).order_by("seq")
+    )
+    # Only a contiguous run from the chain's start: the segment must close cleanly.
+    segment = []
+    for expected, seal in enumerate(seals, start=first_seq):
+        if seal.seq != expected:
+            break
+        segment.append(seal)
+    if not segment:
+        return None
+    last = segment[-1]
+    events = AuditEvent.objects.in_bulk([seal.event_id for seal in segment])
+
+    directory = Path(directory or settings.AUDIT_ARCHIVE_DIR)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"audit-chain{chain}-{first_seq:012d}-{last.seq:012d}.jsonl"
+    now = timezone.now()
+    digest = hashlib.sha256()
+    with path.open("xb") as out:
+
+        def write(obj):
+            line = json.dumps(obj, sort_keys=True, ensure_ascii=False).encode() + b"\n"
+            digest.update(line)
+            out.write(line)
+
+        write(
+            {
+                "format": FORMAT,
+                "chain": chain,
+                "first_seq": first_seq,
+                "last_seq": last.seq,
+                "prev_hash": prev_hash,
+                "head_hash": last.hash,
+                "count": len(segment),
+                "created_at": now.isoformat(),
+            }
+        )
+        for seal in segment:
+            write(
+                {
+                    "seq": seal.seq,
+                    "hash": seal.hash,
+                    "sealed_at": seal.sealed_at.isoformat(),
+                    "content": canonical(events[seal.event_id]).decode(),
+                }
+            )
+    problems = archive_file_verify(path)
+    if problems:
+        path.unlink()
+        raise ArchiveError(f"the archive file did not verify: {problems[0]}")
+
+    ids = [seal.event_id for seal in segment]
+    with transaction.atomic():
+        triggers.suspend(connection, ("audit_auditevent", "audit_auditseal"))
+        for start in range(0, len(ids), 1000):
+            AuditSeal.objects.filter(event_id__in=ids[start : start + 1000]).delete()
+            AuditEvent.objects.filter(pk__in=ids[start : start + 1000]).delete()
+        triggers.restore(connection, ("audit_auditevent", "audit_auditseal"))
+        archive = AuditArchive.objects.create(
+            chain=chain,
+            first_seq=first_seq,
+            last_seq=last.seq,
+            head_hash=last.hash,
+            file_name=path.name,
+            file_sha256=digest.hexdigest(),
+            event_count=len(segment),
+            created_at=now,
+        )
+        audit_record(
+            action=Action.ARCHIVED,
+            tenant=tenant,
+            target=archive,
+            metadata={
+                "first_seq": first_seq,
+                "last_seq": last.seq,
+                "head_hash": last.hash,
+                "file": path.name,
+                "file_sha256": digest.hexdigest(),
+                "count": len(segment),
+                "cutoff": cutoff.isoformat(),
+            },
+        )
+    return archive
+
+
+@dataclass
+class ArchiveHeader:
+    chain: int
+    first_seq: int
+    last_seq: int
+    prev_hash: str
+    head_hash: str
+    count: int
+
+
+def archive_file_verify(path: Path) -> list[str]:
+    """Problems found in an archive file (empty when it verifies): every hash recomputed from
+    the content, links unbroken, the header's head hash reached, and, when the database still
+    knows the archive, the file's checksum as recorded."""
+    problems: list[str] = []
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as lines:
+        header_line = lines.readline()
+        digest.update(header_line)
+        try:
+            raw = json.loads(header_line)
+            header = ArchiveHeader(
+                *(raw[k] for k in ("chain", "first_seq", "last_seq", "prev_hash", "head_hash", "count"))
+            )
+        except (ValueError, KeyError, TypeError):
+            return ["not an audit archive (bad header)"]
+        if raw.get("format") != FORMAT:
+            return [f"unknown format {raw.get('format')!r}"]
+        prev, seq, count = header.prev_hash, header.first_seq, 0
+        for line in lines:
+            digest.update(line)
+            row = json.loads(line)
+            if row["seq"] != seq:
+                problems.append(f"seq {row['seq']}: expected {seq}")
+                break
+            if content_hash(prev, row["content"].encode()) != row["hash"]:
+                problems.append(f"seq {row['seq']}: content does not match its hash")
+                break
+            prev, seq, count = row["hash"], seq + 1, count + 1
+    if not problems:
+        if count != header.count or seq - 1 != header.last_seq:
+            problems.append(f"holds {count} events, the header says {header.count}")
+        elif prev != header.head_hash:
+            problems.append("the last hash is not the header's head hash")
+    recorded = AuditArchive.objects.filter(chain=header.chain, last_seq=header.last_seq).first()
+    if recorded is not None and not problems:
+        if recorded.head_hash != header.head_hash:
+            problems.append("the head hash differs from the one recorded when the archive was made")
+        elif recorded.file_sha256 != digest.hexdigest():
+            problems.append("the file differs from the one recorded when the archive was made")
+    return problems
