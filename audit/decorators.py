@@ -56,8 +56,17 @@ class AuditShown:
 
     def record(self, request) -> None:
         actor = request.user
+        current = getattr(request, "tenant", None)
+
+        def role(tenant):
+            # The request already knows the user's role in the tenant they work in: no query.
+            if tenant is not None and current is not None and tenant.pk == current.pk:
+                return str(request.tenant_role or "")
+            return None
+
         for obj in self._objects:
-            audit_record(action=Action.VIEW, actor=actor, tenant=_tenant_of(obj), target=obj)
+            tenant = _tenant_of(obj)
+            audit_record(action=Action.VIEW, actor=actor, tenant=tenant, target=obj, actor_role=role(tenant))
         for target_type, objs, _ in self._lists:
             by_tenant = defaultdict(list)
             for obj in objs:
@@ -71,6 +80,7 @@ class AuditShown:
                     action=Action.EXPORT if self.export else Action.LIST,
                     actor=actor,
                     tenant=tenant,
+                    actor_role=role(tenant),
                     target_type=target_type,
                     metadata={"ids": [pk for _, pk in rows], "path": request.path},
                 )
@@ -79,6 +89,7 @@ class AuditShown:
                 action=Action.EXPORT if self.export else Action.LIST if metadata["ids"] else Action.VIEW,
                 actor=actor,
                 tenant=tenant,
+                actor_role=role(tenant),
                 target_type=name,
                 metadata={**metadata, "path": request.path},
             )

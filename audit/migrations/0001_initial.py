@@ -53,7 +53,8 @@ class Migration(migrations.Migration):
             name='AuditSealerState',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('low_id', models.BigIntegerField(default=0)),
+                ('high_id', models.BigIntegerField(default=0)),
+                ('gaps', models.JSONField(default=dict)),
             ],
         ),
         migrations.CreateModel(
@@ -112,14 +113,6 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name='auditevent',
             index=models.Index(fields=['target_type', 'target_id', 'id'], name='audit_target_id_idx'),
-        ),
-        migrations.AddIndex(
-            model_name='auditevent',
-            index=models.Index(fields=['action', 'id'], name='audit_action_id_idx'),
-        ),
-        migrations.AddIndex(
-            model_name='auditevent',
-            index=models.Index(fields=['occurred_at'], name='audit_occurred_idx'),
         ),
         migrations.AddConstraint(
             model_name='auditevent',

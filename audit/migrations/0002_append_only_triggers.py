@@ -12,7 +12,7 @@ def uninstall(apps, schema_editor):
 
 
 def sealer_state(apps, schema_editor):
-    apps.get_model("audit", "AuditSealerState").objects.get_or_create(pk=1, defaults={"low_id": 0})
+    apps.get_model("audit", "AuditSealerState").objects.get_or_create(pk=1, defaults={"high_id": 0, "gaps": {}})
 
 
 class Migration(migrations.Migration):

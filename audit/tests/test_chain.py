@@ -270,3 +270,58 @@ def test_parallel_writers_and_sealers_keep_every_chain_intact(tenant_a, tenant_b
     for tenant in (tenant_a, tenant_b):
         report = verify_chain(tenant.pk)
         assert report.intact and report.checked == 4 * 40 * 3 + 1  # + the tenant's creation
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_an_event_committed_after_the_sealer_passed_its_id_is_sealed_late(tenant_a, settings):
+    from audit.models import AuditSealerState
+
+    settings.AUDIT_SEAL_ON_COMMIT = False
+    inserted, release = threading.Event(), threading.Event()
+    slow = {}
+
+    def slow_transaction():
+        try:
+            with transaction.atomic():
+                slow["event"] = record(tenant_a)[0]
+                inserted.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=slow_transaction)
+    thread.start()
+    inserted.wait(10)
+    quick = record(tenant_a)[0]  # a higher id, committed first
+    audit_seal()
+    assert AuditSeal.objects.filter(event_id=quick.pk).exists()
+    assert str(slow["event"].pk) in AuditSealerState.objects.get().gaps
+    release.set()
+    thread.join()
+    audit_seal()
+    assert AuditSeal.objects.filter(event_id=slow["event"].pk).exists()
+    assert AuditSealerState.objects.get().gaps == {}
+    assert verify_chain(tenant_a.pk).intact
+
+
+@pytest.mark.django_db
+def test_a_rolled_back_insert_leaves_a_gap_that_expires(tenant_a, settings):
+    from audit.models import AuditSealerState
+    from audit.services import SEAL_GRACE
+
+    if connection.vendor == "sqlite":
+        pytest.skip("SQLite reuses a rolled-back insert's id: no gap is left")
+    settings.AUDIT_SEAL_ON_COMMIT = False
+    audit_seal()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        record(tenant_a)
+        raise RuntimeError("rolled back")
+    record(tenant_a)
+    audit_seal()
+    state = AuditSealerState.objects.get()
+    assert len(state.gaps) == 1
+    state.gaps = {k: v - SEAL_GRACE.total_seconds() - 1 for k, v in state.gaps.items()}
+    state.save()
+    audit_seal()
+    assert AuditSealerState.objects.get().gaps == {}
