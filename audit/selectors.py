@@ -32,13 +32,17 @@ def audit_readable_tenant_ids(*, user: User) -> list[int] | None:
     )
 
 
-def audit_can_read(*, user: User) -> bool:
-    scope = audit_readable_tenant_ids(user=user)
+_UNSET = object()
+
+
+def audit_can_read(*, user: User, scope=_UNSET) -> bool:
+    scope = audit_readable_tenant_ids(user=user) if scope is _UNSET else scope
     return scope is None or bool(scope)
 
 
-def audit_readable_tenants(*, user: User) -> QuerySet[Tenant]:
-    scope = audit_readable_tenant_ids(user=user)
+def audit_readable_tenants(*, user: User, scope=_UNSET) -> QuerySet[Tenant]:
+    """`scope`: the result of audit_readable_tenant_ids, when the caller has it already."""
+    scope = audit_readable_tenant_ids(user=user) if scope is _UNSET else scope
     tenants = Tenant.objects.all()
     return tenants if scope is None else tenants.filter(pk__in=scope)
 
@@ -57,9 +61,9 @@ class AuditFilters:
         return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in self.__dict__.items() if v}
 
 
-def audit_event_queryset_for(*, user: User, filters: AuditFilters) -> QuerySet[AuditEvent]:
+def audit_event_queryset_for(*, user: User, filters: AuditFilters, scope=_UNSET) -> QuerySet[AuditEvent]:
     """Events `user` may read that match `filters`, newest first. Unreadable tenants match nothing."""
-    scope = audit_readable_tenant_ids(user=user)
+    scope = audit_readable_tenant_ids(user=user) if scope is _UNSET else scope
     events = AuditEvent.objects.all()
     if scope is not None:
         events = events.filter(tenant_id__in=scope)
@@ -81,10 +85,10 @@ def audit_event_queryset_for(*, user: User, filters: AuditFilters) -> QuerySet[A
 
 
 def audit_event_page_for(
-    *, user: User, filters: AuditFilters, before_id: int | None = None, size: int = 50
+    *, user: User, filters: AuditFilters, before_id: int | None = None, size: int = 50, scope=_UNSET
 ) -> tuple[list[AuditEvent], int | None]:
     """One page of events and the cursor for the next (older) page, or None at the end."""
-    events = audit_event_queryset_for(user=user, filters=filters).select_related("tenant")
+    events = audit_event_queryset_for(user=user, filters=filters, scope=scope).select_related("tenant")
     if before_id is not None:
         events = events.filter(id__lt=before_id)
     rows = list(events[: size + 1])

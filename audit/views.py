@@ -10,7 +10,13 @@ from django.views.decorators.http import require_GET
 from accounts.decorators import reauth_required
 from audit.decorators import audit_shown, shows_data
 from audit.forms import AuditFilterForm
-from audit.selectors import audit_can_read, audit_event_page_for, audit_event_queryset_for, audit_readable_tenants
+from audit.selectors import (
+    audit_can_read,
+    audit_event_page_for,
+    audit_event_queryset_for,
+    audit_readable_tenant_ids,
+    audit_readable_tenants,
+)
 
 EXPORT_COLUMNS = [
     "id", "occurred_at", "tenant", "actor", "actor_role", "action", "origin", "target_type", "target_id",
@@ -20,12 +26,13 @@ EXPORT_COLUMNS = [
 
 def _form(request, **fixed) -> AuditFilterForm:
     """The filter form from the query string; path parameters (a target, an actor) win."""
-    if not audit_can_read(user=request.user):
+    scope = request.audit_scope = audit_readable_tenant_ids(user=request.user)
+    if not audit_can_read(user=request.user, scope=scope):
         raise Http404("No such page.")  # agents: the audit trail does not exist for them
     data = request.GET.copy()
     for key, value in fixed.items():
         data[key] = value
-    return AuditFilterForm(data, tenants=audit_readable_tenants(user=request.user))
+    return AuditFilterForm(data, tenants=audit_readable_tenants(user=request.user, scope=scope))
 
 
 def _render_page(request, form, *, title: str):
@@ -33,7 +40,7 @@ def _render_page(request, form, *, title: str):
     if form.is_valid():
         events, next_before = audit_event_page_for(
             user=request.user, filters=form.filters(), before_id=form.cleaned_data.get("before"),
-            size=settings.AUDIT_PAGE_SIZE,
+            size=settings.AUDIT_PAGE_SIZE, scope=request.audit_scope,
         )  # fmt: skip
         audit_shown(request).objects(events, target_type="audit.auditevent")
     else:
@@ -97,7 +104,8 @@ def export_csv(request):
         return _render_page(request, form, title="Audit trail")
     filters = form.filters()
     audit_shown(request).page("audit.auditevent", filters=filters.as_metadata())
-    events = audit_event_queryset_for(user=request.user, filters=filters).select_related("tenant")
+    events = audit_event_queryset_for(user=request.user, filters=filters, scope=request.audit_scope)
+    events = events.select_related("tenant")
     writer = csv.writer(_Echo())
 
     def rows():
