@@ -17,7 +17,7 @@ from collections import defaultdict
 from django.core.exceptions import ImproperlyConfigured
 
 from audit.models import Action
-from audit.services import audit_record, audit_target
+from audit.services import audit_record, audit_record_many, audit_target
 
 
 def _tenant_of(obj):
@@ -74,16 +74,19 @@ class AuditShown:
                 by_tenant[tenant.pk if tenant else None].append((tenant, str(obj.pk)))
             if not by_tenant:
                 by_tenant[None] = []
-            for rows in by_tenant.values():
-                tenant = rows[0][0] if rows else None
-                audit_record(
-                    action=Action.EXPORT if self.export else Action.LIST,
-                    actor=actor,
-                    tenant=tenant,
-                    actor_role=role(tenant),
-                    target_type=target_type,
-                    metadata={"ids": [pk for _, pk in rows], "path": request.path},
-                )
+            audit_record_many(
+                [
+                    {
+                        "action": Action.EXPORT if self.export else Action.LIST,
+                        "actor": actor,
+                        "tenant": rows[0][0] if rows else None,
+                        "actor_role": role(rows[0][0] if rows else None),
+                        "target_type": target_type,
+                        "metadata": {"ids": [pk for _, pk in rows], "path": request.path},
+                    }
+                    for rows in by_tenant.values()
+                ]
+            )
         for name, tenant, metadata in self._pages:
             audit_record(
                 action=Action.EXPORT if self.export else Action.LIST if metadata["ids"] else Action.VIEW,

@@ -73,6 +73,9 @@ class AuditEvent(models.Model):
             models.Index(fields=["tenant", "id"], name="audit_tenant_id_idx"),
             models.Index(fields=["actor", "id"], name="audit_actor_id_idx"),
             models.Index(fields=["target_type", "target_id", "id"], name="audit_target_id_idx"),
+            # Rare actions (exports, reveals, failed sign-ins) are the searches that matter most:
+            # one tenant's via (action, tenant), everyone's via a short sort of the action's rows.
+            models.Index(fields=["action", "tenant", "id"], name="audit_action_tenant_id_idx"),
             # occurred_at follows id closely: PostgreSQL gets a BRIN index on it (migration 0004), a
             # few pages instead of a B-tree that every insert would have to maintain.
         ]

@@ -27,22 +27,22 @@ if PRODUCTION and DEBUG:
     raise ImproperlyConfigured("DJANGO_DEBUG cannot be on in production")
 
 
-def _secret_key() -> str:
-    key = env_str("DJANGO_SECRET_KEY")
-    if key:
-        return key
+def _secret(name: str, dev_file: str, size: int) -> str:
+    """A secret from the environment. Required in production; in development a random one is
+    made once into a git-ignored file, so no secret lives in code and restarts keep it."""
+    value = env_str(name)
+    if value:
+        return value
     if PRODUCTION:
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY is required in production")
-    # Development only: a random key kept in a git-ignored file, so no secret lives in code
-    # and sessions survive a restart of `make run`.
-    path = BASE_DIR / ".dev-secret-key"
+        raise ImproperlyConfigured(f"{name} is required in production")
+    path = BASE_DIR / dev_file
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
+        path.write_text(secrets.token_urlsafe(size))
         path.chmod(0o600)
     return path.read_text().strip()
 
 
-SECRET_KEY = _secret_key()
+SECRET_KEY = _secret("DJANGO_SECRET_KEY", ".dev-secret-key", 50)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
@@ -162,20 +162,8 @@ CELERY_BEAT_SCHEDULE = {
 AUDIT_SEAL_ON_COMMIT = env_bool("AUDIT_SEAL_ON_COMMIT", default=CELERY_TASK_ALWAYS_EAGER)
 
 
-def _audit_checkpoint_key() -> str:
-    key = env_str("AUDIT_CHECKPOINT_KEY")
-    if key:
-        return key
-    if PRODUCTION:
-        raise ImproperlyConfigured("AUDIT_CHECKPOINT_KEY is required in production (keep it outside the database)")
-    path = BASE_DIR / ".dev-audit-key"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
-    return path.read_text().strip()
-
-
-AUDIT_CHECKPOINT_KEY = _audit_checkpoint_key()
+# Signs chain checkpoints: keep it outside the database (a secret store, the environment).
+AUDIT_CHECKPOINT_KEY = _secret("AUDIT_CHECKPOINT_KEY", ".dev-audit-key", 32)
 AUDIT_ARCHIVE_DIR = Path(env_str("AUDIT_ARCHIVE_DIR", str(BASE_DIR / "audit-archive")))
 AUDIT_PAGE_SIZE = 50
 AUDIT_GLOBAL_RETENTION_DAYS = env_int("AUDIT_GLOBAL_RETENTION_DAYS", 2557)  # events without a tenant

@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 
 from accounts.demo import totp_now
 from accounts.forms import SIGN_IN_FAILED
+from accounts.testing import make_staff
 
 SCREENSHOT = "/tmp/desk-home.png"
 
@@ -88,3 +89,32 @@ def test_csp_violations_are_caught(page, browser_problems):
     assert page.evaluate("window.ran") is None
     assert any(v.startswith("script-src") for v in browser_problems.csp_violations), browser_problems.all()
     assert any("Content Security Policy" in e for e in browser_problems.console_errors), browser_problems.all()
+
+
+def test_supervisor_reviews_the_audit_trail_in_the_browser(page, tenant, password, browser_problems):
+    """A supervisor signs in, opens Audit, filters to one agent's sign-ins and sees them; the agent
+    they supervise cannot open the page at all."""
+    from accounts.models import Role
+
+    supervisor = make_staff("supervisor.e2e", role=Role.SUPERVISOR, tenants=[tenant])
+    agent = make_staff("agent.audited", role=Role.AGENT, tenants=[tenant])
+    from audit.models import Action
+    from audit.services import audit_record
+
+    audit_record(action=Action.VIEW, actor=agent, tenant=tenant, target_type="desk.case", target_id="42")
+
+    sign_in_with_password(page, supervisor.username, password)
+    page.get_by_label("Code", exact=True).fill(totp_now(TOTPDevice.objects.get(user=supervisor, confirmed=True)))
+    page.get_by_role("button", name="Verify").click()
+    page.get_by_role("link", name="Audit").click()
+    expect(page.get_by_role("heading", name="Audit trail")).to_be_visible()
+    table = page.get_by_test_id("audit-table")
+    expect(table).to_contain_text("desk.case 42")
+
+    page.get_by_label("Staff username").fill(agent.username)
+    page.get_by_role("button", name="Search").click()
+    expect(table.locator("tbody tr")).to_have_count(1)
+    expect(table).to_contain_text("agent.audited")
+    table.get_by_role("link", name="desk.case 42").click()
+    expect(page.get_by_role("heading", name="History of desk.case 42")).to_be_visible()
+    assert browser_problems.all() == []

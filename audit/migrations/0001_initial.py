@@ -114,6 +114,10 @@ class Migration(migrations.Migration):
             model_name='auditevent',
             index=models.Index(fields=['target_type', 'target_id', 'id'], name='audit_target_id_idx'),
         ),
+        migrations.AddIndex(
+            model_name='auditevent',
+            index=models.Index(fields=['action', 'tenant', 'id'], name='audit_action_tenant_id_idx'),
+        ),
         migrations.AddConstraint(
             model_name='auditevent',
             constraint=models.CheckConstraint(condition=models.Q(('action__in', ['view', 'list', 'create', 'update', 'delete', 'reveal', 'export', 'login', 'login_failed', 'login_locked', 'logout', 'session_expired', 'mfa_verified', 'mfa_failed', 'mfa_enrolled', 'mfa_backup_codes', 'reauth', 'reauth_failed', 'role_changed', 'membership_changed', 'user_activated', 'user_deactivated', 'tenant_switched', 'archived'])), name='audit_action_valid'),

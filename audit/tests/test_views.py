@@ -169,3 +169,44 @@ def test_supervisor_of_one_tenant_agent_of_another(tenant_a, tenant_b, trail):
         AuditEvent.objects.filter(pk__in=shown_ids(verified_client(user).get(LIST))).values_list("tenant_id", flat=True)
     )
     assert tenants == {tenant_a.pk}
+
+
+def test_date_ranges_are_exact_at_their_edges(supervisor, tenant_a, agent):
+    from datetime import timedelta
+
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from audit import triggers
+
+    events = [
+        audit_record(action=Action.VIEW, actor=agent, tenant=tenant_a, target_type="dated", target_id=str(d))
+        for d in (10, 5, 2)
+    ]
+    with transaction.atomic():  # place them 10, 5 and 2 days back, in insertion order
+        triggers.suspend(connection, ("audit_auditevent",))
+        for event, days in zip(events, (10, 5, 2), strict=True):
+            AuditEvent.objects.filter(pk=event.pk).update(occurred_at=timezone.now() - timedelta(days=days))
+        triggers.restore(connection, ("audit_auditevent",))
+    client = verified_client(supervisor)
+    day = lambda n: (timezone.now() - timedelta(days=n)).date().isoformat()  # noqa: E731
+
+    def shown(**params):
+        response = client.get(LIST, {"target_type": "dated", **params})
+        return sorted(int(AuditEvent.objects.get(pk=pk).target_id) for pk in shown_ids(response))
+
+    assert shown(date_from=day(6), date_to=day(1)) == [2, 5]
+    assert shown(date_from=day(5), date_to=day(5)) == [5]
+    assert shown(date_to=day(7)) == [10]
+    assert shown(date_from=day(1)) == []
+
+
+def test_a_page_across_tenants_is_recorded_in_each_tenants_trail(admin_user, trail):
+    tenant_a, tenant_b = trail
+    response = verified_client(admin_user).get(LIST)
+    records = AuditEvent.objects.filter(actor=admin_user, action=Action.LIST, target_type="audit.auditevent")
+    by_tenant = {r.tenant_id: set(r.metadata["ids"]) for r in records}
+    shown = AuditEvent.objects.filter(pk__in=shown_ids(response))
+    for tenant_id in (tenant_a.pk, tenant_b.pk, None):
+        expected = {str(pk) for pk in shown.filter(tenant_id=tenant_id).values_list("pk", flat=True)}
+        assert by_tenant[tenant_id] == expected
