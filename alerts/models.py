@@ -1,1 +1,114 @@
-# Models arrive with their issues (see ROADMAP.md).
+from django.db import models
+
+from alerts.crypto import EncryptedTextField
+
+
+class EventType(models.TextChoices):
+    LOGIN_SUCCEEDED = "login.succeeded"
+    LOGIN_FAILED = "login.failed"
+    PASSWORD_CHANGED = "password.changed"
+    PASSWORD_RESET_REQUESTED = "password.reset_requested"
+    MFA_ENROLLED = "mfa.enrolled"
+    MFA_DISABLED = "mfa.disabled"
+    MFA_CHALLENGE_FAILED = "mfa.challenge_failed"
+    MFA_OTP_SENT = "mfa.otp_sent"
+    RECOVERY_REQUESTED = "recovery.requested"
+    RECOVERY_COMPLETED = "recovery.completed"
+    PROFILE_CHANGED = "profile.changed"
+    THIRD_PARTY_AUTHORIZED = "third_party.authorized"
+    TRANSACTION_CREATED = "transaction.created"
+
+
+class IngestSettings(models.Model):
+    """A tenant's ingestion settings. Created with defaults the first time a key is issued."""
+
+    tenant = models.OneToOneField(
+        "accounts.Tenant", primary_key=True, on_delete=models.CASCADE, related_name="ingest_settings"
+    )
+    signature_required = models.BooleanField(
+        default=True, help_text="Refuse unsigned requests. Turn off only while a client is onboarding."
+    )
+    rate_limit_per_second = models.PositiveIntegerField(default=10_000, help_text="Events per second, per tenant.")
+
+    def __str__(self) -> str:
+        return f"ingestion settings of {self.tenant}"
+
+
+class ApiKey(models.Model):
+    """A tenant's key for the event API. The key is stored hashed (it is random and long, so a
+    plain SHA-256 is enough); the signing secret, which must be read back to check signatures,
+    is stored encrypted. Shown once, when issued."""
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="api_keys")
+    prefix = models.CharField(max_length=16, unique=True)
+    key_hash = models.CharField(max_length=64)
+    signing_secret = EncryptedTextField()
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Set when a newer key replaces this one.")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.tenant} key {self.prefix}…"
+
+
+class Customer(models.Model):
+    """A tenant's end customer: the account at the client that events are about.
+
+    Contact details are personal data: encrypted at rest, masked in every staff screen, never
+    logged. `external_id` is the client's own id for the account.
+    """
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.PROTECT, related_name="customers", db_index=False)
+    external_id = models.CharField(max_length=128)
+    email = EncryptedTextField(blank=True)
+    phone = EncryptedTextField(blank=True)
+    display_name = EncryptedTextField(blank=True)
+    locale = models.CharField(max_length=35, blank=True)
+    channels = models.JSONField(default=dict, blank=True)  # {"email": true, "sms": false, ...}
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "external_id"], name="customer_tenant_external_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"customer #{self.pk}"
+
+    def audit_label(self) -> str:
+        return f"customer #{self.pk}"  # never contact details
+
+
+class AccountEvent(models.Model):
+    """One event a client system sent about a customer's account. Append-mostly and huge: the
+    key is time-ordered (an identity that follows arrival), `received_at` gets a BRIN index on
+    PostgreSQL, and the table is ready to be range-partitioned on it."""
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.PROTECT, related_name="+", db_index=False)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="events", db_index=False)
+    external_id = models.CharField(max_length=128)  # the client's id: the idempotency key per tenant
+    type = models.CharField(max_length=40, choices=EventType.choices)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField()
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    context = models.JSONField(default=dict, blank=True)
+    batch = models.UUIDField()  # the request that brought it: tells new rows from duplicates
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "external_id"], name="account_event_tenant_external_unique")
+        ]
+        indexes = [
+            # Per-account history for the rules (windows of failures, known devices, last login).
+            models.Index(fields=["customer", "type", "occurred_at"], name="account_event_customer_idx"),
+            # Credential stuffing: failures from one address across accounts.
+            models.Index(fields=["tenant", "ip", "occurred_at"], name="account_event_ip_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} #{self.pk}"

@@ -168,6 +168,30 @@ AUDIT_ARCHIVE_DIR = Path(env_str("AUDIT_ARCHIVE_DIR", str(BASE_DIR / "audit-arch
 AUDIT_PAGE_SIZE = 50
 AUDIT_GLOBAL_RETENTION_DAYS = env_int("AUDIT_GLOBAL_RETENTION_DAYS", 2557)  # events without a tenant
 
+
+# --- Ingestion and personal data -----------------------------------------------------------------
+# Fernet keys for personal data and secrets at rest, newest first (comma-separated: rotation).
+def _field_keys() -> list[str]:
+    keys = env_list("FIELD_ENCRYPTION_KEYS", [])
+    if keys:
+        return keys
+    if PRODUCTION:
+        raise ImproperlyConfigured("FIELD_ENCRYPTION_KEYS is required in production")
+    path = BASE_DIR / ".dev-field-key"
+    if not path.exists():
+        from cryptography.fernet import Fernet
+
+        path.write_text(Fernet.generate_key().decode())
+        path.chmod(0o600)
+    return [path.read_text().strip()]
+
+
+FIELD_ENCRYPTION_KEYS = _field_keys()
+INGEST_MAX_BODY_BYTES = 1024 * 1024
+INGEST_MAX_BATCH = 1000
+INGEST_SIGNATURE_TOLERANCE_SECONDS = 300
+INGEST_KEY_OVERLAP = timedelta(hours=env_int("INGEST_KEY_OVERLAP_HOURS", 24))
+
 # --- Authentication --------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [

@@ -10,6 +10,7 @@ urlpatterns = [
     path("favicon.ico", views.favicon),
     path("accounts/", include("accounts.urls")),
     path("audit/", include("audit.urls")),
+    path("", include("alerts.urls")),
     # Django admin signs in through the desk's own login and MFA step.
     path("admin/login/", RedirectView.as_view(pattern_name="accounts:login", query_string=True)),
     path("admin/", admin.site.urls),

@@ -12,7 +12,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from accounts.decorators import mfa_not_required
 
 # Public on purpose: the sign-in steps and the load-balancer probes. Each is tested elsewhere.
-PUBLIC = {"/healthz", "/readyz", "/accounts/login/", "/favicon.ico"}
+# The event API authenticates client systems by key and signature, never by staff session.
+PUBLIC = {"/healthz", "/readyz", "/accounts/login/", "/favicon.ico", "/api/v1/events/"}
 PARAM_VALUES = {"int": "1", "path": "x", "slug": "x", "str": "1", "uuid": "00000000-0000-0000-0000-000000000001"}
 
 
