@@ -1,19 +1,191 @@
-"""Detection: run the rules over newly stored events. Filled in by the rules step."""
+"""Detection: run the rules over newly stored events and raise or update alerts.
 
-from django.db import transaction
+Each event is one transaction: it is marked processed together with the alerts it caused, so a
+worker killed mid-way leaves nothing half-done and a re-run skips what was finished (each alert
+once). The account's state row is locked for the event, so concurrent events of one account are
+judged one after the other.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from alerts.models import AccountEvent
+from alerts.models import (
+    ACTIVE_STATUSES,
+    AccountEvent,
+    Alert,
+    AlertEvidence,
+    AlertType,
+    CustomerState,
+    RuleSetting,
+    Severity,
+)
+from alerts.rules import RULES, TAKEOVER_DEFAULTS, TAKEOVER_RULES, Check, Finding
+from audit.masking import audit_diff
+from audit.models import Action
+from audit.services import audit_record
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    enabled: bool
+    severity: int
+    params: dict
+
+
+def rule_configs_for(tenant_id: int) -> dict[str, RuleConfig]:
+    """Every rule's effective settings for a tenant: its defaults, overridden by RuleSetting."""
+    overrides = {s.rule: s for s in RuleSetting.objects.filter(tenant_id=tenant_id)}
+    configs = {}
+    for key, rule in [*RULES.items(), ("account_takeover", None)]:
+        setting = overrides.get(key)
+        defaults = TAKEOVER_DEFAULTS if rule is None else rule.defaults
+        base_severity = Severity.CRITICAL if rule is None else rule.severity
+        configs[key] = RuleConfig(
+            enabled=setting.enabled if setting else True,
+            severity=(setting.severity if setting and setting.severity else base_severity),
+            params={**defaults, **(setting.params if setting else {})},
+        )
+    return configs
 
 
 def events_process(*, event_ids: list[int]) -> int:
+    """Process these events (skipping those already processed). Returns how many it processed."""
+    configs: dict[int, dict[str, RuleConfig]] = {}
     done = 0
     for event_id in event_ids:
-        with transaction.atomic():
-            event = AccountEvent.objects.select_for_update().filter(pk=event_id, processed_at__isnull=True).first()
-            if event is None:
-                continue
-            event.processed_at = timezone.now()
-            event.save(update_fields=["processed_at"])
+        if _process_one(event_id, configs):
             done += 1
     return done
+
+
+def _process_one(event_id: int, configs) -> bool:
+    with transaction.atomic():
+        event = (
+            AccountEvent.objects.select_for_update(of=("self",))
+            .select_related("customer")
+            .filter(pk=event_id, processed_at__isnull=True)
+            .first()
+        )
+        if event is None:
+            return False
+        now = timezone.now()
+        CustomerState.objects.get_or_create(customer_id=event.customer_id, defaults={"updated_at": now})
+        state = CustomerState.objects.select_for_update().get(customer_id=event.customer_id)
+        tenant_configs = configs.get(event.tenant_id)
+        if tenant_configs is None:
+            tenant_configs = configs[event.tenant_id] = rule_configs_for(event.tenant_id)
+        findings: list[Finding] = []
+        for key, rule in RULES.items():
+            config = tenant_configs[key]
+            if event.type in rule.events and config.enabled:
+                findings += rule.check(Check(event=event, state=state, params=config.params, severity=config.severity))
+        state.updated_at = now
+        state.save()
+        raised = [alert_raise(finding=f, event=event, now=now) for f in findings]
+        takeover = tenant_configs["account_takeover"]
+        if takeover.enabled and any(a.rule in TAKEOVER_RULES for a in raised):
+            _escalate(event, takeover, now)
+        event.processed_at = now
+        event.save(update_fields=["processed_at"])
+        return True
+
+
+def _escalate(event: AccountEvent, config: RuleConfig, now) -> None:
+    since = event.occurred_at - timedelta(minutes=config.params["window_minutes"])
+    contributing = list(
+        Alert.objects.filter(customer_id=event.customer_id, rule__in=TAKEOVER_RULES, last_seen_at__gte=since)
+    )
+    rules = sorted({a.rule for a in contributing})
+    if len(rules) < config.params["rules"]:
+        return
+    evidence = list(
+        AlertEvidence.objects.filter(alert__in=contributing)
+        .order_by("-event_id")
+        .values_list("event_id", flat=True)[:50]
+    )
+    names = ", ".join(AlertType(a.type).label.lower() for a in sorted(contributing, key=lambda a: a.first_seen_at))
+    finding = Finding(
+        rule="account_takeover",
+        type=AlertType.ACCOUNT_TAKEOVER,
+        severity=config.severity,
+        reason=f"Possible account takeover: {len(rules)} different warnings on this account within "
+        f"{config.params['window_minutes']} minutes ({names}).",
+        subject=f"customer:{event.customer_id}",
+        evidence=evidence,
+    )
+    alert = alert_raise(finding=finding, event=event, now=now)
+    alert.related.add(*contributing)
+
+
+def alert_raise(*, finding: Finding, event: AccountEvent, now) -> Alert:
+    """Create the alert a finding calls for, or fold it into the active alert of the same rule and
+    subject (count, last seen, highest severity, more evidence)."""
+    key = f"{finding.rule}:{finding.subject}"
+    alert = (
+        Alert.objects.select_for_update()
+        .filter(tenant_id=event.tenant_id, dedupe_key=key, status__in=ACTIVE_STATUSES)
+        .first()
+    )
+    created = False
+    if alert is None:
+        try:
+            with transaction.atomic():
+                alert = Alert.objects.create(
+                    tenant_id=event.tenant_id,
+                    customer_id=event.customer_id if finding.about_customer else None,
+                    type=finding.type,
+                    rule=finding.rule,
+                    severity=finding.severity,
+                    reason=finding.reason,
+                    dedupe_key=key,
+                    first_seen_at=event.occurred_at,
+                    last_seen_at=event.occurred_at,
+                    created_at=now,
+                    updated_at=now,
+                )
+                created = True
+        except IntegrityError:  # another worker raised it a moment ago (same source): fold into it
+            alert = Alert.objects.select_for_update().get(
+                tenant_id=event.tenant_id, dedupe_key=key, status__in=ACTIVE_STATUSES
+            )
+    if not created:
+        before = {"count": alert.count, "severity": alert.severity}
+        alert.count += 1
+        alert.severity = max(alert.severity, finding.severity)
+        alert.reason = finding.reason
+        alert.last_seen_at = max(alert.last_seen_at, event.occurred_at)
+        alert.updated_at = now
+        alert.save(update_fields=["count", "severity", "reason", "last_seen_at", "updated_at"])
+        changes = audit_diff(before, {"count": alert.count, "severity": alert.severity})
+    else:
+        changes = audit_diff({}, {"type": alert.type, "severity": alert.severity, "status": alert.status})
+    AlertEvidence.objects.bulk_create(
+        [AlertEvidence(alert=alert, event_id=event_id) for event_id in dict.fromkeys(finding.evidence)],
+        ignore_conflicts=True,
+    )
+    audit_record(
+        action=Action.CREATE if created else Action.UPDATE,
+        tenant=event.tenant,
+        target=alert,
+        changes=changes,
+        metadata={"rule": finding.rule, "event": event.pk},
+    )
+    payload = {"id": alert.pk, "type": alert.type, "severity": alert.severity, "count": alert.count}
+    tenant_id, name = event.tenant_id, "alert.created" if created else "alert.updated"
+    transaction.on_commit(lambda: _announce(tenant_id, name, payload))
+    return alert
+
+
+def _announce(tenant_id: int, name: str, payload: dict) -> None:
+    from desk.realtime import tenant_announce
+
+    try:
+        tenant_announce(tenant_id=tenant_id, event=name, payload=payload)
+    except Exception:  # the alert is committed; a missed push is caught up by the queue's next read
+        logger.exception("could not announce an alert", extra={"alert_id": payload["id"]})

@@ -112,3 +112,123 @@ class AccountEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} #{self.pk}"
+
+
+class AlertType(models.TextChoices):
+    """The seven kinds of security alert of the seed article, plus the escalation that links them."""
+
+    LOGIN = "login", "Login from a new device"
+    LOCATION = "location", "Access from a new place"
+    SUSPICIOUS = "suspicious", "Suspicious activity"
+    PASSWORD = "password", "Password change"
+    TWO_FACTOR = "two_factor", "Two-factor change"
+    RECOVERY = "recovery", "Account recovery"
+    THIRD_PARTY = "third_party", "Third-party access"
+    ACCOUNT_TAKEOVER = "account_takeover", "Possible account takeover"
+
+
+class Severity(models.IntegerChoices):
+    LOW = 1, "Low"
+    MEDIUM = 2, "Medium"
+    HIGH = 3, "High"
+    CRITICAL = 4, "Critical"
+
+
+class AlertStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    RESOLVED = "resolved", "Resolved"
+    DISMISSED = "dismissed", "Dismissed"
+
+
+ACTIVE_STATUSES = (AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED)
+
+
+class Alert(models.Model):
+    """A security alert about a customer's account (or, for credential stuffing, about a source).
+
+    Created and updated only through alerts.detection / services, audited, announced on commit.
+    The same rule on the same subject within its window updates one active alert (count, last
+    seen, more evidence) instead of flooding the queue.
+    """
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.PROTECT, related_name="alerts")
+    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="alerts")
+    type = models.CharField(max_length=30, choices=AlertType.choices)
+    rule = models.CharField(max_length=60)
+    severity = models.PositiveSmallIntegerField(choices=Severity.choices)
+    status = models.CharField(max_length=20, choices=AlertStatus.choices, default=AlertStatus.OPEN)
+    reason = models.CharField(max_length=300)  # why, in one sentence
+    dedupe_key = models.CharField(max_length=200)
+    count = models.PositiveIntegerField(default=1)
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    evidence = models.ManyToManyField(AccountEvent, through="AlertEvidence", related_name="alerts")
+    related = models.ManyToManyField("self", symmetrical=False, blank=True, related_name="escalations")
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "dedupe_key"],
+                condition=models.Q(status__in=["open", "acknowledged"]),
+                name="alert_one_active_per_dedupe_key",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "status", "-last_seen_at"], name="alert_queue_idx"),
+            models.Index(fields=["customer", "created_at"], name="alert_customer_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_type_display()} #{self.pk}"
+
+    def audit_label(self) -> str:
+        return f"{self.type} alert #{self.pk}"
+
+
+class AlertEvidence(models.Model):
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE)
+    event = models.ForeignKey(AccountEvent, on_delete=models.PROTECT)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["alert", "event"], name="alert_evidence_unique")]
+
+    def __str__(self) -> str:
+        return f"alert {self.alert_id} ← event {self.event_id}"
+
+
+class RuleSetting(models.Model):
+    """A tenant's override of one detection rule: on/off, severity, thresholds (merged over the
+    rule's defaults)."""
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="rule_settings")
+    rule = models.CharField(max_length=60)
+    enabled = models.BooleanField(default=True)
+    severity = models.PositiveSmallIntegerField(choices=Severity.choices, null=True, blank=True)
+    params = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "rule"], name="rule_setting_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.tenant}: {self.rule}"
+
+
+class CustomerState(models.Model):
+    """What detection remembers about an account: known devices, user-agent families, places.
+    Locked (SELECT ... FOR UPDATE) while one event of the account is processed, so concurrent
+    events of the same account are judged one after the other."""
+
+    customer = models.OneToOneField(Customer, primary_key=True, on_delete=models.CASCADE, related_name="state")
+    devices = models.JSONField(default=list)  # device ids or user-agent fingerprints
+    agent_families = models.JSONField(default=list)  # "Chrome/Windows"
+    countries = models.JSONField(default=list)
+    networks = models.JSONField(default=list)
+    last_login = models.JSONField(default=dict)  # {"at", "lat", "lon", "country"}
+    updated_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"state of customer #{self.customer_id}"

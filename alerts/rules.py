@@ -1,0 +1,388 @@
+"""Detection rules: small units that look at one event (with the account's remembered state and
+recent history) and say what, if anything, is worth an alert, and why, in one sentence.
+
+Each rule has defaults (enabled, severity, thresholds) that a tenant's RuleSetting overrides. A
+rule never writes: it returns Findings, and may update the account's state object it is given.
+"""
+
+import hashlib
+import re
+import statistics
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+
+from alerts.models import AccountEvent, Alert, AlertType, CustomerState, EventType, Severity
+
+
+@dataclass
+class Finding:
+    rule: str
+    type: str
+    severity: int
+    reason: str
+    subject: str  # what the alert is about, for de-duplication: the account, or a source address
+    evidence: list[int] = field(default_factory=list)
+    about_customer: bool = True
+
+
+@dataclass
+class Check:
+    event: AccountEvent
+    state: CustomerState
+    params: dict
+    severity: int
+
+    def recent(self, types, window: timedelta, *, customer=True):
+        """Events of these types for this account in the window before (and including) this one."""
+        since = self.event.occurred_at - window
+        events = AccountEvent.objects.filter(
+            customer_id=self.event.customer_id,
+            type__in=types,
+            occurred_at__gte=since,
+            occurred_at__lte=self.event.occurred_at,
+        )
+        return events
+
+
+class Rule:
+    key = ""
+    alert_type = ""
+    severity = Severity.MEDIUM
+    events: frozenset = frozenset()
+    defaults: dict = {}
+
+    def check(self, check: Check) -> list[Finding]:
+        raise NotImplementedError
+
+    def finding(self, check: Check, reason: str, *, severity=None, subject=None, evidence=None, about_customer=True):
+        return Finding(
+            rule=self.key,
+            type=self.alert_type,
+            severity=severity or check.severity,
+            reason=reason,
+            subject=subject or f"customer:{check.event.customer_id}",
+            evidence=evidence or [check.event.pk],
+            about_customer=about_customer,
+        )
+
+
+def _minutes(check: Check, name: str) -> timedelta:
+    return timedelta(minutes=check.params[name])
+
+
+_BROWSERS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"), ("Safari/", "Safari"))
+_SYSTEMS = (("Windows", "Windows"), ("Android", "Android"), ("iPhone", "iOS"), ("iPad", "iOS"), ("Mac OS X", "macOS"),
+            ("Linux", "Linux"))  # fmt: skip
+
+
+def agent_family(user_agent: str) -> str:
+    browser = next((name for token, name in _BROWSERS if token in user_agent), "Other browser")
+    system = next((name for token, name in _SYSTEMS if token in user_agent), "other system")
+    return f"{browser} on {system}"
+
+
+def device_fingerprint(context: dict) -> str | None:
+    if context.get("device_id"):
+        return f"id:{context['device_id']}"
+    if context.get("user_agent"):
+        return "ua:" + hashlib.sha256(context["user_agent"].encode()).hexdigest()[:16]
+    return None
+
+
+def _remember(items: list, value, limit: int = 50) -> None:
+    if value in items:
+        items.remove(value)
+    items.append(value)
+    del items[:-limit]
+
+
+class NewDeviceRule(Rule):
+    """1. A login from a device never seen on this account; a new browser or OS family."""
+
+    key = "new_device"
+    alert_type = AlertType.LOGIN
+    events = frozenset({EventType.LOGIN_SUCCEEDED})
+
+    def check(self, check):
+        context = check.event.context
+        fingerprint = device_fingerprint(context)
+        family = agent_family(context["user_agent"]) if context.get("user_agent") else None
+        state = check.state
+        findings = []
+        first_login = not state.devices and not state.agent_families
+        if fingerprint and not first_login and fingerprint not in state.devices:
+            what = f" ({family})" if family else ""
+            new_family = family and family not in state.agent_families
+            reason = f"Login from a device never seen on this account{what}" + (
+                ", and a browser or system it has not used before." if new_family else "."
+            )
+            findings.append(self.finding(check, reason))
+        if fingerprint:
+            _remember(state.devices, fingerprint)
+        if family:
+            _remember(state.agent_families, family, limit=20)
+        return findings
+
+
+class BruteForceRule(Rule):
+    """3a. Many failed logins for one account in a short window."""
+
+    key = "brute_force"
+    alert_type = AlertType.SUSPICIOUS
+    severity = Severity.HIGH
+    events = frozenset({EventType.LOGIN_FAILED})
+    defaults = {"threshold": 5, "window_minutes": 10}
+
+    def check(self, check):
+        failures = list(
+            check.recent([EventType.LOGIN_FAILED], _minutes(check, "window_minutes")).values_list("id", flat=True)
+        )
+        if len(failures) < check.params["threshold"]:
+            return []
+        reason = f"{len(failures)} failed logins on this account within {check.params['window_minutes']} minutes."
+        return [self.finding(check, reason, evidence=failures[-20:])]
+
+
+class CredentialStuffingRule(Rule):
+    """3b. Failed logins on many accounts from one address: raised once per source."""
+
+    key = "credential_stuffing"
+    alert_type = AlertType.SUSPICIOUS
+    severity = Severity.HIGH
+    events = frozenset({EventType.LOGIN_FAILED})
+    defaults = {"accounts": 10, "window_minutes": 10}
+
+    def check(self, check):
+        event = check.event
+        if not event.ip:
+            return []
+        since = event.occurred_at - _minutes(check, "window_minutes")
+        failures = AccountEvent.objects.filter(
+            tenant_id=event.tenant_id, ip=event.ip, type=EventType.LOGIN_FAILED, occurred_at__gte=since,
+            occurred_at__lte=event.occurred_at,
+        )  # fmt: skip
+        accounts = failures.values("customer_id").distinct().count()
+        if accounts < check.params["accounts"]:
+            return []
+        reason = (
+            f"Failed logins on {accounts} different accounts from one address within "
+            f"{check.params['window_minutes']} minutes (credential stuffing)."
+        )
+        evidence = list(failures.order_by("-occurred_at").values_list("id", flat=True)[:20])
+        return [self.finding(check, reason, subject=f"source:{event.ip}", evidence=evidence, about_customer=False)]
+
+
+class RapidProfileChangeRule(Rule):
+    """3c. Email and phone both changed within a short window."""
+
+    key = "rapid_profile_change"
+    alert_type = AlertType.SUSPICIOUS
+    events = frozenset({EventType.PROFILE_CHANGED})
+    defaults = {"window_minutes": 60}
+
+    def check(self, check):
+        changes = list(check.recent([EventType.PROFILE_CHANGED], _minutes(check, "window_minutes")))
+        fields = {f for change in changes for f in change.context.get("fields", [])}
+        if not {"email", "phone"} <= fields:
+            return []
+        reason = f"Email and phone number both changed within {check.params['window_minutes']} minutes."
+        return [self.finding(check, reason, evidence=[c.pk for c in changes])]
+
+
+class TransactionOutlierRule(Rule):
+    """3d. A transaction far above the account's own history (same currency)."""
+
+    key = "transaction_outlier"
+    alert_type = AlertType.SUSPICIOUS
+    severity = Severity.HIGH
+    events = frozenset({EventType.TRANSACTION_CREATED})
+    defaults = {"multiplier": 5, "min_history": 3, "history": 20}
+
+    def check(self, check):
+        context = check.event.context
+        if "amount" not in context:
+            return []
+        amount = Decimal(context["amount"])
+        previous = (
+            AccountEvent.objects.filter(
+                customer_id=check.event.customer_id,
+                type=EventType.TRANSACTION_CREATED,
+                occurred_at__lt=check.event.occurred_at,
+            )  # fmt: skip
+            .order_by("-occurred_at")
+            .values_list("context", flat=True)[: check.params["history"]]
+        )
+        amounts = [
+            Decimal(c["amount"]) for c in previous if "amount" in c and c.get("currency") == context.get("currency")
+        ]
+        if len(amounts) < check.params["min_history"]:
+            return []
+        typical = statistics.median(amounts)
+        if typical <= 0 or amount <= typical * check.params["multiplier"]:
+            return []
+        reason = (
+            f"A transaction of {amount} {context.get('currency', '')} is {amount / typical:.0f} times this account's "
+            f"typical {typical} {context.get('currency', '')}."
+        ).replace("  ", " ")
+        return [self.finding(check, reason)]
+
+
+class PasswordRule(Rule):
+    """4. Password changed or reset requested; higher right after a new-device login."""
+
+    key = "password_change"
+    alert_type = AlertType.PASSWORD
+    events = frozenset({EventType.PASSWORD_CHANGED, EventType.PASSWORD_RESET_REQUESTED})
+    defaults = {"after_new_device_minutes": 60}
+
+    def check(self, check):
+        event = check.event
+        since = event.occurred_at - _minutes(check, "after_new_device_minutes")
+        after_new_device = Alert.objects.filter(
+            customer_id=event.customer_id, rule=NewDeviceRule.key, last_seen_at__gte=since
+        ).exists()
+        if event.type == EventType.PASSWORD_CHANGED:
+            how = event.context.get("initiated_by")
+            reason = "The account's password was changed" + (f" (by {how})" if how else "")
+        else:
+            reason = "A password reset was requested for this account"
+        if after_new_device:
+            return [self.finding(check, reason + ", right after a login from a new device.", severity=Severity.HIGH)]
+        severity = check.severity if event.type == EventType.PASSWORD_CHANGED else Severity.LOW
+        return [self.finding(check, reason + ".", severity=severity)]
+
+
+class MfaChangeRule(Rule):
+    """5a. Two-factor authentication disabled, or a factor added."""
+
+    key = "mfa_change"
+    alert_type = AlertType.TWO_FACTOR
+    severity = Severity.HIGH
+    events = frozenset({EventType.MFA_DISABLED, EventType.MFA_ENROLLED})
+
+    def check(self, check):
+        factor = check.event.context.get("factor")
+        named = f" ({factor})" if factor else ""
+        if check.event.type == EventType.MFA_DISABLED:
+            return [self.finding(check, f"Two-factor authentication{named} was turned off on this account.")]
+        return [
+            self.finding(check, f"A new two-factor method{named} was added to this account.", severity=Severity.MEDIUM)
+        ]
+
+
+class MfaFailuresRule(Rule):
+    """5b. Repeated failed two-factor challenges."""
+
+    key = "mfa_failures"
+    alert_type = AlertType.TWO_FACTOR
+    severity = Severity.HIGH
+    events = frozenset({EventType.MFA_CHALLENGE_FAILED})
+    defaults = {"threshold": 3, "window_minutes": 10}
+
+    def check(self, check):
+        failures = list(
+            check.recent([EventType.MFA_CHALLENGE_FAILED], _minutes(check, "window_minutes")).values_list(
+                "id", flat=True
+            )
+        )
+        if len(failures) < check.params["threshold"]:
+            return []
+        reason = f"{len(failures)} failed two-factor challenges within {check.params['window_minutes']} minutes."
+        return [self.finding(check, reason, evidence=failures[-20:])]
+
+
+class UnrequestedOtpRule(Rule):
+    """5c. A one-time code was sent that no sign-in, reset or recovery of this account asked for."""
+
+    key = "otp_unrequested"
+    alert_type = AlertType.TWO_FACTOR
+    severity = Severity.HIGH
+    events = frozenset({EventType.MFA_OTP_SENT})
+    defaults = {"window_minutes": 10}
+    CAUSES = (EventType.LOGIN_SUCCEEDED, EventType.LOGIN_FAILED, EventType.PASSWORD_RESET_REQUESTED,
+              EventType.RECOVERY_REQUESTED, EventType.MFA_CHALLENGE_FAILED)  # fmt: skip
+
+    def check(self, check):
+        if check.recent(self.CAUSES, _minutes(check, "window_minutes")).exists():
+            return []
+        channel = check.event.context.get("channel")
+        via = f" by {channel}" if channel else ""
+        return [
+            self.finding(check, f"A one-time code was sent{via} that no sign-in or reset of this account asked for.")
+        ]
+
+
+CONTACT_FIELDS = {"email", "phone"}
+
+
+class RecoveryRule(Rule):
+    """6. Account recovery requested or completed; higher after a contact-detail change."""
+
+    key = "recovery"
+    alert_type = AlertType.RECOVERY
+    events = frozenset({EventType.RECOVERY_REQUESTED, EventType.RECOVERY_COMPLETED})
+    defaults = {"after_contact_change_hours": 24}
+
+    def check(self, check):
+        window = timedelta(hours=check.params["after_contact_change_hours"])
+        contact_changes = [
+            e.pk
+            for e in check.recent([EventType.PROFILE_CHANGED], window)
+            if CONTACT_FIELDS & set(e.context.get("fields", []))
+        ]
+        done = check.event.type == EventType.RECOVERY_COMPLETED
+        channel = check.event.context.get("channel")
+        via = f" by {channel}" if channel else ""
+        reason = f"Account recovery was {'completed' if done else 'requested'}{via}"
+        if contact_changes:
+            return [
+                self.finding(
+                    check,
+                    reason + ", after the account's email or phone changed.",
+                    severity=Severity.HIGH,
+                    evidence=[*contact_changes, check.event.pk],
+                )  # fmt: skip
+            ]
+        return [self.finding(check, reason + ".")]
+
+
+class ThirdPartyRule(Rule):
+    """7. A third-party app was authorized; higher for broad scopes."""
+
+    key = "third_party"
+    alert_type = AlertType.THIRD_PARTY
+    events = frozenset({EventType.THIRD_PARTY_AUTHORIZED})
+    defaults = {
+        "broad_scopes": ["*", "admin", "all", "full_access", "write", "offline_access", "payments", "mail", "contacts"]
+    }
+
+    def check(self, check):
+        context = check.event.context
+        app = context.get("app_name") or context.get("app_id") or "an app"
+        broad_words = [w.lower() for w in check.params["broad_scopes"]]
+        broad = [
+            s
+            for s in context.get("scopes", [])
+            if any(w == "*" and s == "*" or w != "*" and w in re.split(r"[^a-z*]+", s.lower()) for w in broad_words)
+        ]
+        if broad:
+            reason = f"{app} was given access to this account with broad permissions ({', '.join(broad[:5])})."
+            return [self.finding(check, reason, severity=Severity.HIGH)]
+        return [self.finding(check, f"{app} was given access to this account.")]
+
+
+RULES: dict[str, Rule] = {
+    rule.key: rule
+    for rule in (
+        NewDeviceRule(), BruteForceRule(), CredentialStuffingRule(), RapidProfileChangeRule(),
+        TransactionOutlierRule(), PasswordRule(), MfaChangeRule(), MfaFailuresRule(), UnrequestedOtpRule(),
+        RecoveryRule(), ThirdPartyRule(),
+    )
+}  # fmt: skip
+
+# Escalation: several different account-level rules on one account in a short time.
+TAKEOVER_RULES = frozenset(
+    {"new_device", "password_change", "mfa_change", "recovery", "rapid_profile_change", "otp_unrequested"}
+)
+TAKEOVER_DEFAULTS = {"rules": 3, "window_minutes": 60}
