@@ -6,11 +6,13 @@ from accounts.models import Role
 ROLE_PERMISSIONS: dict[str, set[str]] = {
     Role.AGENT: {
         "accounts.view_tenant",
+        "alerts.view_alert",
     },
     Role.SUPERVISOR: {
         "accounts.view_tenant",
         "accounts.view_membership",
         "audit.view_auditevent",
+        "alerts.view_alert",
     },
     Role.ADMIN: {
         "accounts.view_tenant",
@@ -20,6 +22,7 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "accounts.change_membership",
         "accounts.delete_membership",
         "audit.view_auditevent",
+        "alerts.view_alert",
     },
 }
 
@@ -31,6 +34,7 @@ BPO_ADMIN_PERMISSIONS: set[str] = {
     "auth.view_group",
     "audit.view_auditevent",
     "audit.view_auditcheckpoint",
+    "alerts.view_alert",
     # Staff MFA devices: see them, and remove a lost one so that its owner enrols again.
     "otp_totp.view_totpdevice",
     "otp_totp.delete_totpdevice",

@@ -59,3 +59,19 @@ def mfa_authenticator_list(*, user: User) -> QuerySet[TOTPDevice]:
 
 def mfa_backup_codes_remaining(*, user: User) -> int:
     return StaticToken.objects.filter(device__user=user, device__confirmed=True).count()
+
+
+def tenant_ids_with_perm(*, user: User, perm: str) -> list[int] | None:
+    """Ids of the active tenants where `user`'s role carries `perm`; None means every tenant (a BPO
+    admin). One query: for list screens that filter by tenant."""
+    if not user.is_active:
+        return []
+    if user.is_bpo_admin:
+        return None
+    app_label, codename = perm.split(".")
+    roles = Group.objects.filter(permissions__content_type__app_label=app_label, permissions__codename=codename)
+    return list(
+        Membership.objects.filter(user=user, role__in=roles.values("name"), tenant__is_active=True).values_list(
+            "tenant_id", flat=True
+        )
+    )

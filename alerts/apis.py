@@ -10,13 +10,20 @@ from django.contrib.auth.decorators import login_not_required
 from django.core.cache import cache
 from django.http import JsonResponse
 from django.utils.decorators import method_decorator
-from django.views import View
-from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.exceptions import ValidationError
+from rest_framework.generics import ListAPIView, RetrieveAPIView
+from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import AllowAny
+from rest_framework.views import APIView
 
 from accounts.decorators import mfa_not_required
 from alerts.keys import api_key_authenticate
+from alerts.selectors import alert_get_for, alert_list_for
+from alerts.serializers import AlertDetailSerializer, AlertFilterSerializer, AlertSerializer
 from alerts.services import events_ingest
-from alerts.validation import validate_body
+from alerts.validation import EVENT_TYPES, validate_body
+from audit.decorators import audit_shown, shows_data
 
 
 def _error(status: int, message: str, **headers) -> JsonResponse:
@@ -59,12 +66,101 @@ def _over_rate_limit(tenant_id: int, count: int, limit: int) -> bool:
     return used > limit
 
 
-@method_decorator([csrf_exempt, login_not_required, mfa_not_required], name="dispatch")
-class EventIngestApi(View):
-    """Client systems authenticate with their tenant's key (and sign the body); no staff session."""
+_ERRORS = {
+    "type": "object",
+    "properties": {
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "index": {"type": "integer", "description": "position in the batch (0 for a single event)"},
+                    "field": {"type": "string", "description": "dotted path, e.g. account.phone"},
+                    "message": {"type": "string"},
+                },
+            },
+        }
+    },
+}
+_EVENT = {
+    "type": "object",
+    "required": ["id", "type", "occurred_at", "account"],
+    "properties": {
+        "id": {"type": "string", "minLength": 1, "maxLength": 128, "description": "your id: the idempotency key"},
+        "type": {"type": "string", "enum": sorted(EVENT_TYPES)},
+        "occurred_at": {"type": "string", "format": "date-time", "description": "RFC 3339 with an offset"},
+        "account": {
+            "type": "object",
+            "required": ["external_id"],
+            "properties": {
+                "external_id": {"type": "string", "maxLength": 128},
+                "email": {"type": "string", "format": "email"},
+                "phone": {"type": "string", "pattern": "^\\+[1-9][0-9]{1,14}$"},
+                "display_name": {"type": "string", "maxLength": 200},
+                "locale": {"type": "string", "description": "BCP 47"},
+                "channels": {
+                    "type": "object",
+                    "properties": {c: {"type": "boolean"} for c in ("email", "sms", "push", "voice")},
+                },
+            },
+        },
+        "context": {
+            "type": "object",
+            "description": "ip, user_agent, device_id, session_id, geo, and type-specific fields",
+        },
+    },
+}
 
+
+_INGEST_SCHEMA = extend_schema(
+    operation_id="events_ingest",
+    summary="Send account events (one, or a batch of up to 1,000)",
+    description=(
+        "Authenticate with `Authorization: Bearer <tenant API key>` and sign with `X-AlertDesk-Timestamp` and "
+        '`X-AlertDesk-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>">`. See contracts/events.md.'
+    ),
+    request={
+        "application/json": {
+            "oneOf": [
+                _EVENT,
+                {
+                    "type": "object",
+                    "properties": {"events": {"type": "array", "items": _EVENT, "minItems": 1, "maxItems": 1000}},
+                },
+            ]
+        }
+    },
+    responses={
+        202: OpenApiResponse(
+            {"type": "object", "properties": {"accepted": {"type": "integer"}, "duplicates": {"type": "integer"}}},
+            description="Stored durably; detection follows.",
+        ),
+        400: OpenApiResponse(_ERRORS, description="Validation failed; nothing was stored."),
+        401: OpenApiResponse(_ERRORS, description="Missing or unknown key; bad or stale signature."),
+        403: OpenApiResponse(_ERRORS, description="The tenant is deactivated."),
+        413: OpenApiResponse(_ERRORS, description="Body over 1 MiB."),
+        415: OpenApiResponse(_ERRORS, description="Not JSON."),
+        429: OpenApiResponse(_ERRORS, description="Over the tenant's rate limit; see Retry-After."),
+    },
+    parameters=[
+        OpenApiParameter("X-AlertDesk-Timestamp", str, OpenApiParameter.HEADER, description="unix seconds"),
+        OpenApiParameter("X-AlertDesk-Signature", str, OpenApiParameter.HEADER, description="sha256=<hex>"),
+    ],
+    auth=[],
+    tags=["events"],
+)
+
+
+@method_decorator([login_not_required, mfa_not_required], name="dispatch")
+class EventIngestApi(APIView):
+    """Client systems authenticate with their tenant's key (and sign the body); no staff session.
+    The body is read raw (the signature covers its bytes), so DRF's parsers are not used."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
     http_method_names = ["post"]
 
+    @_INGEST_SCHEMA
     def post(self, request):
         length = request.META.get("CONTENT_LENGTH") or "0"
         if not length.isdigit() or int(length) > settings.INGEST_MAX_BODY_BYTES:
@@ -102,3 +198,53 @@ class EventIngestApi(View):
             return _error(429, "over this tenant's rate limit", Retry_After="1")
         accepted, duplicates, _ = events_ingest(tenant=tenant, events=result.events, key_prefix=key.prefix)
         return JsonResponse({"accepted": accepted, "duplicates": duplicates}, status=202)
+
+
+class AlertCursorPagination(CursorPagination):
+    ordering = "-id"
+    page_size = 50
+    max_page_size = 200
+    page_size_query_param = "page_size"
+
+
+@extend_schema(parameters=[AlertFilterSerializer], tags=["alerts"])
+@method_decorator(shows_data, name="dispatch")
+class AlertListApi(ListAPIView):
+    """Alerts of the tenants the signed-in staff member works for, newest first (cursor pages)."""
+
+    serializer_class = AlertSerializer
+    pagination_class = AlertCursorPagination
+
+    def get_queryset(self):
+        filters = AlertFilterSerializer(data=self.request.query_params)
+        if not filters.is_valid():
+            raise ValidationError(filters.errors)
+        alerts = alert_list_for(user=self.request.user)
+        data = filters.validated_data
+        if "status" in data:
+            alerts = alerts.filter(status=data["status"])
+        if "type" in data:
+            alerts = alerts.filter(type=data["type"])
+        if "tenant" in data:
+            alerts = alerts.filter(tenant__slug=data["tenant"])
+        if "min_severity" in data:
+            alerts = alerts.filter(severity__gte=data["min_severity"])
+        return alerts
+
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        audit_shown(self.request).objects(page or [], target_type="alerts.alert")
+        return page
+
+
+@extend_schema(tags=["alerts"])
+@method_decorator(shows_data, name="dispatch")
+class AlertDetailApi(RetrieveAPIView):
+    """One alert with its evidence. Another tenant's alert answers 404, like a missing one."""
+
+    serializer_class = AlertDetailSerializer
+
+    def get_object(self):
+        alert = alert_get_for(user=self.request.user, alert_id=self.kwargs["alert_id"])
+        audit_shown(self.request).object(alert)
+        return alert

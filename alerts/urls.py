@@ -1,9 +1,22 @@
+from django.contrib.auth.decorators import login_not_required
 from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from accounts.decorators import mfa_not_required
 from alerts import apis
 
 app_name = "alerts"
 
+
+def _public(view):
+    # Client companies integrate from the schema and the docs alone: no staff login.
+    return login_not_required(mfa_not_required(view))
+
+
 urlpatterns = [
     path("api/v1/events/", apis.EventIngestApi.as_view(), name="events_ingest"),
+    path("api/v1/alerts/", apis.AlertListApi.as_view(), name="alert_list"),
+    path("api/v1/alerts/<int:alert_id>/", apis.AlertDetailApi.as_view(), name="alert_detail"),
+    path("api/schema/", _public(SpectacularAPIView.as_view()), name="schema"),
+    path("api/docs/", _public(SpectacularSwaggerSplitView.as_view(url_name="alerts:schema")), name="docs"),
 ]

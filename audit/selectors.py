@@ -7,29 +7,16 @@ read that tenant's events; agents read none. Pages are keyset-paginated on id, n
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.contrib.auth.models import Group
 from django.db.models import F, Max, Min, QuerySet
 
-from accounts.models import Membership, Tenant, User
+from accounts.models import Tenant, User
+from accounts.selectors import tenant_ids_with_perm
 from audit.models import AuditEvent
-
-AUDIT_READ_PERM = ("audit", "view_auditevent")
 
 
 def audit_readable_tenant_ids(*, user: User) -> list[int] | None:
     """Tenant ids whose events `user` may read; None means every event (BPO admin)."""
-    if not user.is_active:
-        return []
-    if user.is_bpo_admin:
-        return None
-    roles = Group.objects.filter(
-        permissions__content_type__app_label=AUDIT_READ_PERM[0], permissions__codename=AUDIT_READ_PERM[1]
-    ).values_list("name", flat=True)
-    return list(
-        Membership.objects.filter(user=user, role__in=list(roles), tenant__is_active=True).values_list(
-            "tenant_id", flat=True
-        )
-    )
+    return tenant_ids_with_perm(user=user, perm="audit.view_auditevent")
 
 
 _UNSET = object()

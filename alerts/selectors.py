@@ -1,0 +1,26 @@
+"""Reads of alerts, and their access functions: staff see the alerts of the tenants where their
+role carries alerts.view_alert (every role today; the desk will narrow agents to their queues)."""
+
+from django.db.models import QuerySet
+from django.http import Http404
+
+from accounts.models import User
+from accounts.selectors import tenant_ids_with_perm
+from alerts.models import Alert
+
+ALERT_VIEW_PERM = "alerts.view_alert"
+
+
+def alert_list_for(*, user: User) -> QuerySet[Alert]:
+    """Alerts `user` may see, newest first."""
+    scope = tenant_ids_with_perm(user=user, perm=ALERT_VIEW_PERM)
+    alerts = Alert.objects.select_related("tenant", "customer").order_by("-id")
+    return alerts if scope is None else alerts.filter(tenant_id__in=scope)
+
+
+def alert_get_for(*, user: User, alert_id) -> Alert:
+    """One alert `user` may see. Missing and forbidden both raise Http404."""
+    try:
+        return alert_list_for(user=user).prefetch_related("evidence").get(pk=int(alert_id))
+    except (Alert.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such alert.") from None
