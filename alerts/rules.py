@@ -9,7 +9,7 @@ import hashlib
 import re
 import statistics
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from alerts.models import AccountEvent, Alert, AlertType, CustomerState, EventType, Severity
@@ -122,6 +122,71 @@ class NewDeviceRule(Rule):
             _remember(state.devices, fingerprint)
         if family:
             _remember(state.agent_families, family, limit=20)
+        return findings
+
+
+class LocationRule(Rule):
+    """2. A login from a new country or network; impossible travel between two logins."""
+
+    key = "new_location"
+    alert_type = AlertType.LOCATION
+    events = frozenset({EventType.LOGIN_SUCCEEDED})
+    defaults = {
+        "max_speed_kmh": 900,
+        "min_distance_km": 100,  # closer pairs are within geolocation error
+        "anonymizer_networks": [
+            "M247",
+            "DataCamp",
+            "Mullvad",
+            "NordVPN",
+            "Proton",
+            "Private Internet Access",
+            "ExpressVPN",
+            "Surfshark",
+            "Tor",
+        ],  # fmt: skip
+    }
+
+    def check(self, check):
+        from alerts.geo import distance_km, locate
+
+        event, state = check.event, check.state
+        place = locate(event.ip, event.context.get("geo"))
+        anonymizers = [name.lower() for name in check.params["anonymizer_networks"]]
+        hidden = bool(place.network) and any(name in place.network.lower() for name in anonymizers)
+        findings = []
+        first = not state.countries and not state.networks and not state.last_login
+        if not first:
+            new_country = place.country and place.country not in state.countries
+            new_network = place.network and place.network not in state.networks and not hidden
+            if new_country:
+                via = f" through {place.network}" if place.network else ""
+                reason = f"Login from a country never seen on this account ({place.country}{via})."
+                findings.append(self.finding(check, reason))
+            elif new_network:
+                reason = f"Login from a network never seen on this account ({place.network})."
+                findings.append(self.finding(check, reason, severity=Severity.LOW))
+            last = state.last_login
+            if last.get("lat") is not None and place.lat is not None and not hidden and not last.get("hidden"):
+                km = distance_km((last["lat"], last["lon"]), (place.lat, place.lon))
+                hours = max((event.occurred_at - datetime.fromisoformat(last["at"])).total_seconds() / 3600, 1 / 60)
+                if km >= check.params["min_distance_km"] and km / hours > check.params["max_speed_kmh"]:
+                    reason = (
+                        f"Impossible travel: {km:,.0f} km from the previous login ({last.get('country') or '?'} to "
+                        f"{place.country or '?'}) in {hours * 60:,.0f} minutes."
+                    )
+                    findings.append(
+                        self.finding(check, reason, severity=Severity.HIGH, evidence=[last["event"], event.pk])
+                    )
+        if place.country:
+            _remember(state.countries, place.country, limit=30)
+        if place.network and not hidden:
+            _remember(state.networks, place.network, limit=30)
+        if place.lat is not None:
+            state.last_login = {
+                "at": event.occurred_at.isoformat(), "lat": place.lat, "lon": place.lon, "country": place.country,
+                "event": event.pk, "hidden": hidden,
+            }  # fmt: skip
         return findings
 
 
@@ -375,7 +440,7 @@ class ThirdPartyRule(Rule):
 RULES: dict[str, Rule] = {
     rule.key: rule
     for rule in (
-        NewDeviceRule(), BruteForceRule(), CredentialStuffingRule(), RapidProfileChangeRule(),
+        NewDeviceRule(), LocationRule(), BruteForceRule(), CredentialStuffingRule(), RapidProfileChangeRule(),
         TransactionOutlierRule(), PasswordRule(), MfaChangeRule(), MfaFailuresRule(), UnrequestedOtpRule(),
         RecoveryRule(), ThirdPartyRule(),
     )

@@ -190,6 +190,8 @@ def _field_keys() -> list[str]:
 
 FIELD_ENCRYPTION_KEYS = _field_keys()
 INGEST_MAX_BODY_BYTES = 1024 * 1024
+# A MaxMind-format city database (GeoLite2-City.mmdb or similar) for precise coordinates, if any.
+GEOIP_CITY_DB = env_str("GEOIP_CITY_DB", "")
 INGEST_MAX_BATCH = 1000
 INGEST_SIGNATURE_TOLERANCE_SECONDS = 300
 INGEST_KEY_OVERLAP = timedelta(hours=env_int("INGEST_KEY_OVERLAP_HOURS", 24))

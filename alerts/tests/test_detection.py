@@ -266,3 +266,47 @@ def test_processing_killed_mid_way_then_rerun_yields_each_alert_once(tenant_a, m
     assert events_process(event_ids=ids) == 0
     assert sorted(a.rule for a in alerts()) == ["mfa_change", "recovery", "third_party"]
     assert all(a.count == 1 for a in alerts())
+
+
+US_IP, GB_IP, US_IP_2 = "8.8.8.8", "81.2.69.160", "8.8.4.4"
+
+
+class TestLocation:
+    def test_a_new_country_is_raised_and_the_usual_one_is_not(self, tenant_a):
+        feed(tenant_a, "login.succeeded", ip=US_IP, device_id="d")
+        feed(tenant_a, "login.succeeded", minutes=600, ip=US_IP_2, device_id="d")
+        assert alerts() == []
+        feed(tenant_a, "login.succeeded", minutes=2 * 24 * 60, ip=GB_IP, device_id="d")
+        (alert,) = alerts()
+        assert alert.type == AlertType.LOCATION and alert.rule == "new_location"
+        assert alert.reason == "Login from a country never seen on this account (GB through Andrews & Arnold Ltd)."
+
+    def test_impossible_travel(self, tenant_a):
+        feed(tenant_a, "login.succeeded", ip=US_IP, device_id="d")
+        feed(tenant_a, "login.succeeded", minutes=30, ip=GB_IP, device_id="d")
+        travel = [a for a in alerts() if a.reason.startswith("Impossible travel")]
+        assert (
+            len(travel) == 1 and travel[0].severity == Severity.HIGH and "(US to GB) in 30 minutes" in travel[0].reason
+        )
+        assert travel[0].evidence.count() == 2
+
+    def test_the_events_own_geo_wins_and_nearby_pairs_are_geolocation_error(self, tenant_a):
+        paris, versailles = {"country": "FR", "lat": 48.86, "lon": 2.35}, {"country": "FR", "lat": 48.80, "lon": 2.13}
+        feed(tenant_a, "login.succeeded", ip=US_IP, geo=paris, device_id="d")
+        feed(tenant_a, "login.succeeded", minutes=1, ip=GB_IP, geo=versailles, device_id="d")  # ~17 km
+        assert [a.reason for a in alerts() if "travel" in a.reason] == []
+        feed(tenant_a, "login.succeeded", minutes=5, geo={"country": "JP", "lat": 35.68, "lon": 139.69}, device_id="d")
+        assert any(a.reason.startswith("Impossible travel") for a in alerts())
+
+    def test_known_anonymizer_networks_are_not_travel(self, tenant_a):
+        RuleSetting.objects.create(
+            tenant=tenant_a, rule="new_location", params={"anonymizer_networks": ["Andrews & Arnold"]}
+        )
+        feed(tenant_a, "login.succeeded", ip=US_IP, device_id="d")
+        feed(tenant_a, "login.succeeded", minutes=30, ip=GB_IP, device_id="d")
+        assert not any("travel" in a.reason for a in alerts())
+
+    def test_private_addresses_are_not_located(self, tenant_a):
+        feed(tenant_a, "login.succeeded", ip="10.1.2.3", device_id="d")
+        feed(tenant_a, "login.succeeded", minutes=1, ip="192.168.1.4", device_id="d")
+        assert alerts() == []
