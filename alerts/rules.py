@@ -171,9 +171,10 @@ class LocationRule(Rule):
                 km = distance_km((last["lat"], last["lon"]), (place.lat, place.lon))
                 hours = max((event.occurred_at - datetime.fromisoformat(last["at"])).total_seconds() / 3600, 1 / 60)
                 if km >= check.params["min_distance_km"] and km / hours > check.params["max_speed_kmh"]:
+                    minutes = round(hours * 60)
                     reason = (
                         f"Impossible travel: {km:,.0f} km from the previous login ({last.get('country') or '?'} to "
-                        f"{place.country or '?'}) in {hours * 60:,.0f} minutes."
+                        f"{place.country or '?'}) in {minutes:,} minute{'' if minutes == 1 else 's'}."
                     )
                     findings.append(
                         self.finding(check, reason, severity=Severity.HIGH, evidence=[last["event"], event.pk])
