@@ -191,23 +191,31 @@ class LocationRule(Rule):
         return findings
 
 
-class BruteForceRule(Rule):
+class WindowCountRule(Rule):
+    """Raise when this account has at least `threshold` events of the counted type within
+    `window_minutes` (the event at hand included)."""
+
+    counted = ""
+    what = ""  # "failed logins", for the reason sentence
+    defaults = {"threshold": 5, "window_minutes": 10}
+
+    def check(self, check):
+        window = _minutes(check, "window_minutes")
+        hits = list(check.recent([self.counted], window).values_list("id", flat=True))
+        if len(hits) < check.params["threshold"]:
+            return []
+        reason = f"{len(hits)} {self.what} on this account within {check.params['window_minutes']} minutes."
+        return [self.finding(check, reason, evidence=hits[-20:])]
+
+
+class BruteForceRule(WindowCountRule):
     """3a. Many failed logins for one account in a short window."""
 
     key = "brute_force"
     alert_type = AlertType.SUSPICIOUS
     severity = Severity.HIGH
     events = frozenset({EventType.LOGIN_FAILED})
-    defaults = {"threshold": 5, "window_minutes": 10}
-
-    def check(self, check):
-        failures = list(
-            check.recent([EventType.LOGIN_FAILED], _minutes(check, "window_minutes")).values_list("id", flat=True)
-        )
-        if len(failures) < check.params["threshold"]:
-            return []
-        reason = f"{len(failures)} failed logins on this account within {check.params['window_minutes']} minutes."
-        return [self.finding(check, reason, evidence=failures[-20:])]
+    counted, what = EventType.LOGIN_FAILED, "failed logins"
 
 
 class CredentialStuffingRule(Rule):
@@ -337,7 +345,7 @@ class MfaChangeRule(Rule):
         ]
 
 
-class MfaFailuresRule(Rule):
+class MfaFailuresRule(WindowCountRule):
     """5b. Repeated failed two-factor challenges."""
 
     key = "mfa_failures"
@@ -345,17 +353,7 @@ class MfaFailuresRule(Rule):
     severity = Severity.HIGH
     events = frozenset({EventType.MFA_CHALLENGE_FAILED})
     defaults = {"threshold": 3, "window_minutes": 10}
-
-    def check(self, check):
-        failures = list(
-            check.recent([EventType.MFA_CHALLENGE_FAILED], _minutes(check, "window_minutes")).values_list(
-                "id", flat=True
-            )
-        )
-        if len(failures) < check.params["threshold"]:
-            return []
-        reason = f"{len(failures)} failed two-factor challenges within {check.params['window_minutes']} minutes."
-        return [self.finding(check, reason, evidence=failures[-20:])]
+    counted, what = EventType.MFA_CHALLENGE_FAILED, "failed two-factor challenges"
 
 
 class UnrequestedOtpRule(Rule):
