@@ -85,3 +85,16 @@ def test_schema_and_docs_are_public_and_offline(client):
     html = docs.content.decode()
     assert "cdn" not in html.lower() and "/static/drf_spectacular_sidecar/" in html
     assert "<script>" not in html  # the page keeps the strict CSP
+
+
+def test_filtering_by_another_tenants_slug_shows_nothing(otp_client, raised, tenant_b):
+    response = otp_client.get(LIST, {"tenant": tenant_b.slug})
+    assert response.status_code == 200 and response.json()["results"] == []
+
+
+def test_a_deactivated_tenants_alerts_disappear_for_its_staff(otp_client, raised, tenant_a):
+    from accounts.services import tenant_set_active
+
+    tenant_set_active(tenant=tenant_a, is_active=False)
+    assert otp_client.get(LIST).json()["results"] == []
+    assert otp_client.get(f"{LIST}{raised[tenant_a.pk].pk}/").status_code == 404
