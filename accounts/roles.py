@@ -7,12 +7,14 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
     Role.AGENT: {
         "accounts.view_tenant",
         "alerts.view_alert",
+        "alerts.change_alert",
     },
     Role.SUPERVISOR: {
         "accounts.view_tenant",
         "accounts.view_membership",
         "audit.view_auditevent",
         "alerts.view_alert",
+        "alerts.change_alert",
     },
     Role.ADMIN: {
         "accounts.view_tenant",
@@ -23,6 +25,7 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "accounts.delete_membership",
         "audit.view_auditevent",
         "alerts.view_alert",
+        "alerts.change_alert",
     },
 }
 

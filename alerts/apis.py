@@ -8,20 +8,28 @@ import time
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core.cache import cache
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import JsonResponse
 from django.utils.decorators import method_decorator
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import ListAPIView, RetrieveAPIView
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.decorators import mfa_not_required
 from alerts.keys import api_key_authenticate
-from alerts.selectors import alert_get_for, alert_list_for
-from alerts.serializers import AlertDetailSerializer, AlertFilterSerializer, AlertSerializer
-from alerts.services import events_ingest
+from alerts.selectors import ALERT_CHANGE_PERM, alert_get_for, alert_list_for
+from alerts.serializers import (
+    AlertDetailSerializer,
+    AlertFilterSerializer,
+    AlertSerializer,
+    TransitionResultSerializer,
+    TransitionSerializer,
+)
+from alerts.services import AlertTransitionError, alert_acknowledge, alert_dismiss, alert_resolve, events_ingest
 from alerts.validation import EVENT_TYPES, validate_body
 from audit.decorators import audit_shown, shows_data
 
@@ -248,3 +256,63 @@ class AlertDetailApi(RetrieveAPIView):
         alert = alert_get_for(user=self.request.user, alert_id=self.kwargs["alert_id"])
         audit_shown(self.request).object(alert)
         return alert
+
+
+class _AlertTransitionApi(APIView):
+    """One step of an alert's lifecycle. Answers only the new status: the desk reads the alert
+    through the (recorded) detail endpoint. Another tenant's alert, or a role that may not work
+    alerts, answers 404; a step the status does not allow answers 409."""
+
+    http_method_names = ["post"]
+
+    def step(self, *, alert, actor, note):
+        raise NotImplementedError
+
+    def post(self, request, alert_id):
+        alert = alert_get_for(user=request.user, alert_id=alert_id, perm=ALERT_CHANGE_PERM)
+        data = TransitionSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            alert = self.step(alert=alert, actor=request.user, note=data.validated_data["note"])
+        except AlertTransitionError as error:
+            return Response({"detail": error.messages[0]}, status=409)
+        except DjangoValidationError as error:
+            raise ValidationError(error.message_dict) from None
+        return Response(TransitionResultSerializer(alert).data)
+
+
+def _transition_schema(operation_id: str, summary: str):
+    return extend_schema(
+        operation_id=operation_id,
+        summary=summary,
+        tags=["alerts"],
+        request=TransitionSerializer,
+        responses={
+            200: TransitionResultSerializer,
+            400: OpenApiResponse(description="Malformed body, or a dismissal without a note."),
+            404: OpenApiResponse(description="No such alert, another tenant's, or a role that may not work alerts."),
+            409: OpenApiResponse(description="The alert's status does not allow this step."),
+        },
+    )
+
+
+@extend_schema_view(post=_transition_schema("alerts_acknowledge", "Acknowledge: an agent has picked the alert up"))
+class AlertAcknowledgeApi(_AlertTransitionApi):
+    def step(self, *, alert, actor, note):
+        return alert_acknowledge(alert=alert, actor=actor)
+
+
+@extend_schema_view(
+    post=_transition_schema("alerts_resolve", "Resolve: the account is secured or the customer confirmed the activity")
+)
+class AlertResolveApi(_AlertTransitionApi):
+    def step(self, *, alert, actor, note):
+        return alert_resolve(alert=alert, actor=actor, note=note)
+
+
+@extend_schema_view(
+    post=_transition_schema("alerts_dismiss", "Dismiss: not a security problem (a note saying why is required)")
+)
+class AlertDismissApi(_AlertTransitionApi):
+    def step(self, *, alert, actor, note):
+        return alert_dismiss(alert=alert, actor=actor, note=note)

@@ -213,11 +213,12 @@ def alert_raise(*, finding: Finding, event: AccountEvent, now) -> Alert:
     )
     payload = {"id": alert.pk, "type": alert.type, "severity": alert.severity, "count": alert.count}
     tenant_id, name = event.tenant_id, "alert.created" if created else "alert.updated"
-    transaction.on_commit(lambda: _announce(tenant_id, name, payload))
+    transaction.on_commit(lambda: alert_announce(tenant_id, name, payload))
     return alert
 
 
-def _announce(tenant_id: int, name: str, payload: dict) -> None:
+def alert_announce(tenant_id: int, name: str, payload: dict) -> None:
+    """Tell the tenant's desk connections. Call it from transaction.on_commit."""
     from desk.realtime import tenant_announce
 
     try:

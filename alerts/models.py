@@ -143,6 +143,15 @@ class AlertStatus(models.TextChoices):
 
 ACTIVE_STATUSES = (AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED)
 
+# The lifecycle: where each status may go. Resolved and dismissed are final: a new occurrence of
+# the same rule on the same subject raises a new alert (de-duplication folds into active ones only).
+ALERT_TRANSITIONS: dict[str, frozenset[str]] = {
+    AlertStatus.OPEN: frozenset({AlertStatus.ACKNOWLEDGED, AlertStatus.RESOLVED, AlertStatus.DISMISSED}),
+    AlertStatus.ACKNOWLEDGED: frozenset({AlertStatus.RESOLVED, AlertStatus.DISMISSED}),
+    AlertStatus.RESOLVED: frozenset(),
+    AlertStatus.DISMISSED: frozenset(),
+}
+
 
 class Alert(models.Model):
     """A security alert about a customer's account (or, for credential stuffing, about a source).
@@ -165,6 +174,13 @@ class Alert(models.Model):
     last_seen_at = models.DateTimeField()
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    closed_at = models.DateTimeField(null=True, blank=True)  # resolved or dismissed
+    closed_by = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    resolution_note = models.CharField(max_length=500, blank=True)
     evidence = models.ManyToManyField(AccountEvent, through="AlertEvidence", related_name="alerts")
     related = models.ManyToManyField("self", symmetrical=False, blank=True, related_name="escalations")
 

@@ -9,18 +9,19 @@ from accounts.selectors import tenant_ids_with_perm
 from alerts.models import Alert
 
 ALERT_VIEW_PERM = "alerts.view_alert"
+ALERT_CHANGE_PERM = "alerts.change_alert"
 
 
-def alert_list_for(*, user: User) -> QuerySet[Alert]:
-    """Alerts `user` may see, newest first."""
-    scope = tenant_ids_with_perm(user=user, perm=ALERT_VIEW_PERM)
+def alert_list_for(*, user: User, perm: str = ALERT_VIEW_PERM) -> QuerySet[Alert]:
+    """Alerts `user` may see (or, with perm=ALERT_CHANGE_PERM, work on), newest first."""
+    scope = tenant_ids_with_perm(user=user, perm=perm)
     alerts = Alert.objects.select_related("tenant", "customer").order_by("-id")
     return alerts if scope is None else alerts.filter(tenant_id__in=scope)
 
 
-def alert_get_for(*, user: User, alert_id) -> Alert:
-    """One alert `user` may see. Missing and forbidden both raise Http404."""
+def alert_get_for(*, user: User, alert_id, perm: str = ALERT_VIEW_PERM) -> Alert:
+    """One alert `user` may see (or work on). Missing and forbidden both raise Http404."""
     try:
-        return alert_list_for(user=user).prefetch_related("evidence").get(pk=int(alert_id))
+        return alert_list_for(user=user, perm=perm).prefetch_related("evidence").get(pk=int(alert_id))
     except (Alert.DoesNotExist, ValueError, TypeError):
         raise Http404("No such alert.") from None

@@ -52,3 +52,21 @@ class AlertFilterSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=AlertType.choices, required=False)
     tenant = serializers.SlugField(required=False)
     min_severity = serializers.IntegerField(min_value=1, max_value=4, required=False)
+
+
+class StrictCharField(serializers.CharField):
+    """A string, and only a string: DRF's CharField would take 5 as "5"."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class TransitionSerializer(serializers.Serializer):
+    note = StrictCharField(required=False, allow_blank=True, max_length=500, default="")
+
+
+class TransitionResultSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()

@@ -1,15 +1,17 @@
-"""Writes of the alerts app: event ingestion and customer records."""
+"""Writes of the alerts app: event ingestion, customer records, the alert lifecycle."""
 
 import uuid
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from alerts.models import AccountEvent, Customer
+from alerts.detection import alert_announce
+from alerts.models import ALERT_TRANSITIONS, AccountEvent, Alert, AlertStatus, Customer
 from alerts.validation import ValidEvent
 from audit.masking import audit_diff
 from audit.models import Action
-from audit.services import audit_record_many
+from audit.services import audit_record, audit_record_many
 
 CONTACT_FIELDS = ("email", "phone", "display_name", "locale", "channels")
 PERSONAL_FIELDS = {"email", "phone", "display_name"}
@@ -120,3 +122,60 @@ def _enqueue_detection(ids: list[int]) -> None:
 
     for start in range(0, len(ids), 200):
         events_process_task.delay(ids[start : start + 200])
+
+
+class AlertTransitionError(ValidationError):
+    """The alert's status does not allow this step (say, acknowledging a resolved alert)."""
+
+
+def alert_acknowledge(*, alert: Alert, actor) -> Alert:
+    """An agent has picked the alert up: it stays active (new occurrences still fold into it)."""
+    return _alert_transition(alert=alert, actor=actor, to=AlertStatus.ACKNOWLEDGED, note="")
+
+
+def alert_resolve(*, alert: Alert, actor, note: str = "") -> Alert:
+    """The account is secured or the customer confirmed the activity. Final."""
+    return _alert_transition(alert=alert, actor=actor, to=AlertStatus.RESOLVED, note=note)
+
+
+def alert_dismiss(*, alert: Alert, actor, note: str) -> Alert:
+    """Not a security problem (a false positive). Final, and it needs a reason."""
+    if not note.strip():
+        raise ValidationError({"note": "Say why the alert is dismissed."})
+    return _alert_transition(alert=alert, actor=actor, to=AlertStatus.DISMISSED, note=note)
+
+
+@transaction.atomic
+def _alert_transition(*, alert: Alert, actor, to: str, note: str) -> Alert:
+    note = note.strip()
+    if len(note) > Alert._meta.get_field("resolution_note").max_length:
+        raise ValidationError({"note": "Keep the note under 500 characters."})
+    # Locked and read again: two agents acting on one alert at once are taken one after the other,
+    # and the second is judged against the status the first left.
+    locked = Alert.objects.select_for_update().get(pk=alert.pk)
+    if to not in ALERT_TRANSITIONS[locked.status]:
+        raise AlertTransitionError(
+            f"A {locked.get_status_display().lower()} alert cannot be {AlertStatus(to).label.lower()}."
+        )
+    now = timezone.now()
+    before = {"status": locked.status}
+    locked.status, locked.updated_at = to, now
+    fields = ["status", "updated_at"]
+    if to == AlertStatus.ACKNOWLEDGED:
+        locked.acknowledged_at, locked.acknowledged_by = now, actor
+        fields += ["acknowledged_at", "acknowledged_by"]
+    else:
+        locked.closed_at, locked.closed_by, locked.resolution_note = now, actor, note
+        fields += ["closed_at", "closed_by", "resolution_note"]
+    locked.save(update_fields=fields)
+    audit_record(
+        action=Action.UPDATE,
+        actor=actor,
+        tenant=locked.tenant,
+        target=locked,
+        changes=audit_diff(before, {"status": to}),
+        reason=note,
+    )
+    payload = {"id": locked.pk, "type": locked.type, "severity": locked.severity, "status": to}
+    transaction.on_commit(lambda: alert_announce(locked.tenant_id, "alert.updated", payload))
+    return locked

@@ -17,6 +17,9 @@ urlpatterns = [
     path("api/v1/events/", apis.EventIngestApi.as_view(), name="events_ingest"),
     path("api/v1/alerts/", apis.AlertListApi.as_view(), name="alert_list"),
     path("api/v1/alerts/<int:alert_id>/", apis.AlertDetailApi.as_view(), name="alert_detail"),
+    path("api/v1/alerts/<int:alert_id>/acknowledge/", apis.AlertAcknowledgeApi.as_view(), name="alert_acknowledge"),
+    path("api/v1/alerts/<int:alert_id>/resolve/", apis.AlertResolveApi.as_view(), name="alert_resolve"),
+    path("api/v1/alerts/<int:alert_id>/dismiss/", apis.AlertDismissApi.as_view(), name="alert_dismiss"),
     path("api/schema/", _public(SpectacularAPIView.as_view()), name="schema"),
     path("api/docs/", _public(SpectacularSwaggerSplitView.as_view(url_name="alerts:schema")), name="docs"),
 ]

@@ -24,6 +24,8 @@ NO_DATA_VIEWS = {
     "healthz", "readyz", "favicon", "LoginView", "LogoutView", "mfa_verify", "mfa_enrol", "reauth", "security",
     "backup_codes_regenerate", "tenant_switch", "locked_out", "home", "RedirectView",
     "EventIngestApi",  # machine-to-machine: takes events in, shows no data back
+    # Lifecycle steps answer only the new status; the change itself is recorded by the service.
+    "AlertAcknowledgeApi", "AlertResolveApi", "AlertDismissApi",
     "SpectacularAPIView", "SpectacularSwaggerSplitView",  # the API's description, no data
 }  # fmt: skip
 
