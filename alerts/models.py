@@ -68,6 +68,9 @@ class Customer(models.Model):
     display_name = EncryptedTextField(blank=True)
     locale = models.CharField(max_length=35, blank=True)
     channels = models.JSONField(default=dict, blank=True)  # {"email": true, "sms": false, ...}
+    # Keyed digests of the encrypted fields ({"email": ...}): ingestion tells a change without
+    # decrypting. A missing or stale digest only costs one decrypt-and-compare.
+    contact_digests = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
 
@@ -96,7 +99,6 @@ class AccountEvent(models.Model):
     received_at = models.DateTimeField()
     ip = models.GenericIPAddressField(null=True, blank=True)
     context = models.JSONField(default=dict, blank=True)
-    batch = models.UUIDField()  # the request that brought it: tells new rows from duplicates
     processed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -1,10 +1,9 @@
 """Writes of the alerts app: event ingestion, customer records, the alert lifecycle."""
 
-import uuid
-
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from alerts.detection import alert_announce
 from alerts.models import ALERT_TRANSITIONS, AccountEvent, Alert, AlertStatus, Customer
@@ -17,52 +16,77 @@ CONTACT_FIELDS = ("email", "phone", "display_name", "locale", "channels")
 PERSONAL_FIELDS = {"email", "phone", "display_name"}
 
 
-def customers_upsert(*, tenant, accounts: list[dict], key_prefix: str = "") -> dict[str, Customer]:
-    """The customers these `account` objects name, created or updated (the last mention of each
-    wins). Contact changes are recorded in the audit trail, masked."""
+def contact_digest(name: str, value: str) -> str:
+    """A keyed digest of one contact detail: ingestion compares digests, not decrypted values, to
+    tell whether an account's details changed (they rarely do; decrypting every mention is slow)."""
+    return salted_hmac("alerts.contact_digest", f"{name}\0{value}", algorithm="sha256").hexdigest()[:32]
+
+
+_CUSTOMER_UPDATE = (
+    "UPDATE alerts_customer SET email = %s, phone = %s, display_name = %s, locale = %s, channels = %s, "
+    "contact_digests = %s, updated_at = %s WHERE id = %s"
+)
+
+
+def customers_upsert(*, tenant, accounts: list[dict], key_prefix: str = "") -> dict[str, int]:
+    """The ids of the customers these `account` objects name, created or updated (the last
+    mention of each wins). Contact changes are recorded in the audit trail, masked."""
     now = timezone.now()
-    latest = {}
+    latest: dict[str, dict] = {}
     for account in accounts:
         latest.setdefault(account["external_id"], {}).update(account)
-    found = {c.external_id: c for c in Customer.objects.filter(tenant=tenant, external_id__in=list(latest))}
+    # Known customers without decrypting anything: their ids, digests and plain fields.
+    known = {
+        external_id: (pk, digests, locale, channels)
+        for pk, external_id, digests, locale, channels in Customer.objects.filter(
+            tenant=tenant, external_id__in=list(latest)
+        ).values_list("pk", "external_id", "contact_digests", "locale", "channels")
+    }
+    ids = {external_id: row[0] for external_id, row in known.items()}
     missing = [
         Customer(
             tenant=tenant,
             external_id=external_id,
             created_at=now,
             updated_at=now,
+            contact_digests=_digests({}, account),
             **{name: account[name] for name in CONTACT_FIELDS if name in account},
         )
         for external_id, account in latest.items()
-        if external_id not in found
+        if external_id not in known
     ]
+    records = []
     if missing:
         Customer.objects.bulk_create(missing, ignore_conflicts=True)  # a concurrent batch may win: fine
-        found.update(
-            {
-                c.external_id: c
-                for c in Customer.objects.filter(tenant=tenant, external_id__in=[m.external_id for m in missing])
-            }
+        created = dict(
+            Customer.objects.filter(tenant=tenant, external_id__in=[m.external_id for m in missing]).values_list(
+                "external_id", "pk"
+            )
         )
-    records, changed = [], []
-    created = {m.external_id for m in missing}
-    for external_id, account in latest.items():
-        customer = found[external_id]
-        if external_id in created:
-            after = {name: account[name] for name in CONTACT_FIELDS if name in account}
+        ids.update(created)
+        for customer in missing:
+            customer.pk = created[customer.external_id]
+            after = {
+                name: latest[customer.external_id][name]
+                for name in CONTACT_FIELDS
+                if name in latest[customer.external_id]
+            }
             records.append((customer, Action.CREATE, audit_diff({}, after, personal=PERSONAL_FIELDS)))
-            continue
-        before = {name: getattr(customer, name) for name in CONTACT_FIELDS if name in account}
-        after = {name: account[name] for name in CONTACT_FIELDS if name in account}
-        diff = audit_diff(before, after, personal=PERSONAL_FIELDS)
-        if diff:
+    maybe_changed = [row[0] for external_id, row in known.items() if _differs(row, latest[external_id])]
+    if maybe_changed:
+        rows = []
+        for customer in Customer.objects.filter(pk__in=maybe_changed):
+            account = latest[customer.external_id]
+            before = {name: getattr(customer, name) for name in CONTACT_FIELDS if name in account}
+            after = {name: account[name] for name in CONTACT_FIELDS if name in account}
+            diff = audit_diff(before, after, personal=PERSONAL_FIELDS)
             for name, value in after.items():
                 setattr(customer, name, value)
-            customer.updated_at = now
-            changed.append(customer)
-            records.append((customer, Action.UPDATE, diff))
-    if changed:
-        Customer.objects.bulk_update(changed, [*CONTACT_FIELDS, "updated_at"])
+            customer.contact_digests = _digests(customer.contact_digests, account)
+            rows.append(customer)
+            if diff:  # else only the digests were stale (say, after a key change)
+                records.append((customer, Action.UPDATE, diff))
+        _customers_save(rows, now)
     if records:
         audit_record_many(
             [
@@ -71,7 +95,35 @@ def customers_upsert(*, tenant, accounts: list[dict], key_prefix: str = "") -> d
                 for customer, action, diff in records
             ]
         )  # fmt: skip
-    return found
+    return ids
+
+
+def _digests(stored: dict, account: dict) -> dict:
+    return {**stored, **{name: contact_digest(name, account[name]) for name in PERSONAL_FIELDS if name in account}}
+
+
+def _differs(row: tuple, account: dict) -> bool:
+    _, digests, locale, channels = row
+    for name in PERSONAL_FIELDS:
+        if name in account and digests.get(name) != contact_digest(name, account[name]):
+            return True
+    return ("locale" in account and account["locale"] != locale) or (
+        "channels" in account and account["channels"] != channels
+    )
+
+
+def _customers_save(customers: list[Customer], now) -> None:
+    # One statement, many parameter rows (Django's bulk_update builds a CASE per field per row).
+    fields = {name: Customer._meta.get_field(name) for name in (*CONTACT_FIELDS, "contact_digests")}
+    rows = [
+        (*(field.get_db_prep_save(getattr(c, name), connection) for name, field in fields.items()), now, c.pk)
+        for c in customers
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(_CUSTOMER_UPDATE, rows)
+
+
+_EVENT_COLUMNS = ("tenant_id", "customer_id", "external_id", "type", "occurred_at", "received_at", "ip", "context")
 
 
 @transaction.atomic
@@ -89,30 +141,26 @@ def events_ingest(*, tenant, events: list[ValidEvent], key_prefix: str = "") -> 
     if not new:
         return 0, len(events), []
     customers = customers_upsert(tenant=tenant, accounts=[e.account for e in new], key_prefix=key_prefix)
-    now, batch = timezone.now(), uuid.uuid4()
-    AccountEvent.objects.bulk_create(
-        [
-            AccountEvent(
-                tenant=tenant,
-                customer=customers[e.account["external_id"]],
-                external_id=e.id,
-                type=e.type,
-                occurred_at=e.occurred_at,
-                received_at=now,
-                ip=e.ip,
-                context=e.context,
-                batch=batch,
-            )  # fmt: skip
-            for e in new
-        ],
-        ignore_conflicts=True,  # a concurrent request with the same ids stored them first
-        batch_size=500,
-    )
-    ids = list(
-        AccountEvent.objects.filter(tenant=tenant, external_id__in=[e.id for e in new], batch=batch)
-        .order_by("occurred_at", "id")
-        .values_list("id", flat=True)
-    )
+    now = timezone.now()
+    fields = [AccountEvent._meta.get_field(name) for name in _EVENT_COLUMNS]
+    occurred = {e.id: e.occurred_at for e in new}
+    stored = []
+    for start in range(0, len(new), 500):
+        part = new[start : start + 500]
+        values = [(tenant.pk, customers[e.account["external_id"]], e.id, e.type, e.occurred_at, now, e.ip, e.context)
+                  for e in part]  # fmt: skip
+        params = [f.get_db_prep_save(v, connection) for row in values for f, v in zip(fields, row, strict=True)]
+        placeholders = ", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * len(part))
+        with connection.cursor() as cursor:
+            # ON CONFLICT: a concurrent request with the same ids stored them first; RETURNING
+            # names the rows this request stored (PostgreSQL and SQLite alike).
+            cursor.execute(
+                f"INSERT INTO alerts_accountevent ({', '.join(_EVENT_COLUMNS)}) VALUES {placeholders} "  # noqa: S608 (constants only)
+                "ON CONFLICT (tenant_id, external_id) DO NOTHING RETURNING id, external_id",
+                params,
+            )
+            stored += cursor.fetchall()
+    ids = [pk for pk, external_id in sorted(stored, key=lambda row: (occurred[row[1]], row[0]))]
     transaction.on_commit(lambda: _enqueue_detection(ids))
     return len(ids), len(events) - len(ids), ids
 

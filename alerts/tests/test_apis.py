@@ -6,6 +6,7 @@ import io
 import json
 import time
 from datetime import UTC, datetime, timedelta
+from unittest import mock
 
 import pytest
 from django.core.management import call_command
@@ -13,6 +14,7 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
+from alerts.crypto import decrypt
 from alerts.keys import api_key_issue
 from alerts.models import AccountEvent, ApiKey, Customer, IngestSettings
 from audit.models import AuditEvent
@@ -93,6 +95,29 @@ class TestAccepted:
         update = AuditEvent.objects.get(action="update", target_type="alerts.customer")
         assert update.changes == {"email": {"before": "j***@e***", "after": "j***@e***"}}
         assert "jane" not in str(AuditEvent.objects.values()) and "doe@" not in str(AuditEvent.objects.values())
+
+    def test_unchanged_details_are_told_by_digest_without_decrypting_or_recording(self, key, tenant_a):
+        post(key, event("1"))
+        records = AuditEvent.objects.filter(target_type="alerts.customer").count()
+        with mock.patch("alerts.crypto.decrypt", wraps=decrypt) as decrypted:
+            assert post(key, event("2")).status_code == 202
+        assert decrypted.call_count == 1  # the key's signing secret; no contact detail
+        assert AuditEvent.objects.filter(target_type="alerts.customer").count() == records
+        assert "jane" not in str(Customer.objects.values_list("contact_digests", flat=True)[0])
+
+    def test_stale_digests_cost_a_compare_and_record_nothing(self, key, tenant_a):
+        post(key, event("1"))
+        Customer.objects.filter(tenant=tenant_a).update(contact_digests={})  # as before digests, or a new key
+        records = AuditEvent.objects.filter(target_type="alerts.customer").count()
+        post(key, event("2"))
+        customer = Customer.objects.get(tenant=tenant_a, external_id="cust-1")
+        assert set(customer.contact_digests) == {"email", "phone"} and customer.email == "jane.doe@example.com"
+        assert AuditEvent.objects.filter(target_type="alerts.customer").count() == records
+        changed = event("3")
+        changed["account"]["phone"] = "+14155550199"
+        post(key, changed)
+        assert Customer.objects.get(pk=customer.pk).phone == "+14155550199"
+        assert AuditEvent.objects.filter(target_type="alerts.customer").count() == records + 1
 
     def test_signature_can_be_made_optional_for_onboarding(self, key, tenant_a):
         IngestSettings.objects.filter(tenant=tenant_a).update(signature_required=False)
