@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class AlertsConfig(AppConfig):
     name = "alerts"
     verbose_name = "Alerts"
+
+    def ready(self):
+        from alerts import lookups  # noqa: F401 (registers __any)

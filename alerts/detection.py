@@ -24,7 +24,7 @@ from alerts.models import (
     RuleSetting,
     Severity,
 )
-from alerts.rules import RULES, TAKEOVER_DEFAULTS, TAKEOVER_RULES, Check, Finding
+from alerts.rules import RULES, TAKEOVER_DEFAULTS, TAKEOVER_RULES, Check, CredentialStuffingRule, Finding, History
 from audit.masking import audit_diff
 from audit.models import Action
 from audit.services import audit_record
@@ -74,7 +74,7 @@ def _process_chunk(event_ids: list[int], configs) -> int:
     with transaction.atomic():
         events = list(
             AccountEvent.objects.select_for_update(of=("self",))
-            .select_related("customer", "tenant")
+            .select_related("tenant")
             .filter(pk__in=event_ids, processed_at__isnull=True)
             .order_by("occurred_at", "id")
         )
@@ -92,18 +92,18 @@ def _process_chunk(event_ids: list[int], configs) -> int:
             .filter(customer_id__in=customer_ids)
             .order_by("customer_id")
         }
+        for tenant_id in {e.tenant_id for e in events} - set(configs):
+            configs[tenant_id] = rule_configs_for(tenant_id)
+        history = _history_for(events, configs)
         for event in events:
-            tenant_configs = configs.get(event.tenant_id)
-            if tenant_configs is None:
-                tenant_configs = configs[event.tenant_id] = rule_configs_for(event.tenant_id)
+            tenant_configs = configs[event.tenant_id]
             state = states[event.customer_id]
             findings: list[Finding] = []
-            for key, rule in RULES.items():
-                config = tenant_configs[key]
-                if event.type in rule.events and config.enabled:
-                    findings += rule.check(
-                        Check(event=event, state=state, params=config.params, severity=config.severity)
-                    )
+            for rule in _rules_for(event, tenant_configs):
+                config = tenant_configs[rule.key]
+                findings += rule.check(
+                    Check(event=event, state=state, params=config.params, severity=config.severity, history=history)
+                )
             raised = [alert_raise(finding=f, event=event, now=now) for f in findings]
             takeover = tenant_configs["account_takeover"]
             if takeover.enabled and any(a.rule in TAKEOVER_RULES for a in raised):
@@ -113,9 +113,30 @@ def _process_chunk(event_ids: list[int], configs) -> int:
         return len(events)
 
 
+def _rules_for(event: AccountEvent, tenant_configs: dict[str, RuleConfig]):
+    return [rule for key, rule in RULES.items() if event.type in rule.events and tenant_configs[key].enabled]
+
+
+def _history_for(events: list[AccountEvent], configs: dict[int, dict[str, RuleConfig]]) -> History:
+    """What the chunk's rules will read of their accounts' past, in one or two queries."""
+    customers, types, since, source_since = set(), set(), timedelta(0), None
+    for event in events:
+        tenant_configs = configs[event.tenant_id]
+        for rule in _rules_for(event, tenant_configs):
+            params = tenant_configs[rule.key].params
+            if isinstance(rule, CredentialStuffingRule):
+                window = timedelta(minutes=params["window_minutes"])
+                source_since = max(source_since or window, window)
+            if (wanted := rule.looks_back(params)) is not None:
+                customers.add(event.customer_id)
+                types |= wanted[0]
+                since = max(since, wanted[1])
+    return History.load(events, customers=customers, types=types, since=since, source_since=source_since)
+
+
 _STATE_UPDATE = (
     "UPDATE alerts_customerstate SET devices = %s, agent_families = %s, countries = %s, networks = %s, "
-    "last_login = %s, updated_at = %s WHERE customer_id = %s"
+    "last_login = %s, amounts = %s, updated_at = %s WHERE customer_id = %s"
 )
 
 
@@ -124,7 +145,7 @@ def _states_save(states: list[CustomerState], now) -> None:
     # which was over half of a chunk's time (see bench/ingest.py).
     rows = [
         (json.dumps(s.devices), json.dumps(s.agent_families), json.dumps(s.countries), json.dumps(s.networks),
-         json.dumps(s.last_login), now, s.customer_id)
+         json.dumps(s.last_login), json.dumps(s.amounts), now, s.customer_id)
         for s in states
     ]  # fmt: skip
     with connection.cursor() as cursor:

@@ -59,20 +59,34 @@ def locate(ip: str | None, geo: dict | None = None) -> Place:
     geo = geo or {}
     country, network, lat, lon, precise = geo.get("country"), None, geo.get("lat"), geo.get("lon"), "lat" in geo
     if ip:
-        address = ipaddress.ip_address(ip)
-        if not (address.is_private or address.is_loopback or address.is_reserved or address.is_link_local):
-            found = _geoip().lookup(ip)
-            network = found.asn_name or None
-            country = country or (found.country_code if found.country_code not in ("", "--") else None)
-            if lat is None and (db := _city_db()) is not None:
-                record = db.get(ip) or {}
-                location = record.get("location") or {}
-                if "latitude" in location:
-                    lat, lon, precise = location["latitude"], location["longitude"], True
-                country = country or (record.get("country") or {}).get("iso_code")
+        found = _locate_ip(ip)
+        network = found.network
+        country = country or found.country
+        if lat is None and found.precise:
+            lat, lon, precise = found.lat, found.lon, True
     if lat is None and country in centroids():
         lat, lon = centroids()[country]
     return Place(country=country, network=network, lat=lat, lon=lon, precise=precise)
+
+
+@lru_cache(maxsize=50_000)
+def _locate_ip(ip: str) -> Place:
+    """What the offline databases say of an address (the same ones recur: an account's logins)."""
+    address = ipaddress.ip_address(ip)
+    if address.is_private or address.is_loopback or address.is_reserved or address.is_link_local:
+        return Place()
+    found = _geoip().lookup(ip)
+    network = found.asn_name or None
+    country = found.country_code if found.country_code not in ("", "--") else None
+    if (db := _city_db()) is not None:
+        record = db.get(ip) or {}
+        location = record.get("location") or {}
+        country = country or (record.get("country") or {}).get("iso_code")
+        if "latitude" in location:
+            return Place(
+                country=country, network=network, lat=location["latitude"], lon=location["longitude"], precise=True
+            )
+    return Place(country=country, network=network)
 
 
 def distance_km(a: tuple[float, float], b: tuple[float, float]) -> float:

@@ -246,6 +246,7 @@ class CustomerState(models.Model):
     countries = models.JSONField(default=list)
     networks = models.JSONField(default=list)
     last_login = models.JSONField(default=dict)  # {"at", "lat", "lon", "country"}
+    amounts = models.JSONField(default=dict)  # latest transaction amounts per currency: {"EUR": ["12.50"]}
     updated_at = models.DateTimeField()
 
     def __str__(self) -> str:

@@ -26,23 +26,86 @@ class Finding:
     about_customer: bool = True
 
 
+@dataclass(frozen=True)
+class Past:
+    """An earlier (or the same) event of an account, as the rules see it."""
+
+    id: int
+    customer_id: int
+    type: str
+    occurred_at: datetime
+    ip: str | None
+    context: dict
+
+
+class History:
+    """The recent past of a chunk's accounts, fetched in one query per concern instead of one per
+    event and rule: each rule declares the event types it looks back at and how far
+    (`Rule.looks_back`), and detection loads what the chunk's rules need before running them.
+    It holds the chunk's own events too (they are stored), so an event sees those before it."""
+
+    def __init__(self, by_customer: dict[int, list[Past]], by_source: dict[tuple[int, str], list[Past]]):
+        self.by_customer = by_customer
+        self.by_source = by_source
+
+    @classmethod
+    def load(
+        cls, events, *, customers: set[int], types: set[str], since: timedelta, source_since: timedelta | None
+    ) -> "History":
+        by_customer: dict[int, list[Past]] = {}
+        by_source: dict[tuple[int, str], list[Past]] = {}
+        if not events:
+            return cls(by_customer, by_source)
+        first = min(e.occurred_at for e in events)
+        last = max(e.occurred_at for e in events)
+        fields = ("id", "customer_id", "type", "occurred_at", "ip", "context")
+        if types and customers:
+            rows = AccountEvent.objects.filter(
+                customer_id__in=customers, type__in=types,
+                occurred_at__gte=first - since, occurred_at__lte=last,
+            ).values_list(*fields)  # fmt: skip
+            for row in rows.order_by("occurred_at", "id"):
+                by_customer.setdefault(row[1], []).append(Past(*row))
+        failures = [e for e in events if e.type == EventType.LOGIN_FAILED and e.ip]
+        if source_since is not None and failures:
+            rows = AccountEvent.objects.filter(
+                tenant_id__in={e.tenant_id for e in failures}, ip__in={e.ip for e in failures},
+                type=EventType.LOGIN_FAILED, occurred_at__gte=first - source_since, occurred_at__lte=last,
+            ).values_list("tenant_id", *fields)  # fmt: skip
+            for tenant_id, *row in rows.order_by("occurred_at", "id"):
+                by_source.setdefault((tenant_id, row[4]), []).append(Past(*row))
+        return cls(by_customer, by_source)
+
+    @staticmethod
+    def _window(items: list[Past], types, event, window: timedelta) -> list[Past]:
+        # Up to and including `event` in processing order (time, then arrival): an event never
+        # sees one that comes after it, even with the same timestamp.
+        since, until, last = event.occurred_at - window, event.occurred_at, event.pk
+        return [
+            p for p in items if since <= p.occurred_at and (p.occurred_at, p.id) <= (until, last) and p.type in types
+        ]
+
+    def of_account(self, event, types, window: timedelta) -> list[Past]:
+        """Events of these types for this account in the window up to (and including) `event`."""
+        return self._window(self.by_customer.get(event.customer_id, []), types, event, window)
+
+    def of_source(self, event, window: timedelta) -> list[Past]:
+        """Failed logins from `event`'s address in its tenant, in the window up to `event`."""
+        items = self.by_source.get((event.tenant_id, event.ip), [])
+        return self._window(items, {EventType.LOGIN_FAILED}, event, window)
+
+
 @dataclass
 class Check:
     event: AccountEvent
     state: CustomerState
     params: dict
     severity: int
+    history: History
 
-    def recent(self, types, window: timedelta, *, customer=True):
+    def recent(self, types, window: timedelta) -> list[Past]:
         """Events of these types for this account in the window before (and including) this one."""
-        since = self.event.occurred_at - window
-        events = AccountEvent.objects.filter(
-            customer_id=self.event.customer_id,
-            type__in=types,
-            occurred_at__gte=since,
-            occurred_at__lte=self.event.occurred_at,
-        )
-        return events
+        return self.history.of_account(self.event, types, window)
 
 
 class Rule:
@@ -51,6 +114,10 @@ class Rule:
     severity = Severity.MEDIUM
     events: frozenset = frozenset()
     defaults: dict = {}
+
+    def looks_back(self, params: dict) -> tuple[frozenset, timedelta] | None:
+        """The event types of the account's past this rule reads, and how far back; None: none."""
+        return None
 
     def check(self, check: Check) -> list[Finding]:
         raise NotImplementedError
@@ -199,9 +266,12 @@ class WindowCountRule(Rule):
     what = ""  # "failed logins", for the reason sentence
     defaults = {"threshold": 5, "window_minutes": 10}
 
+    def looks_back(self, params):
+        return frozenset({self.counted}), timedelta(minutes=params["window_minutes"])
+
     def check(self, check):
         window = _minutes(check, "window_minutes")
-        hits = list(check.recent([self.counted], window).values_list("id", flat=True))
+        hits = [past.id for past in check.recent({self.counted}, window)]
         if len(hits) < check.params["threshold"]:
             return []
         reason = f"{len(hits)} {self.what} on this account within {check.params['window_minutes']} minutes."
@@ -231,19 +301,15 @@ class CredentialStuffingRule(Rule):
         event = check.event
         if not event.ip:
             return []
-        since = event.occurred_at - _minutes(check, "window_minutes")
-        failures = AccountEvent.objects.filter(
-            tenant_id=event.tenant_id, ip=event.ip, type=EventType.LOGIN_FAILED, occurred_at__gte=since,
-            occurred_at__lte=event.occurred_at,
-        )  # fmt: skip
-        accounts = failures.values("customer_id").distinct().count()
+        failures = check.history.of_source(event, _minutes(check, "window_minutes"))
+        accounts = len({past.customer_id for past in failures})
         if accounts < check.params["accounts"]:
             return []
         reason = (
             f"Failed logins on {accounts} different accounts from one address within "
             f"{check.params['window_minutes']} minutes (credential stuffing)."
         )
-        evidence = list(failures.order_by("-occurred_at").values_list("id", flat=True)[:20])
+        evidence = [past.id for past in reversed(failures[-20:])]
         return [self.finding(check, reason, subject=f"source:{event.ip}", evidence=evidence, about_customer=False)]
 
 
@@ -255,13 +321,16 @@ class RapidProfileChangeRule(Rule):
     events = frozenset({EventType.PROFILE_CHANGED})
     defaults = {"window_minutes": 60}
 
+    def looks_back(self, params):
+        return frozenset({EventType.PROFILE_CHANGED}), timedelta(minutes=params["window_minutes"])
+
     def check(self, check):
-        changes = list(check.recent([EventType.PROFILE_CHANGED], _minutes(check, "window_minutes")))
+        changes = check.recent({EventType.PROFILE_CHANGED}, _minutes(check, "window_minutes"))
         fields = {f for change in changes for f in change.context.get("fields", [])}
         if not {"email", "phone"} <= fields:
             return []
         reason = f"Email and phone number both changed within {check.params['window_minutes']} minutes."
-        return [self.finding(check, reason, evidence=[c.pk for c in changes])]
+        return [self.finding(check, reason, evidence=[c.id for c in changes])]
 
 
 class TransactionOutlierRule(Rule):
@@ -277,27 +346,21 @@ class TransactionOutlierRule(Rule):
         context = check.event.context
         if "amount" not in context:
             return []
-        amount = Decimal(context["amount"])
-        previous = (
-            AccountEvent.objects.filter(
-                customer_id=check.event.customer_id,
-                type=EventType.TRANSACTION_CREATED,
-                occurred_at__lt=check.event.occurred_at,
-            )  # fmt: skip
-            .order_by("-occurred_at")
-            .values_list("context", flat=True)[: check.params["history"]]
-        )
-        amounts = [
-            Decimal(c["amount"]) for c in previous if "amount" in c and c.get("currency") == context.get("currency")
-        ]
+        amount, currency = Decimal(context["amount"]), context.get("currency", "")
+        # The account's latest amounts per currency live in its state (locked for the chunk), so
+        # judging a transaction reads nothing.
+        remembered = check.state.amounts.setdefault(currency, [])
+        amounts = [Decimal(a) for a in remembered[-check.params["history"] :]]
+        remembered.append(context["amount"])
+        del remembered[: -max(check.params["history"], self.defaults["history"])]
         if len(amounts) < check.params["min_history"]:
             return []
         typical = statistics.median(amounts)
         if typical <= 0 or amount <= typical * check.params["multiplier"]:
             return []
         reason = (
-            f"A transaction of {amount} {context.get('currency', '')} is {amount / typical:.0f} times this account's "
-            f"typical {typical} {context.get('currency', '')}."
+            f"A transaction of {amount} {currency} is {amount / typical:.0f} times this account's "
+            f"typical {typical} {currency}."
         ).replace("  ", " ")
         return [self.finding(check, reason)]
 
@@ -367,8 +430,11 @@ class UnrequestedOtpRule(Rule):
     CAUSES = (EventType.LOGIN_SUCCEEDED, EventType.LOGIN_FAILED, EventType.PASSWORD_RESET_REQUESTED,
               EventType.RECOVERY_REQUESTED, EventType.MFA_CHALLENGE_FAILED)  # fmt: skip
 
+    def looks_back(self, params):
+        return frozenset(self.CAUSES), timedelta(minutes=params["window_minutes"])
+
     def check(self, check):
-        if check.recent(self.CAUSES, _minutes(check, "window_minutes")).exists():
+        if check.recent(self.CAUSES, _minutes(check, "window_minutes")):
             return []
         channel = check.event.context.get("channel")
         via = f" by {channel}" if channel else ""
@@ -388,11 +454,14 @@ class RecoveryRule(Rule):
     events = frozenset({EventType.RECOVERY_REQUESTED, EventType.RECOVERY_COMPLETED})
     defaults = {"after_contact_change_hours": 24}
 
+    def looks_back(self, params):
+        return frozenset({EventType.PROFILE_CHANGED}), timedelta(hours=params["after_contact_change_hours"])
+
     def check(self, check):
         window = timedelta(hours=check.params["after_contact_change_hours"])
         contact_changes = [
-            e.pk
-            for e in check.recent([EventType.PROFILE_CHANGED], window)
+            e.id
+            for e in check.recent({EventType.PROFILE_CHANGED}, window)
             if CONTACT_FIELDS & set(e.context.get("fields", []))
         ]
         done = check.event.type == EventType.RECOVERY_COMPLETED

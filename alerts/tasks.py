@@ -2,7 +2,13 @@ from celery import shared_task
 
 
 @shared_task(
-    bind=True, acks_late=True, max_retries=None, autoretry_for=(Exception,), retry_backoff=True, retry_backoff_max=60
+    bind=True,
+    acks_late=True,
+    ignore_result=True,
+    max_retries=None,
+    autoretry_for=(Exception,),
+    retry_backoff=True,
+    retry_backoff_max=60,
 )
 def events_process_task(self, event_ids: list[int]) -> int:
     """Run detection over these events. Safe to run again: processed events are skipped, and a

@@ -310,3 +310,55 @@ class TestLocation:
         feed(tenant_a, "login.succeeded", ip="10.1.2.3", device_id="d")
         feed(tenant_a, "login.succeeded", minutes=1, ip="192.168.1.4", device_id="d")
         assert alerts() == []
+
+
+def _ingest(tenant, items):
+    """Store several events in one batch, as one request would, without processing them."""
+    raws = [
+        {"id": f"ev-{next(_ids)}", "type": t, "occurred_at": (T0 + timedelta(minutes=m)).isoformat(),
+         "account": {"external_id": account}, "context": context}
+        for t, m, account, context in items
+    ]  # fmt: skip
+    _, _, ids = events_ingest(tenant=tenant, events=[validate_event(r, now=T0 + timedelta(days=30)) for r in raws])
+    return ids
+
+
+class TestChunks:
+    """A chunk of events is judged event by event in time order, each seeing those before it."""
+
+    def test_a_burst_in_one_chunk_raises_brute_force_at_the_fifth_failure(self, tenant_a):
+        ids = _ingest(tenant_a, [("login.failed", m, "alice", {}) for m in range(6)])
+        events_process(event_ids=ids)
+        (alert,) = alerts()
+        assert alert.rule == "brute_force" and alert.count == 2  # raised by the 5th, folded by the 6th
+        assert alert.evidence.count() == 6
+
+    def test_a_burst_of_stuffing_in_one_chunk_is_one_alert(self, tenant_a):
+        ids = _ingest(tenant_a, [("login.failed", 0, f"victim-{n}", {"ip": "198.51.100.7"}) for n in range(12)])
+        events_process(event_ids=ids)
+        (alert,) = [a for a in alerts() if a.rule == "credential_stuffing"]
+        assert alert.count == 3 and alert.customer_id is None  # the 10th, 11th and 12th account
+
+    def test_an_otp_after_a_login_in_the_same_chunk_is_ordinary(self, tenant_a):
+        ids = _ingest(tenant_a, [("login.succeeded", 0, "alice", {"device_id": "d"}), ("mfa.otp_sent", 1, "alice", {})])
+        events_process(event_ids=ids)
+        assert alerts() == []
+
+    def test_queries_do_not_grow_with_the_chunk(self, tenant_a, django_assert_max_num_queries):
+        items = []
+        for n in range(60):
+            account = f"acct-{n}"
+            items += [
+                ("login.succeeded", n, account, {"device_id": "d", "ip": "8.8.8.8"}),
+                ("mfa.otp_sent", n, account, {}),
+                ("login.failed", n, account, {"ip": f"198.51.100.{n}"}),
+                ("transaction.created", n, account, {"amount": "10.00", "currency": "EUR"}),
+                ("profile.changed", n, account, {"fields": ["address"]}),
+            ]
+        ids = _ingest(tenant_a, items)
+        # Events, configs, state rows (create + lock + save), history, sources, mark processed:
+        # a fixed handful per chunk of 200, not a few per event.
+        with django_assert_max_num_queries(12 * 2):
+            events_process(event_ids=ids)
+        assert AccountEvent.objects.filter(processed_at__isnull=True).count() == 0
+        assert alerts() == []  # ordinary activity, first seen
