@@ -81,17 +81,7 @@ def _process_chunk(event_ids: list[int], configs) -> int:
         if not events:
             return 0
         now = timezone.now()
-        customer_ids = sorted({e.customer_id for e in events})
-        CustomerState.objects.bulk_create(
-            [CustomerState(customer_id=pk, updated_at=now) for pk in customer_ids], ignore_conflicts=True
-        )
-        # Locked in customer order, so two workers with overlapping chunks cannot deadlock.
-        states = {
-            s.customer_id: s
-            for s in CustomerState.objects.select_for_update()
-            .filter(customer_id__in=customer_ids)
-            .order_by("customer_id")
-        }
+        states = _states_lock(sorted({e.customer_id for e in events}), now)
         for tenant_id in {e.tenant_id for e in events} - set(configs):
             configs[tenant_id] = rule_configs_for(tenant_id)
         history = _history_for(events, configs)
@@ -113,13 +103,28 @@ def _process_chunk(event_ids: list[int], configs) -> int:
         return len(events)
 
 
+def _states_lock(customer_ids: list[int], now) -> dict[int, CustomerState]:
+    """The accounts' state rows, locked for the chunk (made first for accounts seen for the first
+    time). Rows are made, then locked, in customer order, holding no state lock while making
+    them, so two workers with overlapping chunks cannot deadlock."""
+    existing = set(CustomerState.objects.filter(customer_id__in=customer_ids).values_list("customer_id", flat=True))
+    if missing := [pk for pk in customer_ids if pk not in existing]:
+        CustomerState.objects.bulk_create(
+            [CustomerState(customer_id=pk, updated_at=now) for pk in missing], ignore_conflicts=True
+        )
+    rows = CustomerState.objects.select_for_update().filter(customer_id__in=customer_ids).order_by("customer_id")
+    return {s.customer_id: s for s in rows}
+
+
 def _rules_for(event: AccountEvent, tenant_configs: dict[str, RuleConfig]):
     return [rule for key, rule in RULES.items() if event.type in rule.events and tenant_configs[key].enabled]
 
 
 def _history_for(events: list[AccountEvent], configs: dict[int, dict[str, RuleConfig]]) -> History:
     """What the chunk's rules will read of their accounts' past, in one or two queries."""
-    customers, types, since, source_since = set(), set(), timedelta(0), None
+    customers: set[int] = set()
+    lookbacks: dict[str, timedelta] = {}
+    source_since = None
     for event in events:
         tenant_configs = configs[event.tenant_id]
         for rule in _rules_for(event, tenant_configs):
@@ -129,9 +134,9 @@ def _history_for(events: list[AccountEvent], configs: dict[int, dict[str, RuleCo
                 source_since = max(source_since or window, window)
             if (wanted := rule.looks_back(params)) is not None:
                 customers.add(event.customer_id)
-                types |= wanted[0]
-                since = max(since, wanted[1])
-    return History.load(events, customers=customers, types=types, since=since, source_since=source_since)
+                for event_type in wanted[0]:
+                    lookbacks[event_type] = max(lookbacks.get(event_type, wanted[1]), wanted[1])
+    return History.load(events, customers=customers, lookbacks=lookbacks, source_since=source_since)
 
 
 _STATE_UPDATE = (

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.db.models import Q
+
 from alerts.models import AccountEvent, Alert, AlertType, CustomerState, EventType, Severity
 
 
@@ -35,7 +37,7 @@ class Past:
     type: str
     occurred_at: datetime
     ip: str | None
-    context: dict
+    fields: list  # context.fields of a profile change: what changed (the rest of the context is not loaded)
 
 
 class History:
@@ -50,21 +52,27 @@ class History:
 
     @classmethod
     def load(
-        cls, events, *, customers: set[int], types: set[str], since: timedelta, source_since: timedelta | None
+        cls, events, *, customers: set[int], lookbacks: dict[str, timedelta], source_since: timedelta | None
     ) -> "History":
+        """The past of these `customers`: for each event type, as far back as `lookbacks` says
+        before the chunk's first event; and with `source_since`, failed logins from the chunk's
+        failing addresses."""
         by_customer: dict[int, list[Past]] = {}
         by_source: dict[tuple[int, str], list[Past]] = {}
         if not events:
             return cls(by_customer, by_source)
         first = min(e.occurred_at for e in events)
         last = max(e.occurred_at for e in events)
-        fields = ("id", "customer_id", "type", "occurred_at", "ip", "context")
-        if types and customers:
-            rows = AccountEvent.objects.filter(
-                customer_id__in=customers, type__in=types,
-                occurred_at__gte=first - since, occurred_at__lte=last,
-            ).values_list(*fields)  # fmt: skip
-            for row in rows.order_by("occurred_at", "id"):
+        fields = ("id", "customer_id", "type", "occurred_at", "ip", "context__fields")
+        if lookbacks and customers:
+            by_window: dict[timedelta, list[str]] = {}
+            for event_type, window in lookbacks.items():
+                by_window.setdefault(window, []).append(event_type)
+            windows = Q()
+            for window, types in by_window.items():
+                windows |= Q(type__in=types, occurred_at__gte=first - window)
+            rows = AccountEvent.objects.filter(windows, customer_id__in=customers, occurred_at__lte=last)
+            for row in rows.order_by("occurred_at", "id").values_list(*fields):
                 by_customer.setdefault(row[1], []).append(Past(*row))
         failures = [e for e in events if e.type == EventType.LOGIN_FAILED and e.ip]
         if source_since is not None and failures:
@@ -326,7 +334,7 @@ class RapidProfileChangeRule(Rule):
 
     def check(self, check):
         changes = check.recent({EventType.PROFILE_CHANGED}, _minutes(check, "window_minutes"))
-        fields = {f for change in changes for f in change.context.get("fields", [])}
+        fields = {f for change in changes for f in change.fields or []}
         if not {"email", "phone"} <= fields:
             return []
         reason = f"Email and phone number both changed within {check.params['window_minutes']} minutes."
@@ -460,9 +468,7 @@ class RecoveryRule(Rule):
     def check(self, check):
         window = timedelta(hours=check.params["after_contact_change_hours"])
         contact_changes = [
-            e.id
-            for e in check.recent({EventType.PROFILE_CHANGED}, window)
-            if CONTACT_FIELDS & set(e.context.get("fields", []))
+            e.id for e in check.recent({EventType.PROFILE_CHANGED}, window) if CONTACT_FIELDS & set(e.fields or [])
         ]
         done = check.event.type == EventType.RECOVERY_COMPLETED
         channel = check.event.context.get("channel")
