@@ -14,6 +14,7 @@ from datetime import timedelta
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from accounts.models import Tenant
 from alerts.models import (
     ACTIVE_STATUSES,
     AccountEvent,
@@ -72,14 +73,19 @@ CHUNK = 200
 
 def _process_chunk(event_ids: list[int], configs) -> int:
     with transaction.atomic():
+        # FOR NO KEY UPDATE: it keeps a second worker off these events, yet lets one whose alert
+        # links them as evidence (a foreign key check takes KEY SHARE) go on, which FOR UPDATE
+        # would block into a deadlock (see tests/test_concurrency.py).
         events = list(
-            AccountEvent.objects.select_for_update(of=("self",))
-            .select_related("tenant")
+            AccountEvent.objects.select_for_update(no_key=True)
             .filter(pk__in=event_ids, processed_at__isnull=True)
             .order_by("occurred_at", "id")
         )
         if not events:
             return 0
+        tenants = Tenant.objects.in_bulk({e.tenant_id for e in events})
+        for event in events:
+            event.tenant = tenants[event.tenant_id]  # one instance per tenant, for the audit records
         now = timezone.now()
         states = _states_lock(sorted({e.customer_id for e in events}), now)
         for tenant_id in {e.tenant_id for e in events} - set(configs):

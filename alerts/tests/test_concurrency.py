@@ -1,0 +1,90 @@
+"""Two workers on one account at once (PostgreSQL): the account's state row serializes them, so
+nothing is lost, nothing is counted twice, and neither deadlocks."""
+
+import threading
+
+import pytest
+from django.db import connection
+
+from alerts.detection import events_process
+from alerts.models import AccountEvent, Alert, CustomerState
+from alerts.tests.test_detection import _ingest
+
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def _no_detection_on_commit(monkeypatch):
+    # The events are stored first and then handed to the racing "workers" below.
+    monkeypatch.setattr("alerts.services._enqueue_detection", lambda ids: None)
+
+
+def _race(*jobs):
+    """Run each job in its own thread and database connection, all released at once."""
+    barrier, results, errors = threading.Barrier(len(jobs)), [None] * len(jobs), []
+
+    def run(i, job):
+        try:
+            barrier.wait()
+            results[i] = job()
+        except Exception as error:  # noqa: BLE001 (reported below)
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i, job)) for i, job in enumerate(jobs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    return results
+
+
+@pytest.mark.parametrize("round_", range(4))
+def test_two_workers_with_events_of_one_account_count_each_failure_once(tenant_a, round_):
+    account = f"racer-{round_}"
+    first = _ingest(
+        tenant_a,
+        [("login.failed", m, account, {}) for m in range(5)] + [("login.succeeded", 5, account, {"device_id": "d1"})],
+    )
+    second = _ingest(
+        tenant_a,
+        [("login.failed", m + 0.5, account, {}) for m in range(5)]
+        + [("login.succeeded", 5.5, account, {"device_id": "d2"})],
+    )
+    done = _race(lambda: events_process(event_ids=first), lambda: events_process(event_ids=second))
+    assert done == [6, 6]
+    # Ten failures in five minutes: the 5th to the 10th each fire, whichever worker went first.
+    (brute,) = Alert.objects.filter(rule="brute_force")
+    assert brute.count == 6 and brute.evidence.count() == 10
+    state = CustomerState.objects.get(customer__external_id=account)
+    assert {"id:d1", "id:d2"} <= set(state.devices)
+    assert not AccountEvent.objects.filter(processed_at__isnull=True).exists()
+
+
+def test_the_same_chunk_delivered_twice_at_once_is_processed_once(tenant_a):
+    ids = _ingest(
+        tenant_a,
+        [("mfa.disabled", 0, "twice", {}), ("recovery.requested", 1, "twice", {}), ("third_party.authorized", 2,
+         "twice", {"app_name": "Tool"})],
+    )  # fmt: skip
+    done = _race(lambda: events_process(event_ids=ids), lambda: events_process(event_ids=ids))
+    assert sorted(done) == [0, 3]
+    assert sorted(Alert.objects.values_list("rule", "count")) == [
+        ("mfa_change", 1),
+        ("recovery", 1),
+        ("third_party", 1),
+    ]
+
+
+def test_overlapping_chunks_of_many_accounts_do_not_deadlock(tenant_a):
+    # Two chunks touching the same 40 accounts, one in each order of time: each worker locks the
+    # accounts in id order, so neither can wait on the other in a cycle.
+    accounts = [f"overlap-{n}" for n in range(40)]
+    first = _ingest(tenant_a, [("login.succeeded", n, a, {"device_id": "x"}) for n, a in enumerate(accounts)])
+    second = _ingest(
+        tenant_a, [("login.succeeded", 100 - n, a, {"device_id": "y"}) for n, a in enumerate(reversed(accounts))]
+    )
+    assert _race(lambda: events_process(event_ids=first), lambda: events_process(event_ids=second)) == [40, 40]
+    assert CustomerState.objects.filter(customer__external_id__in=accounts).count() == 40
