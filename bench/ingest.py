@@ -242,31 +242,34 @@ def sustained(keys, ports, customers: int, seconds: float, batch: int, threads: 
 
 
 def latency(key, port: int, per_tenant: int, rate: int, seconds: float, alerting: float) -> None:
-    """Events at a steady rate; a poller sees each one's chunk commit (its alert, if it raised one,
-    commits in the same transaction) and times it from the 202."""
+    """Events at a steady rate (ticks on an absolute schedule); a poller sees each one's chunk
+    commit (its alert, if it raised one, commits in the same transaction) and times it from the
+    202. The sender does nothing but send, so the rate holds."""
+    from django.db import connection
+
+    from accounts.models import Tenant
     from alerts.models import AccountEvent, AlertEvidence
 
+    tenant_id = Tenant.objects.get(slug=key[0]).pk
     sender = Sender(port)
-    sent: dict[int, float] = {}
-    alerting_pks: set[int] = set()
-    seen: dict[int, float] = {}
-    lock = threading.Lock()
-    done = threading.Event()
+    sent: dict[str, float] = {}
+    alerting_ids: set[str] = set()
+    seen: dict[str, float] = {}
+    lock, done = threading.Lock(), threading.Event()
 
     def poll():
-        from django.db import connection
-
-        while not done.is_set() or len(seen) < len(sent):
+        while True:
             with lock:
-                pending = [pk for pk in sent if pk not in seen]
+                pending = [external_id for external_id in sent if external_id not in seen]
+            finished = done.is_set()
             if pending:
-                found = AccountEvent.objects.filter(pk__in=pending, processed_at__isnull=False).values_list(
-                    "pk", flat=True
-                )
+                found = AccountEvent.objects.filter(
+                    tenant_id=tenant_id, external_id__any=pending, processed_at__isnull=False
+                ).values_list("external_id", flat=True)
                 now = time.time()
-                for pk in found:
-                    seen[pk] = now
-            if done.is_set() and time.time() > done_at[0] + 120:
+                for external_id in found:
+                    seen[external_id] = now
+            if finished and (len(seen) == len(sent) or time.time() > done_at[0] + 120):
                 break
             time.sleep(0.02)
         connection.close()
@@ -276,33 +279,30 @@ def latency(key, port: int, per_tenant: int, rate: int, seconds: float, alerting
     poller.start()
     tick = 0.1
     per_tick = max(1, int(rate * tick))
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        t0 = time.time()
-        events, alerting_ids = make_batch(per_tenant, per_tick, alerting)
+    started = next_tick = time.time()
+    while next_tick < started + seconds:
+        events, alerting_now = make_batch(per_tenant, per_tick, alerting)
         status, at, _ = sender.send(key, events)
         if status == 202:
-            stored = AccountEvent.objects.filter(external_id__in=[e["id"] for e in events]).values_list(
-                "pk", "external_id"
-            )
             with lock:
-                for pk, external_id in stored:
-                    sent[pk] = at
-                    if external_id in alerting_ids:
-                        alerting_pks.add(pk)
-        time.sleep(max(0.0, tick - (time.time() - t0)))
+                for event in events:
+                    sent[event["id"]] = at
+                alerting_ids.update(alerting_now)
+        next_tick += tick
+        time.sleep(max(0.0, next_tick - time.time()))
+    elapsed = time.time() - started
     done_at[0] = time.time()
     done.set()
     poller.join()
-    with_alert = set(AlertEvidence.objects.filter(event_id__in=list(alerting_pks)).values_list("event_id", flat=True))
-    everything = [(seen[pk] - at) * 1000 for pk, at in sent.items() if pk in seen]
-    alerted = [(seen[pk] - sent[pk]) * 1000 for pk in with_alert if pk in seen]
-    print(
-        f"latency at {rate} events/s for {seconds:.0f} s ({alerting:.0%} of events raise an alert; polled every 20 ms):"
-    )
+    linked = AlertEvidence.objects.filter(event__tenant_id=tenant_id, event__external_id__any=list(alerting_ids))
+    with_alert = set(linked.values_list("event__external_id", flat=True))
+    everything = [(seen[i] - at) * 1000 for i, at in sent.items() if i in seen]
+    alerted = [(seen[i] - sent[i]) * 1000 for i in with_alert if i in seen]
+    print(f"latency: {len(sent):,} events in {elapsed:.0f} s = {len(sent) / elapsed:,.0f} events/s "
+          f"({alerting:.0%} of them raise an alert; polled every 20 ms):")  # fmt: skip
     print("  " + summary("202 -> alert committed", alerted) if alerted else "  no alerts measured")
     print("  " + summary("202 -> any event processed", everything) if everything else "  nothing processed")
-    print(f"  {len(with_alert)} of {len(alerting_pks)} alerting events had their alert; "
+    print(f"  {len(with_alert)} of {len(alerting_ids)} alerting events had their alert; "
           f"{len(seen)} of {len(sent)} events processed")  # fmt: skip
 
 
@@ -330,27 +330,27 @@ def main():
     keys = generate(args.customers)
     procs, ports = start_services(args.web, args.concurrency)
     try:
-        # Sustained batch ingestion.
-        before = AccountEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
-        accepted, elapsed = sustained(
-            keys, ports, args.customers, args.seconds, args.batch, args.threads, args.alerting
-        )
-        print(f"sustained: {accepted:,} events accepted in {elapsed:.0f} s = {accepted / elapsed:,.0f} events/s "
-              f"(batches of {args.batch}, {args.threads} client threads, {args.web} web processes)")  # fmt: skip
-        rss_web = sum(rss_of(p.pid) for p in procs[: args.web])
-        rss_worker = rss_of(procs[args.web].pid)
-        started = time.time()
-        while AccountEvent.objects.filter(pk__gt=before, processed_at__isnull=True).exists():
-            if time.time() - started > args.drain_limit:
-                print(f"  gave up waiting for the worker after {args.drain_limit} s")
-                break
-            time.sleep(1)
-        drained = time.time() - started
-        processed = AccountEvent.objects.filter(pk__gt=before, processed_at__isnull=False).count()
-        print(f"  worker finished processing {drained:.0f} s after the load stopped: detection ran at "
-              f"{processed / (elapsed + drained):,.0f} events/s over the whole run")  # fmt: skip
-        print(f"  RSS: web {rss_web:.0f} MB in {args.web} processes, worker {rss_worker:.0f} MB "
-              f"({args.concurrency} children)")  # fmt: skip
+        if args.seconds > 0:  # 0: the latency run alone
+            before = AccountEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+            accepted, elapsed = sustained(
+                keys, ports, args.customers, args.seconds, args.batch, args.threads, args.alerting
+            )
+            print(f"sustained: {accepted:,} events accepted in {elapsed:.0f} s = {accepted / elapsed:,.0f} events/s "
+                  f"(batches of {args.batch}, {args.threads} client threads, {args.web} web processes)")  # fmt: skip
+            rss_web = sum(rss_of(p.pid) for p in procs[: args.web])
+            rss_worker = rss_of(procs[args.web].pid)
+            started = time.time()
+            while AccountEvent.objects.filter(pk__gt=before, processed_at__isnull=True).exists():
+                if time.time() - started > args.drain_limit:
+                    print(f"  gave up waiting for the worker after {args.drain_limit} s")
+                    break
+                time.sleep(1)
+            drained = time.time() - started
+            processed = AccountEvent.objects.filter(pk__gt=before, processed_at__isnull=False).count()
+            print(f"  worker finished processing {drained:.0f} s after the load stopped: detection ran at "
+                  f"{processed / (elapsed + drained):,.0f} events/s over the whole run")  # fmt: skip
+            print(f"  RSS: web {rss_web:.0f} MB in {args.web} processes, worker {rss_worker:.0f} MB "
+                  f"({args.concurrency} children)")  # fmt: skip
 
         latency(keys[0], ports[0], args.customers // 100, args.rate, args.latency_seconds, args.latency_alerting)
         print(f"  alerts in total {Alert.objects.count():,}")
