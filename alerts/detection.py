@@ -91,6 +91,7 @@ def _process_chunk(event_ids: list[int], configs) -> int:
         for tenant_id in {e.tenant_id for e in events} - set(configs):
             configs[tenant_id] = rule_configs_for(tenant_id)
         history = _history_for(events, configs)
+        announcements = Announcements()
         for event in events:
             tenant_configs = configs[event.tenant_id]
             state = states[event.customer_id]
@@ -100,13 +101,39 @@ def _process_chunk(event_ids: list[int], configs) -> int:
                 findings += rule.check(
                     Check(event=event, state=state, params=config.params, severity=config.severity, history=history)
                 )
-            raised = [alert_raise(finding=f, event=event, now=now) for f in findings]
+            raised = [alert_raise(finding=f, event=event, now=now, announcements=announcements) for f in findings]
             takeover = tenant_configs["account_takeover"]
             if takeover.enabled and any(a.rule in TAKEOVER_RULES for a in raised):
-                _escalate(event, takeover, now)
+                _escalate(event, takeover, now, announcements)
         _states_save(list(states.values()), now)
         AccountEvent.objects.filter(pk__in=[e.pk for e in events]).update(processed_at=now)
+        if announcements:
+            transaction.on_commit(announcements.send)
         return len(events)
+
+
+class Announcements:
+    """A chunk's alert pushes, sent together once it commits; an alert raised then folded within
+    the chunk is announced once, as created, with its latest count."""
+
+    def __init__(self):
+        self.latest: dict[int, tuple[int, str, dict]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.latest)
+
+    def add(self, tenant_id: int, name: str, payload: dict) -> None:
+        if (previous := self.latest.get(payload["id"])) is not None and previous[1] == "alert.created":
+            name = "alert.created"
+        self.latest[payload["id"]] = (tenant_id, name, payload)
+
+    def send(self) -> None:
+        from desk.realtime import tenant_announce_many
+
+        try:
+            tenant_announce_many(list(self.latest.values()))
+        except Exception:  # the alerts are committed; a missed push is caught up by the queue's next read
+            logger.exception("could not announce alerts", extra={"alert_ids": list(self.latest)})
 
 
 def _states_lock(customer_ids: list[int], now) -> dict[int, CustomerState]:
@@ -163,10 +190,11 @@ def _states_save(states: list[CustomerState], now) -> None:
         cursor.executemany(_STATE_UPDATE, rows)
 
 
-def _escalate(event: AccountEvent, config: RuleConfig, now) -> None:
+def _escalate(event: AccountEvent, config: RuleConfig, now, announcements: Announcements) -> None:
     since = event.occurred_at - timedelta(minutes=config.params["window_minutes"])
+    # No ORDER BY: the model's default (-last_seen_at) leads the planner to walk the queue index.
     contributing = list(
-        Alert.objects.filter(customer_id=event.customer_id, rule__in=TAKEOVER_RULES, last_seen_at__gte=since)
+        Alert.objects.filter(customer_id=event.customer_id, rule__in=TAKEOVER_RULES, last_seen_at__gte=since).order_by()
     )
     rules = sorted({a.rule for a in contributing})
     if len(rules) < config.params["rules"]:
@@ -186,23 +214,30 @@ def _escalate(event: AccountEvent, config: RuleConfig, now) -> None:
         subject=f"customer:{event.customer_id}",
         evidence=evidence,
     )
-    alert = alert_raise(finding=finding, event=event, now=now)
+    alert = alert_raise(finding=finding, event=event, now=now, announcements=announcements)
     alert.related.add(*contributing)
 
 
-def alert_raise(*, finding: Finding, event: AccountEvent, now) -> Alert:
+def alert_raise(*, finding: Finding, event: AccountEvent, now, announcements: Announcements) -> Alert:
     """Create the alert a finding calls for, or fold it into the active alert of the same rule and
-    subject (count, last seen, highest severity, more evidence)."""
+    subject (count, last seen, highest severity, more evidence). Announced with the chunk."""
     key = f"{finding.rule}:{finding.subject}"
-    alert = (
-        Alert.objects.select_for_update()
-        .filter(tenant_id=event.tenant_id, dedupe_key=key, status__in=ACTIVE_STATUSES)
-        .first()
+    # No ORDER BY (first() would add the model's -last_seen_at, and the planner would walk the
+    # tenant's whole queue): the partial unique index finds the one active alert of this key.
+    alert = next(
+        iter(
+            Alert.objects.select_for_update()
+            .filter(tenant_id=event.tenant_id, dedupe_key=key, status__in=ACTIVE_STATUSES)
+            .order_by()[:1]
+        ),
+        None,
     )
     created = False
     if alert is None:
         try:
-            with transaction.atomic():
+            # An account's alerts cannot race (its state row is locked for the chunk), so only
+            # an alert about a source, raised from many accounts at once, needs the savepoint.
+            with transaction.atomic(savepoint=not finding.about_customer):
                 alert = Alert.objects.create(
                     tenant_id=event.tenant_id,
                     customer_id=event.customer_id if finding.about_customer else None,
@@ -244,8 +279,7 @@ def alert_raise(*, finding: Finding, event: AccountEvent, now) -> Alert:
         metadata={"rule": finding.rule, "event": event.pk},
     )
     payload = {"id": alert.pk, "type": alert.type, "severity": alert.severity, "count": alert.count}
-    tenant_id, name = event.tenant_id, "alert.created" if created else "alert.updated"
-    transaction.on_commit(lambda: alert_announce(tenant_id, name, payload))
+    announcements.add(event.tenant_id, "alert.created" if created else "alert.updated", payload)
     return alert
 
 

@@ -226,15 +226,38 @@ class TestSettingsAndLifecycle:
     def test_alerts_are_audited_and_announced_without_personal_data(self, tenant_a, django_capture_on_commit_callbacks):
         from unittest import mock
 
-        with mock.patch("desk.realtime.tenant_announce") as announce, django_capture_on_commit_callbacks(execute=True):
+        with (
+            mock.patch("desk.realtime.tenant_announce_many") as announce,
+            django_capture_on_commit_callbacks(execute=True),
+        ):
             feed(tenant_a, "mfa.disabled")
         alert = Alert.objects.get()
         record = AuditEvent.objects.get(target_type="alerts.alert", target_id=str(alert.pk))
         assert record.action == "create" and record.tenant_id == tenant_a.pk and record.origin == "system"
         announce.assert_called_once_with(
-            tenant_id=tenant_a.pk,
-            event="alert.created",
-            payload={"id": alert.pk, "type": "two_factor", "severity": 3, "count": 1},
+            [(tenant_a.pk, "alert.created", {"id": alert.pk, "type": "two_factor", "severity": 3, "count": 1})]
+        )
+
+    def test_a_chunk_announces_once_after_commit_each_alert_with_its_latest_count(
+        self, tenant_a, django_capture_on_commit_callbacks
+    ):
+        from unittest import mock
+
+        ids = _ingest(tenant_a, [("login.failed", m, "alice", {}) for m in range(7)] + [("mfa.disabled", 8, "bob", {})])
+        with mock.patch("desk.realtime.tenant_announce_many") as announce:
+            with django_capture_on_commit_callbacks(execute=False) as callbacks:
+                events_process(event_ids=ids)
+            announce.assert_not_called()  # nothing is pushed before the chunk commits
+            for callback in callbacks:
+                callback()
+        (messages,) = announce.call_args.args
+        brute, mfa = Alert.objects.get(rule="brute_force"), Alert.objects.get(rule="mfa_change")
+        assert sorted(messages, key=lambda m: m[2]["id"]) == sorted(
+            [
+                (tenant_a.pk, "alert.created", {"id": brute.pk, "type": "suspicious", "severity": 3, "count": 3}),
+                (tenant_a.pk, "alert.created", {"id": mfa.pk, "type": "two_factor", "severity": 3, "count": 1}),
+            ],
+            key=lambda m: m[2]["id"],
         )
 
 
