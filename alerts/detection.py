@@ -11,24 +11,28 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Tenant
 from alerts.models import (
-    ACTIVE_STATUSES,
     AccountEvent,
-    Alert,
-    AlertEvidence,
     AlertType,
     CustomerState,
     RuleSetting,
     Severity,
 )
-from alerts.rules import RULES, TAKEOVER_DEFAULTS, TAKEOVER_RULES, Check, CredentialStuffingRule, Finding, History
-from audit.masking import audit_diff
-from audit.models import Action
-from audit.services import audit_record
+from alerts.raising import AlertBook, Announcements
+from alerts.rules import (
+    RULES,
+    TAKEOVER_DEFAULTS,
+    TAKEOVER_RULES,
+    Check,
+    CredentialStuffingRule,
+    Finding,
+    History,
+    PasswordRule,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -91,49 +95,30 @@ def _process_chunk(event_ids: list[int], configs) -> int:
         for tenant_id in {e.tenant_id for e in events} - set(configs):
             configs[tenant_id] = rule_configs_for(tenant_id)
         history = _history_for(events, configs)
-        announcements = Announcements()
+        book = _book_for(events, configs)
         for event in events:
             tenant_configs = configs[event.tenant_id]
             state = states[event.customer_id]
             findings: list[Finding] = []
             for rule in _rules_for(event, tenant_configs):
                 config = tenant_configs[rule.key]
-                findings += rule.check(
-                    Check(event=event, state=state, params=config.params, severity=config.severity, history=history)
-                )
-            raised = [alert_raise(finding=f, event=event, now=now, announcements=announcements) for f in findings]
+                check = Check(
+                    event=event, state=state, params=config.params, severity=config.severity, history=history,
+                    alerts=book,
+                )  # fmt: skip
+                findings += rule.check(check)
+            for finding in findings:
+                book.raise_(finding, event)
             takeover = tenant_configs["account_takeover"]
-            if takeover.enabled and any(a.rule in TAKEOVER_RULES for a in raised):
-                _escalate(event, takeover, now, announcements)
+            if takeover.enabled and any(f.rule in TAKEOVER_RULES for f in findings):
+                _escalate(event, takeover, book)
+        announcements = Announcements()
+        book.write(now=now, announcements=announcements)
         _states_save(list(states.values()), now)
         AccountEvent.objects.filter(pk__in=[e.pk for e in events]).update(processed_at=now)
         if announcements:
             transaction.on_commit(announcements.send)
         return len(events)
-
-
-class Announcements:
-    """A chunk's alert pushes, sent together once it commits; an alert raised then folded within
-    the chunk is announced once, as created, with its latest count."""
-
-    def __init__(self):
-        self.latest: dict[int, tuple[int, str, dict]] = {}
-
-    def __bool__(self) -> bool:
-        return bool(self.latest)
-
-    def add(self, tenant_id: int, name: str, payload: dict) -> None:
-        if (previous := self.latest.get(payload["id"])) is not None and previous[1] == "alert.created":
-            name = "alert.created"
-        self.latest[payload["id"]] = (tenant_id, name, payload)
-
-    def send(self) -> None:
-        from desk.realtime import tenant_announce_many
-
-        try:
-            tenant_announce_many(list(self.latest.values()))
-        except Exception:  # the alerts are committed; a missed push is caught up by the queue's next read
-            logger.exception("could not announce alerts", extra={"alert_ids": list(self.latest)})
 
 
 def _states_lock(customer_ids: list[int], now) -> dict[int, CustomerState]:
@@ -151,6 +136,18 @@ def _states_lock(customer_ids: list[int], now) -> dict[int, CustomerState]:
 
 def _rules_for(event: AccountEvent, tenant_configs: dict[str, RuleConfig]):
     return [rule for key, rule in RULES.items() if event.type in rule.events and tenant_configs[key].enabled]
+
+
+def _book_for(events: list[AccountEvent], configs: dict[int, dict[str, RuleConfig]]) -> AlertBook:
+    """The chunk's alert book, with the accounts' recent alerts that escalation and the password
+    rule read (as far back as the longest of their windows in the chunk's tenants)."""
+    window = max(
+        timedelta(minutes=max(configs[t]["account_takeover"].params["window_minutes"],
+                              configs[t][PasswordRule.key].params["after_new_device_minutes"]))
+        for t in {e.tenant_id for e in events}
+    )  # fmt: skip
+    since = min(e.occurred_at for e in events) - window
+    return AlertBook(customer_ids={e.customer_id for e in events}, rules=TAKEOVER_RULES, since=since)
 
 
 def _history_for(events: list[AccountEvent], configs: dict[int, dict[str, RuleConfig]]) -> History:
@@ -190,21 +187,15 @@ def _states_save(states: list[CustomerState], now) -> None:
         cursor.executemany(_STATE_UPDATE, rows)
 
 
-def _escalate(event: AccountEvent, config: RuleConfig, now, announcements: Announcements) -> None:
+def _escalate(event: AccountEvent, config: RuleConfig, book: AlertBook) -> None:
+    """Several different account rules on one account within the window: one critical alert
+    that links them (folded into, as more arrive)."""
     since = event.occurred_at - timedelta(minutes=config.params["window_minutes"])
-    # No ORDER BY: the model's default (-last_seen_at) leads the planner to walk the queue index.
-    contributing = list(
-        Alert.objects.filter(customer_id=event.customer_id, rule__in=TAKEOVER_RULES, last_seen_at__gte=since).order_by()
-    )
-    rules = sorted({a.rule for a in contributing})
+    contributing = book.recent(event.customer_id, TAKEOVER_RULES, since)
+    rules = sorted({k.rule for k in contributing})
     if len(rules) < config.params["rules"]:
         return
-    evidence = list(
-        AlertEvidence.objects.filter(alert__in=contributing)
-        .order_by("-event_id")
-        .values_list("event_id", flat=True)[:50]
-    )
-    names = ", ".join(AlertType(a.type).label.lower() for a in sorted(contributing, key=lambda a: a.first_seen_at))
+    names = ", ".join(AlertType(k.type).label.lower() for k in sorted(contributing, key=lambda k: k.first_seen))
     finding = Finding(
         rule="account_takeover",
         type=AlertType.ACCOUNT_TAKEOVER,
@@ -212,75 +203,9 @@ def _escalate(event: AccountEvent, config: RuleConfig, now, announcements: Annou
         reason=f"Possible account takeover: {len(rules)} different warnings on this account within "
         f"{config.params['window_minutes']} minutes ({names}).",
         subject=f"customer:{event.customer_id}",
-        evidence=evidence,
+        evidence=book.evidence_of(contributing, limit=50),
     )
-    alert = alert_raise(finding=finding, event=event, now=now, announcements=announcements)
-    alert.related.add(*contributing)
-
-
-def alert_raise(*, finding: Finding, event: AccountEvent, now, announcements: Announcements) -> Alert:
-    """Create the alert a finding calls for, or fold it into the active alert of the same rule and
-    subject (count, last seen, highest severity, more evidence). Announced with the chunk."""
-    key = f"{finding.rule}:{finding.subject}"
-    # No ORDER BY (first() would add the model's -last_seen_at, and the planner would walk the
-    # tenant's whole queue): the partial unique index finds the one active alert of this key.
-    alert = next(
-        iter(
-            Alert.objects.select_for_update()
-            .filter(tenant_id=event.tenant_id, dedupe_key=key, status__in=ACTIVE_STATUSES)
-            .order_by()[:1]
-        ),
-        None,
-    )
-    created = False
-    if alert is None:
-        try:
-            # An account's alerts cannot race (its state row is locked for the chunk), so only
-            # an alert about a source, raised from many accounts at once, needs the savepoint.
-            with transaction.atomic(savepoint=not finding.about_customer):
-                alert = Alert.objects.create(
-                    tenant_id=event.tenant_id,
-                    customer_id=event.customer_id if finding.about_customer else None,
-                    type=finding.type,
-                    rule=finding.rule,
-                    severity=finding.severity,
-                    reason=finding.reason,
-                    dedupe_key=key,
-                    first_seen_at=event.occurred_at,
-                    last_seen_at=event.occurred_at,
-                    created_at=now,
-                    updated_at=now,
-                )
-                created = True
-        except IntegrityError:  # another worker raised it a moment ago (same source): fold into it
-            alert = Alert.objects.select_for_update().get(
-                tenant_id=event.tenant_id, dedupe_key=key, status__in=ACTIVE_STATUSES
-            )
-    if not created:
-        before = {"count": alert.count, "severity": alert.severity}
-        alert.count += 1
-        alert.severity = max(alert.severity, finding.severity)
-        alert.reason = finding.reason
-        alert.last_seen_at = max(alert.last_seen_at, event.occurred_at)
-        alert.updated_at = now
-        alert.save(update_fields=["count", "severity", "reason", "last_seen_at", "updated_at"])
-        changes = audit_diff(before, {"count": alert.count, "severity": alert.severity})
-    else:
-        changes = audit_diff({}, {"type": alert.type, "severity": alert.severity, "status": alert.status})
-    AlertEvidence.objects.bulk_create(
-        [AlertEvidence(alert=alert, event_id=event_id) for event_id in dict.fromkeys(finding.evidence)],
-        ignore_conflicts=True,
-    )
-    audit_record(
-        action=Action.CREATE if created else Action.UPDATE,
-        tenant=event.tenant,
-        target=alert,
-        changes=changes,
-        metadata={"rule": finding.rule, "event": event.pk},
-    )
-    payload = {"id": alert.pk, "type": alert.type, "severity": alert.severity, "count": alert.count}
-    announcements.add(event.tenant_id, "alert.created" if created else "alert.updated", payload)
-    return alert
+    book.raise_(finding, event, related=contributing)
 
 
 def alert_announce(tenant_id: int, name: str, payload: dict) -> None:

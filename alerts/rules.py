@@ -11,10 +11,14 @@ import statistics
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.db.models import Q
 
-from alerts.models import AccountEvent, Alert, AlertType, CustomerState, EventType, Severity
+from alerts.models import AccountEvent, AlertType, CustomerState, EventType, Severity
+
+if TYPE_CHECKING:
+    from alerts.raising import AlertBook
 
 
 @dataclass
@@ -110,6 +114,7 @@ class Check:
     params: dict
     severity: int
     history: History
+    alerts: "AlertBook"  # the account's recent alerts, stored or raised earlier in the chunk
 
     def recent(self, types, window: timedelta) -> list[Past]:
         """Events of these types for this account in the window before (and including) this one."""
@@ -384,9 +389,7 @@ class PasswordRule(Rule):
     def check(self, check):
         event = check.event
         since = event.occurred_at - _minutes(check, "after_new_device_minutes")
-        after_new_device = Alert.objects.filter(
-            customer_id=event.customer_id, rule=NewDeviceRule.key, last_seen_at__gte=since
-        ).exists()
+        after_new_device = bool(check.alerts.recent(event.customer_id, {NewDeviceRule.key}, since))
         if event.type == EventType.PASSWORD_CHANGED:
             how = event.context.get("initiated_by")
             reason = "The account's password was changed" + (f" (by {how})" if how else "")

@@ -88,3 +88,14 @@ def test_overlapping_chunks_of_many_accounts_do_not_deadlock(tenant_a):
     )
     assert _race(lambda: events_process(event_ids=first), lambda: events_process(event_ids=second)) == [40, 40]
     assert CustomerState.objects.filter(customer__external_id__in=accounts).count() == 40
+
+
+def test_two_workers_raising_one_source_alert_make_one(tenant_a):
+    # Credential stuffing is about an address, not an account: workers on different accounts
+    # raise it at once. One inserts it; the other folds into it.
+    first = _ingest(tenant_a, [("login.failed", n, f"a-{n}", {"ip": "203.0.113.66"}) for n in range(12)])
+    second = _ingest(tenant_a, [("login.failed", n + 0.5, f"b-{n}", {"ip": "203.0.113.66"}) for n in range(12)])
+    assert _race(lambda: events_process(event_ids=first), lambda: events_process(event_ids=second)) == [12, 12]
+    (alert,) = Alert.objects.filter(rule="credential_stuffing")
+    # The k-th failure in time sees k accounts: the 10th to the 24th fire, whoever went first.
+    assert alert.count == 15 and alert.customer_id is None

@@ -379,9 +379,21 @@ class TestChunks:
                 ("profile.changed", n, account, {"fields": ["address"]}),
             ]
         ids = _ingest(tenant_a, items)
-        # Events, configs, state rows (create + lock + save), history, sources, mark processed:
-        # a fixed handful per chunk of 200, not a few per event.
-        with django_assert_max_num_queries(12 * 2):
+        # Events, tenants, configs, state rows (find, make, lock, save), history, sources, recent
+        # alerts, mark processed: a fixed handful per chunk of 200, not a few per event.
+        with django_assert_max_num_queries(13 * 2):
             events_process(event_ids=ids)
         assert AccountEvent.objects.filter(processed_at__isnull=True).count() == 0
         assert alerts() == []  # ordinary activity, first seen
+
+    def test_a_burst_of_alerts_is_written_in_a_fixed_number_of_statements(
+        self, tenant_a, django_assert_max_num_queries
+    ):
+        items = []
+        for n in range(50):
+            items += [("mfa.disabled", n, f"victim-{n}", {}), ("third_party.authorized", n, f"victim-{n}", {})]
+        ids = _ingest(tenant_a, items)
+        with django_assert_max_num_queries(13 + 5):  # + lock, insert, evidence, audit, seal
+            events_process(event_ids=ids)
+        assert Alert.objects.count() == 100 and AuditEvent.objects.filter(target_type="alerts.alert").count() == 100
+        assert {a.evidence.count() for a in Alert.objects.all()} == {1}
