@@ -7,7 +7,6 @@ events of one account are judged one after the other, in time order.
 """
 
 import json
-import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -33,8 +32,6 @@ from alerts.rules import (
     History,
     PasswordRule,
 )
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -206,13 +203,3 @@ def _escalate(event: AccountEvent, config: RuleConfig, book: AlertBook) -> None:
         evidence=book.evidence_of(contributing, limit=50),
     )
     book.raise_(finding, event, related=contributing)
-
-
-def alert_announce(tenant_id: int, name: str, payload: dict) -> None:
-    """Tell the tenant's desk connections. Call it from transaction.on_commit."""
-    from desk.realtime import tenant_announce
-
-    try:
-        tenant_announce(tenant_id=tenant_id, event=name, payload=payload)
-    except Exception:  # the alert is committed; a missed push is caught up by the queue's next read
-        logger.exception("could not announce an alert", extra={"alert_id": payload["id"]})

@@ -267,9 +267,15 @@ class Announcements:
         self.latest[payload["id"]] = (tenant_id, name, payload)
 
     def send(self) -> None:
-        from desk.realtime import tenant_announce_many
+        alerts_announce(list(self.latest.values()))
 
-        try:
-            tenant_announce_many(list(self.latest.values()))
-        except Exception:  # the alerts are committed; a missed push is caught up by the queue's next read
-            logger.exception("could not announce alerts", extra={"alert_ids": list(self.latest)})
+
+def alerts_announce(messages: list[tuple[int, str, dict]]) -> None:
+    """Tell the tenants' desk connections of these (tenant id, event, payload). Call it from
+    transaction.on_commit."""
+    from desk.realtime import tenant_announce_many
+
+    try:
+        tenant_announce_many(messages)
+    except Exception:  # the alerts are committed; a missed push is caught up by the queue's next read
+        logger.exception("could not announce alerts", extra={"alert_ids": [m[2]["id"] for m in messages]})

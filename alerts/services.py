@@ -7,8 +7,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from alerts.detection import alert_announce
 from alerts.models import ALERT_TRANSITIONS, AccountEvent, Alert, AlertStatus, Customer
+from alerts.raising import alerts_announce
 from alerts.validation import ValidEvent
 from audit.masking import audit_diff
 from audit.models import Action
@@ -259,5 +259,5 @@ def _alert_transition(*, alert: Alert, actor, to: str, note: str) -> Alert:
         reason=note,
     )
     payload = {"id": locked.pk, "type": locked.type, "severity": locked.severity, "status": to}
-    transaction.on_commit(lambda: alert_announce(locked.tenant_id, "alert.updated", payload))
+    transaction.on_commit(lambda: alerts_announce([(locked.tenant_id, "alert.updated", payload)]))
     return locked

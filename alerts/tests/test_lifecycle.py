@@ -41,11 +41,15 @@ def _status_records(alert):
 
 class TestServices:
     def test_acknowledge_then_resolve_records_who_and_when(self, alert, agent, django_capture_on_commit_callbacks):
-        with mock.patch("desk.realtime.tenant_announce") as announce, django_capture_on_commit_callbacks(execute=True):
+        with (
+            mock.patch("desk.realtime.tenant_announce_many") as announce,
+            django_capture_on_commit_callbacks(execute=True),
+        ):
             acknowledged = alert_acknowledge(alert=alert, actor=agent)
         assert acknowledged.status == AlertStatus.ACKNOWLEDGED and acknowledged.acknowledged_by == agent
         announce.assert_called_once()
-        assert announce.call_args.kwargs["payload"]["status"] == "acknowledged"
+        ((tenant_id, name, payload),) = announce.call_args.args[0]
+        assert (tenant_id, name, payload["status"]) == (alert.tenant_id, "alert.updated", "acknowledged")
 
         resolved = alert_resolve(alert=acknowledged, actor=agent, note="  Customer confirmed; password reset.  ")
         alert.refresh_from_db()
