@@ -3,8 +3,10 @@ removal is itself recorded in the chain. Never a silent delete.
 
 File format (JSON lines): a header {"format", "chain", "first_seq", "last_seq", "prev_hash",
 "head_hash", "count", "created_at"}, then one line per event in chain order:
-{"seq", "hash", "sealed_at", "content"} where "content" is the event's canonical JSON, so the
-file verifies with nothing but itself: sha256(prev_hash "\\n" content) must give each "hash".
+{"seq", "hash", "key_id", "sealed_at", "content"} where "content" is the event's canonical JSON, so
+the file verifies with nothing but itself and the seal keys: HMAC-SHA256(key "key_id", prev_hash
+"\\n" content) must give each "hash" (plain SHA-256 for a seal made before seals were keyed, key id
+"", and for every line of a format 1 file).
 """
 
 import hashlib
@@ -18,12 +20,13 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from audit import triggers
-from audit.chain import GENESIS, canonical, content_hash
+from audit.chain import GENESIS, LEGACY_KEY_ID, UnknownSealKeyError, canonical, content_hash
 from audit.models import Action, AuditArchive, AuditEvent, AuditSeal
 from audit.services import audit_record, audit_seal
 from audit.verify import verify_chain
 
-FORMAT = "alertdesk-audit-archive/1"
+FORMAT = "alertdesk-audit-archive/2"
+FORMATS = ("alertdesk-audit-archive/1", FORMAT)  # 1: before seals were keyed
 
 
 class ArchiveError(Exception):
@@ -99,6 +102,7 @@ def audit_archive_segment(
                 {
                     "seq": seal.seq,
                     "hash": seal.hash,
+                    "key_id": seal.key_id,
                     "sealed_at": seal.sealed_at.isoformat(),
                     "content": canonical(events[seal.event_id]).decode(),
                 }
@@ -168,7 +172,7 @@ def archive_file_verify(path: Path) -> list[str]:
             )
         except (ValueError, KeyError, TypeError):
             return ["not an audit archive (bad header)"]
-        if raw.get("format") != FORMAT:
+        if raw.get("format") not in FORMATS:
             return [f"unknown format {raw.get('format')!r}"]
         prev, seq, count = header.prev_hash, header.first_seq, 0
         for line in lines:
@@ -177,7 +181,12 @@ def archive_file_verify(path: Path) -> list[str]:
             if row["seq"] != seq:
                 problems.append(f"seq {row['seq']}: expected {seq}")
                 break
-            if content_hash(prev, row["content"].encode()) != row["hash"]:
+            try:
+                expected = content_hash(prev, row["content"].encode(), key_id=row.get("key_id", LEGACY_KEY_ID))
+            except UnknownSealKeyError:
+                problems.append(f"seq {row['seq']}: sealed with an unknown key ({row['key_id']!r})")
+                break
+            if expected != row["hash"]:
                 problems.append(f"seq {row['seq']}: content does not match its hash")
                 break
             prev, seq, count = row["hash"], seq + 1, count + 1

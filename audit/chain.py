@@ -1,9 +1,14 @@
 """The hash chain: what an event's hash covers, and how a checkpoint is signed.
 
-hash = sha256(prev_hash || "\\n" || canonical JSON of the event's content, event id included), so
-an edited, deleted, inserted or re-ordered row breaks the link at that point.
+hash = HMAC-SHA256(seal key, prev_hash || "\\n" || canonical JSON of the event's content, event id
+included), so an edited, deleted, inserted or re-ordered row breaks the link at that point, and
+whoever can write the tables (the database owner included) cannot recompute a seal without the
+key, which lives outside the database (AUDIT_SEAL_KEYS). Each seal names its key id, so keys
+rotate and old seals still verify. Seals made before keys existed (key id "") are plain SHA-256:
+verify accepts them only where a signed checkpoint pins the chain.
 """
 
+import functools
 import hashlib
 import hmac
 import json
@@ -36,12 +41,41 @@ def canonical_content(event) -> dict:
     return content
 
 
-def event_hash(prev_hash: str, event) -> str:
-    return content_hash(prev_hash, canonical(event))
+LEGACY_KEY_ID = ""  # a seal made before seals were keyed
 
 
-def content_hash(prev_hash: str, canonical_bytes: bytes) -> str:
-    return hashlib.sha256(prev_hash.encode() + b"\n" + canonical_bytes).hexdigest()
+class UnknownSealKeyError(LookupError):
+    """A seal names a key id that is not configured (AUDIT_SEAL_KEYS)."""
+
+
+def seal_keys() -> dict[str, bytes]:
+    """The configured seal keys by id, newest first."""
+    return _seal_keys(tuple(settings.AUDIT_SEAL_KEYS))
+
+
+@functools.cache
+def _seal_keys(configured: tuple[tuple[str, str], ...]) -> dict[str, bytes]:
+    return {key_id: secret.encode() for key_id, secret in configured}
+
+
+def current_seal_key_id() -> str:
+    return settings.AUDIT_SEAL_KEYS[0][0]
+
+
+def event_hash(prev_hash: str, event, *, key_id: str) -> str:
+    return content_hash(prev_hash, canonical(event), key_id=key_id)
+
+
+def content_hash(prev_hash: str, canonical_bytes: bytes, *, key_id: str) -> str:
+    """The seal's hash: HMAC-SHA256 with the key `key_id`; plain SHA-256 for a legacy seal (key id
+    ""). Raises UnknownSealKeyError when the key id is not configured."""
+    message = prev_hash.encode() + b"\n" + canonical_bytes
+    if key_id == LEGACY_KEY_ID:
+        return hashlib.sha256(message).hexdigest()
+    key = seal_keys().get(key_id)
+    if key is None:
+        raise UnknownSealKeyError(key_id)
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 def checkpoint_signature(*, chain: int, seq: int, hash_: str, created_at_iso: str) -> str:

@@ -93,9 +93,11 @@ class AuditEvent(models.Model):
 
 
 class AuditSeal(models.Model):
-    """An event's place in its chain: sequence number and hash over (content, previous hash).
+    """An event's place in its chain: sequence number and keyed hash over (content, previous hash).
 
     One chain per tenant and one (key 0) for events without a tenant. Append-only like the events.
+    `key_id` names the seal key (AUDIT_SEAL_KEYS) of the HMAC; "" marks a seal made before seals
+    were keyed (plain SHA-256), which verify accepts only up to a signed checkpoint.
     """
 
     event = models.OneToOneField(AuditEvent, primary_key=True, on_delete=models.DO_NOTHING, db_constraint=False)
@@ -104,6 +106,7 @@ class AuditSeal(models.Model):
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
     sealed_at = models.DateTimeField()
+    key_id = models.CharField(max_length=16, blank=True, default="")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["chain", "seq"], name="audit_seal_chain_seq_unique")]

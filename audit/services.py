@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from audit.chain import GENESIS, checkpoint_signature, event_hash
+from audit.chain import GENESIS, checkpoint_signature, current_seal_key_id, event_hash
 from audit.masking import mask
 from audit.models import Action, AuditChainHead, AuditCheckpoint, AuditEvent, AuditSeal, AuditSealerState, Origin
 from config.logging import current_request, process_origin
@@ -216,13 +216,16 @@ def audit_seal(*, batch_size: int = SEAL_BATCH) -> int:
     if pending:
         chains = sorted({event.chain_key for event in pending})
         heads = {head.chain: head for head in AuditChainHead.objects.filter(chain__in=chains)}
+        key_id = current_seal_key_id()
         seals = []
         for event in pending:
             head = heads.get(event.chain_key)
             if head is None:
                 head = heads[event.chain_key] = AuditChainHead(chain=event.chain_key, seq=0, hash=GENESIS)
-            digest = event_hash(head.hash, event)
-            seal = AuditSeal(event_id=event.pk, chain=head.chain, seq=head.seq + 1, prev_hash=head.hash, hash=digest)
+            digest = event_hash(head.hash, event, key_id=key_id)
+            seal = AuditSeal(
+                event_id=event.pk, chain=head.chain, seq=head.seq + 1, prev_hash=head.hash, hash=digest, key_id=key_id
+            )
             seal.sealed_at = now
             seals.append(seal)
             head.seq, head.hash, head.updated_at = head.seq + 1, digest, now

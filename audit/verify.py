@@ -1,6 +1,8 @@
 """Recompute the hash chains and say where the first broken link is.
 
-What breaks a link: an edited event (its hash no longer matches), a deleted event (a seal with no
+What breaks a link: an edited event (its keyed hash no longer matches, or was recomputed without
+the key), a seal with a key id that is not configured, an unkeyed (legacy) seal after the newest
+checkpoint whose signature verifies, a deleted event (a seal with no
 event), a re-ordered or inserted event (sequence gap, wrong previous hash, or an event older than
 its seal by more than the grace period), an event left unsealed past the grace period, and cut-off
 newest events (a signed checkpoint further along than the chain, or one whose hash differs).
@@ -11,7 +13,7 @@ from dataclasses import dataclass, field
 
 from django.utils import timezone
 
-from audit.chain import GENESIS, checkpoint_signature, event_hash
+from audit.chain import GENESIS, LEGACY_KEY_ID, UnknownSealKeyError, checkpoint_signature, event_hash, seal_keys
 from audit.models import AuditArchive, AuditCheckpoint, AuditEvent, AuditSeal
 from audit.services import SEAL_GRACE
 
@@ -57,12 +59,17 @@ def verify_chain(chain: int, *, stop_at_first: bool = True) -> ChainReport:
     report.first_seq = expected_seq
     checkpoints = list(AuditCheckpoint.objects.filter(chain=chain).order_by("seq"))
     wanted = {checkpoint.seq for checkpoint in checkpoints}
+    signed = {checkpoint.pk for checkpoint in checkpoints if _signature_valid(chain, checkpoint)}
+    # Unkeyed seals (made before seals were keyed) hold only where a signed checkpoint pins them:
+    # anyone who can write the tables could have recomputed one after that point.
+    pinned_seq = max((checkpoint.seq for checkpoint in checkpoints if checkpoint.pk in signed), default=0)
     hashes: dict[int, str] = {}  # only at checkpointed positions: a chain can be billions long
 
     def problem(seq, event_id, message) -> bool:
         report.problems.append(Problem(chain, seq, event_id, message))
         return stop_at_first
 
+    keys = seal_keys()
     last_seq = expected_seq - 1
     seals = AuditSeal.objects.filter(chain=chain, seq__gte=expected_seq).order_by("seq")
     done = False
@@ -80,7 +87,11 @@ def verify_chain(chain: int, *, stop_at_first: bool = True) -> ChainReport:
                 done = problem(seal.seq, seal.event_id, "previous-hash link broken (a row inserted or re-ordered)")
             elif event is None:
                 done = problem(seal.seq, seal.event_id, "event missing (deleted)")
-            elif event.chain_key != chain or event_hash(seal.prev_hash, event) != seal.hash:
+            elif seal.key_id == LEGACY_KEY_ID and seal.seq > pinned_seq:
+                done = problem(seal.seq, seal.event_id, "unkeyed seal after the last signed checkpoint (forged)")
+            elif seal.key_id != LEGACY_KEY_ID and seal.key_id not in keys:
+                done = problem(seal.seq, seal.event_id, f"sealed with an unknown key ({seal.key_id!r})")
+            elif event.chain_key != chain or not _hash_matches(seal, event):
                 done = problem(seal.seq, seal.event_id, "content does not match its hash (edited)")
             elif event.occurred_at < seal.sealed_at - SEAL_GRACE:
                 done = problem(seal.seq, seal.event_id, "event is older than its seal allows (back-dated insert)")
@@ -105,10 +116,7 @@ def verify_chain(chain: int, *, stop_at_first: bool = True) -> ChainReport:
         return report
 
     for checkpoint in checkpoints:
-        expected_sig = checkpoint_signature(
-            chain=chain, seq=checkpoint.seq, hash_=checkpoint.hash, created_at_iso=checkpoint.created_at.isoformat()
-        )
-        if not hmac.compare_digest(expected_sig, checkpoint.signature):
+        if checkpoint.pk not in signed:
             if problem(checkpoint.seq, None, "checkpoint signature invalid (forged or key changed)"):
                 return report
         elif checkpoint.seq > report.last_seq:
@@ -118,3 +126,17 @@ def verify_chain(chain: int, *, stop_at_first: bool = True) -> ChainReport:
             if problem(checkpoint.seq, None, "checkpointed hash differs from the chain's"):
                 return report
     return report
+
+
+def _signature_valid(chain: int, checkpoint: AuditCheckpoint) -> bool:
+    expected = checkpoint_signature(
+        chain=chain, seq=checkpoint.seq, hash_=checkpoint.hash, created_at_iso=checkpoint.created_at.isoformat()
+    )
+    return hmac.compare_digest(expected, checkpoint.signature)
+
+
+def _hash_matches(seal: AuditSeal, event: AuditEvent) -> bool:
+    try:
+        return hmac.compare_digest(event_hash(seal.prev_hash, event, key_id=seal.key_id), seal.hash)
+    except UnknownSealKeyError:
+        return False

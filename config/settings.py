@@ -166,6 +166,39 @@ AUDIT_SEAL_ON_COMMIT = env_bool("AUDIT_SEAL_ON_COMMIT", default=CELERY_TASK_ALWA
 
 # Signs chain checkpoints: keep it outside the database (a secret store, the environment).
 AUDIT_CHECKPOINT_KEY = _secret("AUDIT_CHECKPOINT_KEY", ".dev-audit-key", 32)
+
+
+def _seal_keys() -> list[tuple[str, str]]:
+    """AUDIT_SEAL_KEYS="id:secret,id:secret", newest first: every seal is an HMAC with the newest
+    key and names its key id, so older keys stay listed (to verify old seals) after a rotation."""
+    raw = env_str("AUDIT_SEAL_KEYS")
+    if not raw:
+        if PRODUCTION:
+            raise ImproperlyConfigured("AUDIT_SEAL_KEYS is required in production")
+        path = BASE_DIR / ".dev-audit-seal-key"
+        if not path.exists():
+            path.write_text(f"dev{secrets.token_hex(3)}:{secrets.token_urlsafe(32)}")
+            path.chmod(0o600)
+        raw = path.read_text().strip()
+    keys: list[tuple[str, str]] = []
+    for item in (part.strip() for part in raw.split(",") if part.strip()):
+        key_id, _, secret = item.partition(":")
+        if not (1 <= len(key_id) <= 16 and key_id.replace("-", "").replace("_", "").isalnum()) or len(secret) < 16:
+            raise ImproperlyConfigured(
+                "AUDIT_SEAL_KEYS must be 'id:secret' items (id of 1-16 letters, digits, - or _; a secret of "
+                "16 characters at least), comma-separated, newest first"
+            )
+        if key_id in dict(keys):
+            raise ImproperlyConfigured(f"AUDIT_SEAL_KEYS lists the key id {key_id!r} twice")
+        keys.append((key_id, secret))
+    if not keys:
+        raise ImproperlyConfigured("AUDIT_SEAL_KEYS holds no key")
+    return keys
+
+
+# Keys the hash chain's seals, kept outside the database like the checkpoint key: whoever can
+# write the tables still cannot recompute a seal.
+AUDIT_SEAL_KEYS = _seal_keys()
 AUDIT_ARCHIVE_DIR = Path(env_str("AUDIT_ARCHIVE_DIR", str(BASE_DIR / "audit-archive")))
 AUDIT_PAGE_SIZE = 50
 AUDIT_GLOBAL_RETENTION_DAYS = env_int("AUDIT_GLOBAL_RETENTION_DAYS", 2557)  # events without a tenant

@@ -325,3 +325,118 @@ def test_a_rolled_back_insert_leaves_a_gap_that_expires(tenant_a, settings):
     state.save()
     audit_seal()
     assert AuditSealerState.objects.get().gaps == {}
+
+
+def _reseal(event_id: int, *, key_id: str, key: bytes | None):
+    """Recompute one seal's hash the way a database owner without the seal key could: plain SHA-256
+    (key None), or an HMAC with a key of their own, under the seal's key id or another."""
+    import hashlib
+    import hmac
+
+    from audit.chain import canonical
+
+    seal = AuditSeal.objects.get(event_id=event_id)
+    message = seal.prev_hash.encode() + b"\n" + canonical(AuditEvent.objects.get(pk=event_id))
+    digest = hashlib.sha256(message).hexdigest() if key is None else hmac.new(key, message, "sha256").hexdigest()
+    tamper("UPDATE audit_auditseal SET hash = %s, key_id = %s WHERE event_id = %s", [digest, key_id, event_id])
+
+
+def _legacy_chain(chain: int):
+    """Rewrite a whole chain as seals made before seals were keyed: key id "", plain SHA-256."""
+    import hashlib
+
+    from audit.chain import GENESIS, canonical
+    from audit.models import AuditChainHead
+
+    prev = GENESIS
+    for seal in AuditSeal.objects.filter(chain=chain).order_by("seq"):
+        digest = hashlib.sha256(prev.encode() + b"\n" + canonical(AuditEvent.objects.get(pk=seal.event_id)))
+        prev_hash, prev = prev, digest.hexdigest()
+        tamper(
+            "UPDATE audit_auditseal SET prev_hash = %s, hash = %s, key_id = '' WHERE event_id = %s",
+            [prev_hash, prev, seal.event_id],
+        )
+    AuditChainHead.objects.filter(chain=chain).update(hash=prev)
+
+
+KEY_1 = ("k1", "first-seal-key-for-tests-only-0123456789")
+KEY_2 = ("k2", "second-seal-key-for-tests-only-0123456789")
+
+
+@pytest.mark.django_db
+class TestKeyedSeals:
+    @pytest.fixture(autouse=True)
+    def _keys(self, settings):
+        settings.AUDIT_SEAL_KEYS = [KEY_1]
+
+    def test_every_new_seal_is_keyed_with_the_newest_key(self, tenant_a):
+        record(tenant_a, 2)
+        audit_seal()
+        assert set(AuditSeal.objects.filter(chain=tenant_a.pk).values_list("key_id", flat=True)) == {"k1"}
+
+    @pytest.mark.parametrize("key_id, key", [
+        ("k1", None),  # SHA-256 as the unkeyed chain had it, key id left in place
+        ("", None),  # passed off as a seal made before seals were keyed
+        ("k1", b"a-key-the-owner-made-up"),  # an HMAC, but not with the seal key
+    ])  # fmt: skip
+    def test_edited_newest_event_resealed_without_the_key_is_detected(self, tenant_a, key_id, key):
+        events = record(tenant_a, 3)
+        audit_seal()
+        audit_checkpoint()
+        newest = record(tenant_a)[0]  # after the last checkpoint: no signature pins it
+        audit_seal()
+        tamper("UPDATE audit_auditevent SET reason = 'nothing to see' WHERE id = %s", [newest.pk])
+        _reseal(newest.pk, key_id=key_id, key=key)
+        code, out = verify("--tenant", tenant_a.slug)
+        assert code == 1, out
+        assert f"event {newest.pk}:" in out
+        assert events  # the earlier events are not the ones reported
+
+    def test_verify_with_another_key_reports_the_chain_broken(self, tenant_a, settings):
+        record(tenant_a, 2)
+        audit_seal()
+        assert verify("--tenant", tenant_a.slug)[0] == 0
+        settings.AUDIT_SEAL_KEYS = [("k1", "not-the-key-the-seals-were-made-with")]
+        code, out = verify("--tenant", tenant_a.slug, "--no-seal")
+        assert code == 1 and "content does not match its hash" in out
+        settings.AUDIT_SEAL_KEYS = [("k9", "a-key-with-an-id-no-seal-names-00")]
+        code, out = verify("--tenant", tenant_a.slug, "--no-seal")
+        assert code == 1 and "sealed with an unknown key ('k1')" in out
+
+    def test_rotation_keeps_old_seals_verifying(self, tenant_a, settings):
+        old = record(tenant_a, 2)
+        audit_seal()
+        settings.AUDIT_SEAL_KEYS = [KEY_2, KEY_1]
+        new = record(tenant_a, 2)
+        audit_seal()
+        seals = AuditSeal.objects.filter(event_id__in=[e.pk for e in old + new])
+        key_ids = dict(seals.values_list("event_id", "key_id"))
+        assert [key_ids[e.pk] for e in old + new] == ["k1", "k1", "k2", "k2"]
+        assert verify("--tenant", tenant_a.slug)[0] == 0
+        settings.AUDIT_SEAL_KEYS = [KEY_2]  # the old key dropped too early
+        code, out = verify("--tenant", tenant_a.slug, "--no-seal")
+        assert code == 1 and "unknown key ('k1')" in out
+
+    def test_unkeyed_seals_hold_only_up_to_a_signed_checkpoint(self, tenant_a):
+        record(tenant_a, 3)
+        audit_seal()
+        _legacy_chain(tenant_a.pk)  # the chain as it was before this change
+        code, out = verify("--tenant", tenant_a.slug, "--no-seal")
+        assert code == 1 and "unkeyed seal after the last signed checkpoint" in out
+        audit_checkpoint()  # a signed checkpoint pins the unkeyed part
+        later = record(tenant_a, 2)
+        audit_seal()  # keyed seals continue the chain
+        assert verify("--tenant", tenant_a.slug)[0] == 0
+        # An unkeyed seal after the checkpoint is a forgery, even when its hash is right.
+        _reseal(later[1].pk, key_id="", key=None)
+        code, out = verify("--tenant", tenant_a.slug, "--no-seal")
+        assert code == 1 and f"event {later[1].pk}: unkeyed seal after the last signed checkpoint" in out
+
+    def test_a_forged_checkpoint_pins_nothing(self, tenant_a):
+        record(tenant_a, 3)
+        audit_seal()
+        _legacy_chain(tenant_a.pk)
+        audit_checkpoint()
+        tamper("UPDATE audit_auditcheckpoint SET signature = %s", ["0" * 64])
+        code, out = verify("--tenant", tenant_a.slug, "--no-seal")
+        assert code == 1 and "unkeyed seal after the last signed checkpoint" in out

@@ -77,6 +77,38 @@ def test_a_tampered_archive_file_is_detected(tenant_a, old_and_new, tmp_path):
     assert exit_info.value.code == 1
 
 
+def test_an_archive_file_holds_keyed_hashes_that_verify_only_with_the_seal_keys(
+    tenant_a, old_and_new, tmp_path, settings
+):
+    import hashlib
+
+    from audit.models import AuditArchive
+
+    archive = audit_archive_segment(tenant=tenant_a, directory=tmp_path)
+    path = tmp_path / archive.file_name
+    rows = [json.loads(line) for line in path.read_text().splitlines()[1:]]
+    assert {row["key_id"] for row in rows} == {settings.AUDIT_SEAL_KEYS[0][0]}
+    # An edited line rehashed with plain SHA-256 (as the unkeyed format allowed) does not verify,
+    # even once the database no longer knows the file.
+    lines = path.read_text().splitlines()
+    row = json.loads(lines[-1])
+    row["content"] = row["content"].replace('"action":"view"', '"action":"list"')
+    row["hash"] = hashlib.sha256(row_prev(lines).encode() + b"\n" + row["content"].encode()).hexdigest()
+    lines[-1] = json.dumps(row, sort_keys=True)
+    path.write_text("\n".join(lines) + "\n")
+    with transaction.atomic():
+        triggers.suspend(connection, ("audit_auditarchive",))
+        AuditArchive.objects.filter(pk=archive.pk).delete()
+        triggers.restore(connection, ("audit_auditarchive",))
+    assert "content does not match its hash" in archive_file_verify(path)[0]
+    settings.AUDIT_SEAL_KEYS = [("other", "a-key-that-sealed-nothing-here-0")]
+    assert "unknown key" in archive_file_verify(path)[0]
+
+
+def row_prev(lines):
+    return json.loads(lines[-2])["hash"] if len(lines) > 2 else json.loads(lines[0])["prev_hash"]
+
+
 def test_nothing_newer_than_the_retention_period_leaves(tenant_a, tmp_path):
     audit_record(action=Action.VIEW, tenant=tenant_a, target_type="t", target_id="1")
     assert audit_archive_segment(tenant=tenant_a, directory=tmp_path) is None

@@ -111,6 +111,7 @@ def _production_env(**extra):
         DJANGO_SECRET_KEY="x" * 20 + "prod-test-key-not-used-anywhere-else-0123456789",
         DJANGO_ALLOWED_HOSTS="desk.example.com",
         AUDIT_CHECKPOINT_KEY="checkpoint-key-for-the-settings-test-only",
+        AUDIT_SEAL_KEYS="p1:seal-key-for-the-settings-test-only",
         FIELD_ENCRYPTION_KEYS="xxJ3QyUjc5qS2dFQ3o4ctAKUC0C0Y7Yuz4JyIyV8mJk=",
         DJANGO_SETTINGS_MODULE="config.settings",
         **extra,
