@@ -7,6 +7,7 @@ from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import Membership, Role, Tenant, User
+from accounts.roles import BPO_ADMIN_GROUP
 
 
 def tenant_list_for(*, user: User) -> QuerySet[Tenant]:
@@ -34,19 +35,27 @@ def role_for(*, user: User, tenant: Tenant) -> str | None:
     return Membership.objects.filter(user=user, tenant=tenant).values_list("role", flat=True).first()
 
 
+def _groups_with_perm(perm: str) -> QuerySet[Group]:
+    app_label, codename = perm.split(".")
+    return Group.objects.filter(permissions__content_type__app_label=app_label, permissions__codename=codename)
+
+
+def bpo_admin_has_perm(*, user: User, perm: str) -> bool:
+    """Whether `user` is an active BPO admin whose group (bpo_admin) carries `perm`: being BPO-wide
+    widens a scope to every tenant only for the permissions that group holds."""
+    if not (user.is_active and getattr(user, "is_bpo_admin", False)):
+        return False
+    return _groups_with_perm(perm).filter(name=BPO_ADMIN_GROUP).exists()
+
+
 def user_has_tenant_perm(*, user: User, tenant: Tenant, perm: str) -> bool:
-    """Whether the role `user` holds in `tenant` carries `perm` ("app_label.codename")."""
+    """Whether `user` may use `perm` ("app_label.codename") in `tenant`: their role there carries
+    it, or they are a BPO admin and the bpo_admin group carries it (for an active tenant)."""
     if not user.is_active:
         return False
-    if user.is_bpo_admin:
+    if tenant.is_active and bpo_admin_has_perm(user=user, perm=perm):
         return True
-    role = role_for(user=user, tenant=tenant)
-    if role is None:
-        return False
-    app_label, codename = perm.split(".")
-    return Group.objects.filter(
-        name=role, permissions__content_type__app_label=app_label, permissions__codename=codename
-    ).exists()
+    return Membership.objects.filter(user=user, tenant=tenant, role__in=_groups_with_perm(perm).values("name")).exists()
 
 
 def mfa_has_confirmed_authenticator(*, user: User) -> bool:
@@ -61,17 +70,18 @@ def mfa_backup_codes_remaining(*, user: User) -> int:
     return StaticToken.objects.filter(device__user=user, device__confirmed=True).count()
 
 
-def tenant_ids_with_perm(*, user: User, perm: str) -> list[int] | None:
-    """Ids of the active tenants where `user`'s role carries `perm`; None means every tenant (a BPO
-    admin). One query: for list screens that filter by tenant."""
+def tenant_ids_with_perm(*, user: User, perm: str) -> list[int]:
+    """Ids of the active tenants where `user` may use `perm`: where their role carries it, and every
+    active tenant for a BPO admin when the bpo_admin group carries it. Deny by default: a
+    permission nobody gave `user` is an empty list, BPO admin or not. For list screens that filter
+    by tenant; at most two queries."""
     if not user.is_active:
         return []
-    if user.is_bpo_admin:
-        return None
-    app_label, codename = perm.split(".")
-    roles = Group.objects.filter(permissions__content_type__app_label=app_label, permissions__codename=codename)
+    tenants = Tenant.objects.filter(is_active=True)
+    if bpo_admin_has_perm(user=user, perm=perm):
+        return list(tenants.values_list("pk", flat=True))
     return list(
-        Membership.objects.filter(user=user, role__in=roles.values("name"), tenant__is_active=True).values_list(
-            "tenant_id", flat=True
-        )
+        Membership.objects.filter(
+            user=user, role__in=_groups_with_perm(perm).values("name"), tenant__is_active=True
+        ).values_list("tenant_id", flat=True)
     )

@@ -15,8 +15,7 @@ ALERT_CHANGE_PERM = "alerts.change_alert"
 def alert_list_for(*, user: User, perm: str = ALERT_VIEW_PERM) -> QuerySet[Alert]:
     """Alerts `user` may see (or, with perm=ALERT_CHANGE_PERM, work on), newest first."""
     scope = tenant_ids_with_perm(user=user, perm=perm)
-    alerts = Alert.objects.select_related("tenant", "customer").order_by("-id")
-    return alerts if scope is None else alerts.filter(tenant_id__in=scope)
+    return Alert.objects.filter(tenant_id__in=scope).select_related("tenant", "customer").order_by("-id")
 
 
 def alert_get_for(*, user: User, alert_id, perm: str = ALERT_VIEW_PERM) -> Alert:

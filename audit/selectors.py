@@ -1,37 +1,58 @@
 """Reads of the audit trail, and who may read which part of it.
 
-BPO admins read every chain (events without a tenant included); a tenant's supervisors and admins
-read that tenant's events; agents read none. Pages are keyset-paginated on id, newest first.
+BPO admins whose group carries audit.view_auditevent read every chain (events without a tenant
+included); a tenant's supervisors and admins read that tenant's events; agents read none. Pages are
+keyset-paginated on id, newest first.
 """
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import F, Max, Min, QuerySet
+from django.db.models import F, Max, Min, Q, QuerySet
 
 from accounts.models import Tenant, User
-from accounts.selectors import tenant_ids_with_perm
+from accounts.selectors import bpo_admin_has_perm, tenant_ids_with_perm
 from audit.models import AuditEvent
 
+AUDIT_VIEW_PERM = "audit.view_auditevent"
 
-def audit_readable_tenant_ids(*, user: User) -> list[int] | None:
-    """Tenant ids whose events `user` may read; None means every event (BPO admin)."""
-    return tenant_ids_with_perm(user=user, perm="audit.view_auditevent")
+
+@dataclass(frozen=True)
+class AuditScope:
+    """The events a user may read: those of `tenant_ids` and, with `tenantless`, those without a
+    tenant (sign-ins, Django admin work). Nothing else: an empty scope reads nothing."""
+
+    tenant_ids: tuple[int, ...] = ()
+    tenantless: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not self.tenant_ids and not self.tenantless
+
+
+def audit_scope_for(*, user: User) -> AuditScope:
+    """What `user` may read of the trail, deny by default. A BPO admin whose group carries
+    audit.view_auditevent reads every tenant's events (a deactivated tenant's too: the trail outlives
+    the client) and events without a tenant; others read the tenants where their role carries it."""
+    if not user.is_authenticated:
+        return AuditScope()
+    if bpo_admin_has_perm(user=user, perm=AUDIT_VIEW_PERM):
+        return AuditScope(tenant_ids=tuple(Tenant.objects.values_list("pk", flat=True)), tenantless=True)
+    return AuditScope(tenant_ids=tuple(tenant_ids_with_perm(user=user, perm=AUDIT_VIEW_PERM)))
 
 
 _UNSET = object()
 
 
 def audit_can_read(*, user: User, scope=_UNSET) -> bool:
-    scope = audit_readable_tenant_ids(user=user) if scope is _UNSET else scope
-    return scope is None or bool(scope)
+    scope = audit_scope_for(user=user) if scope is _UNSET else scope
+    return not scope.empty
 
 
 def audit_readable_tenants(*, user: User, scope=_UNSET) -> QuerySet[Tenant]:
-    """`scope`: the result of audit_readable_tenant_ids, when the caller has it already."""
-    scope = audit_readable_tenant_ids(user=user) if scope is _UNSET else scope
-    tenants = Tenant.objects.all()
-    return tenants if scope is None else tenants.filter(pk__in=scope)
+    """`scope`: the result of audit_scope_for, when the caller has it already."""
+    scope = audit_scope_for(user=user) if scope is _UNSET else scope
+    return Tenant.objects.filter(pk__in=scope.tenant_ids)
 
 
 @dataclass(frozen=True)
@@ -50,10 +71,11 @@ class AuditFilters:
 
 def audit_event_queryset_for(*, user: User, filters: AuditFilters, scope=_UNSET) -> QuerySet[AuditEvent]:
     """Events `user` may read that match `filters`, newest first. Unreadable tenants match nothing."""
-    scope = audit_readable_tenant_ids(user=user) if scope is _UNSET else scope
-    events = AuditEvent.objects.all()
-    if scope is not None:
-        events = events.filter(tenant_id__in=scope)
+    scope = audit_scope_for(user=user) if scope is _UNSET else scope
+    readable = Q(tenant_id__in=scope.tenant_ids)
+    if scope.tenantless:
+        readable |= Q(tenant_id__isnull=True)
+    events = AuditEvent.objects.filter(readable)
     if filters.tenant_id is not None:
         events = events.filter(tenant_id=filters.tenant_id)
     if filters.actor_id is not None:

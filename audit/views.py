@@ -14,8 +14,8 @@ from audit.selectors import (
     audit_can_read,
     audit_event_page_for,
     audit_event_queryset_for,
-    audit_readable_tenant_ids,
     audit_readable_tenants,
+    audit_scope_for,
 )
 
 EXPORT_COLUMNS = [
@@ -26,7 +26,7 @@ EXPORT_COLUMNS = [
 
 def _form(request, **fixed) -> AuditFilterForm:
     """The filter form from the query string; path parameters (a target, an actor) win."""
-    scope = request.audit_scope = audit_readable_tenant_ids(user=request.user)
+    scope = request.audit_scope = audit_scope_for(user=request.user)
     if not audit_can_read(user=request.user, scope=scope):
         raise Http404("No such page.")  # agents: the audit trail does not exist for them
     data = request.GET.copy()

@@ -210,3 +210,13 @@ def test_a_page_across_tenants_is_recorded_in_each_tenants_trail(admin_user, tra
     for tenant_id in (tenant_a.pk, tenant_b.pk, None):
         expected = {str(pk) for pk in shown.filter(tenant_id=tenant_id).values_list("pk", flat=True)}
         assert by_tenant[tenant_id] == expected
+
+
+def test_a_bpo_admin_reads_the_trail_only_while_their_group_carries_the_permission(admin_user, trail):
+    from django.contrib.auth.models import Group, Permission
+
+    client = verified_client(admin_user)
+    assert client.get(LIST).status_code == 200
+    group = Group.objects.get(name="bpo_admin")
+    group.permissions.remove(Permission.objects.get(content_type__app_label="audit", codename="view_auditevent"))
+    assert client.get(LIST).status_code == 404
