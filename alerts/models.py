@@ -204,7 +204,7 @@ class Alert(models.Model):
         return f"{self.get_type_display()} #{self.pk}"
 
     def audit_label(self) -> str:
-        return f"{self.type} alert #{self.pk}"
+        return self.get_type_display().lower()  # the audit shows "Alert #2 (password change)"
 
 
 class AlertEvidence(models.Model):

@@ -56,11 +56,15 @@ class AuditShown:
 
     def record(self, request) -> None:
         actor = request.user
-        current = getattr(request, "tenant", None)
+        current_pk = getattr(getattr(request, "tenant", None), "pk", None)  # a lazy object, maybe of None
+
+        bpo_admin = bool(getattr(actor, "is_bpo_admin", False))
 
         def role(tenant):
+            if bpo_admin:
+                return None  # audit_record names it, the same way for every event of the request
             # The request already knows the user's role in the tenant they work in: no query.
-            if tenant is not None and current is not None and tenant.pk == current.pk:
+            if tenant is not None and current_pk is not None and tenant.pk == current_pk:
                 return str(request.tenant_role or "")
             return None
 

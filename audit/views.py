@@ -1,4 +1,5 @@
 import csv
+from dataclasses import replace
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -10,6 +11,7 @@ from django.views.decorators.http import require_GET
 from accounts.decorators import reauth_required
 from audit.decorators import audit_shown, shows_data
 from audit.forms import AuditFilterForm
+from audit.labels import target_display
 from audit.selectors import (
     audit_can_read,
     audit_event_page_for,
@@ -35,12 +37,14 @@ def _form(request, **fixed) -> AuditFilterForm:
     return AuditFilterForm(data, tenants=audit_readable_tenants(user=request.user, scope=scope))
 
 
-def _render_page(request, form, *, title: str):
+def _render_page(request, form, *, title, **fixed_filters):
+    """`title`: a string, or a function of the page's events. `fixed_filters`: AuditFilters fields
+    that the path sets (an actor's id) over the form's."""
     events, next_before = [], None
     if form.is_valid():
         events, next_before = audit_event_page_for(
-            user=request.user, filters=form.filters(), before_id=form.cleaned_data.get("before"),
-            size=settings.AUDIT_PAGE_SIZE, scope=request.audit_scope,
+            user=request.user, filters=replace(form.filters(), **fixed_filters),
+            before_id=form.cleaned_data.get("before"), size=settings.AUDIT_PAGE_SIZE, scope=request.audit_scope,
         )  # fmt: skip
         audit_shown(request).objects(events, target_type="audit.auditevent")
     else:
@@ -52,7 +56,7 @@ def _render_page(request, form, *, title: str):
         {
             "form": form,
             "events": events,
-            "title": title,
+            "title": title(events) if callable(title) else title,
             "older_url": f"?{urlencode({**query, 'before': next_before})}" if next_before else None,
             "newest_url": f"?{urlencode(query)}" if form.is_valid() and form.cleaned_data.get("before") else None,
             "export_url": f"{reverse('audit:export')}?{urlencode(query)}",
@@ -71,16 +75,28 @@ def event_list(request):
 @require_GET
 @shows_data
 def target_history(request, target_type: str, target_id: str):
-    """One object's full history."""
+    """One object's full history, named as its newest event shown names it."""
     form = _form(request, target_type=target_type, target_id=target_id)
-    return _render_page(request, form, title=f"History of {target_type} {target_id}")
+
+    def title(events):
+        label = events[0].target_label if events else ""
+        return f"History of {target_display(target_type, target_id, label)}"
+
+    return _render_page(request, form, title=title)
 
 
 @require_GET
 @shows_data
-def actor_activity(request, username: str):
-    """One staff user's activity."""
-    return _render_page(request, _form(request, actor=username), title=f"Activity of {username}")
+def actor_activity(request, user_id: int):
+    """One staff user's activity. By id, so that paths (and the access log) hold no usernames; the
+    name shown comes from the events the reader may see, so an id outside their scope and an
+    unknown one read the same."""
+    form = _form(request, actor="")
+
+    def title(events):
+        return f"Activity of {events[0].actor_label}" if events else f"Activity of staff user #{user_id}"
+
+    return _render_page(request, form, title=title, actor_id=user_id)
 
 
 class _Echo:

@@ -6,6 +6,8 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
+from audit.labels import target_display
+
 register = template.Library()
 
 _EMPTY = "—"
@@ -36,22 +38,18 @@ def _details(event) -> SafeString:
 
 def _row(event):
     if event.actor_id:
+        # By id: the access log keeps paths, and usernames stay out of logs.
         who = format_html(
-            '<a href="{}">{}</a>', reverse("audit:actor_activity", args=[event.actor_label]), event.actor_label
+            '<a href="{}">{}</a>', reverse("audit:actor_activity", args=[event.actor_id]), event.actor_label
         )
     else:
         who = event.actor_label or _EMPTY
     if event.actor_role:
         who = format_html('{} <span class="muted">({})</span>', who, event.actor_role)
-    target = ""
-    if event.target_type:
-        if event.target_id:
-            url = reverse("audit:target_history", args=[event.target_type, event.target_id])
-            target = format_html('<a href="{}">{} {}</a>', url, event.target_type, event.target_id)
-        else:
-            target = event.target_type
-        if event.target_label:
-            target = format_html('{}<br><span class="muted">{}</span>', target, event.target_label)
+    target = target_display(event.target_type, event.target_id, event.target_label)
+    if event.target_type and event.target_id:
+        url = reverse("audit:target_history", args=[event.target_type, event.target_id])
+        target = format_html('<a href="{}">{}</a>', url, target)
     return (
         event.pk,
         event.occurred_at.isoformat(),
