@@ -279,7 +279,7 @@ def rule_setting_set(
         raise ValidationError({"rule": "No such rule."})
     if not isinstance(enabled, bool):
         raise ValidationError({"enabled": "Give true or false."})
-    if severity is not None and (type(severity) is not int or severity not in Severity.values):
+    if severity is not None and (isinstance(severity, bool) or severity not in Severity.values):
         raise ValidationError({"severity": f"Give one of {', '.join(map(str, Severity.values))}, or none."})
     cleaned = registered.params_clean(params or {})
     setting = RuleSetting.objects.select_for_update().filter(tenant=tenant, rule=rule).first()
