@@ -38,6 +38,9 @@ BPO_ADMIN_PERMISSIONS: set[str] = {
     "audit.view_auditevent",
     "audit.view_auditcheckpoint",
     "alerts.view_alert",
+    # Detection's dead letters: see them, and run detection over them again (the admin action).
+    "alerts.view_eventdeadletter",
+    "alerts.change_eventdeadletter",
     # Staff MFA devices: see them, and remove a lost one so that its owner enrols again.
     "otp_totp.view_totpdevice",
     "otp_totp.delete_totpdevice",

@@ -4,9 +4,16 @@ A chunk of events is one transaction: the events are marked processed together w
 they caused, so a worker killed mid-way leaves nothing half-done and a re-run skips what was
 finished (each alert once). The accounts' state rows are locked for the chunk, so concurrent
 events of one account are judged one after the other, in time order.
+
+The engine has no case for any rule: it asks each rule what it needs loaded (`Rule.needs`), runs
+the enabled rules on the event types they judge, then the rules that follow those that found
+something (escalation). A chunk that fails on an event of its own (not a lost connection, which
+the task retries) is split until the event is isolated: the others are processed, and that one
+is set aside as a dead letter (alerts/dead_letters.py), so one bad event never stalls detection.
 """
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -14,24 +21,16 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Tenant
-from alerts.models import (
-    AccountEvent,
-    AlertType,
-    CustomerState,
-    RuleSetting,
-    Severity,
-)
+from alerts.dead_letters import dead_letter_failed_again, event_set_aside, is_transient
+from alerts.findings import Finding, before
+from alerts.models import AccountEvent, CustomerState, EventDeadLetter, RuleSetting
 from alerts.raising import AlertBook, Announcements
-from alerts.rules import (
-    RULES,
-    TAKEOVER_DEFAULTS,
-    TAKEOVER_RULES,
-    Check,
-    CredentialStuffingRule,
-    Finding,
-    History,
-    PasswordRule,
-)
+from alerts.rules import RULES, Check, History, Rule
+from audit.masking import audit_diff
+from audit.models import Action
+from audit.services import audit_record
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -42,29 +41,94 @@ class RuleConfig:
 
 
 def rule_configs_for(tenant_id: int) -> dict[str, RuleConfig]:
-    """Every rule's effective settings for a tenant: its defaults, overridden by RuleSetting."""
+    """Every rule's effective settings for a tenant: its defaults, overridden by RuleSetting.
+    Settings are checked when they are set (alerts.services.rule_setting_set); a stored value
+    that does not fit its parameter (saved before that check) is ignored, not run."""
     overrides = {s.rule: s for s in RuleSetting.objects.filter(tenant_id=tenant_id)}
     configs = {}
-    for key, rule in [*RULES.items(), ("account_takeover", None)]:
+    for key, rule in RULES.items():
         setting = overrides.get(key)
-        defaults = TAKEOVER_DEFAULTS if rule is None else rule.defaults
-        base_severity = Severity.CRITICAL if rule is None else rule.severity
+        params, ignored = rule.params_effective(setting.params if setting else {})
+        if ignored:
+            logger.warning(
+                "ignored invalid rule settings", extra={"tenant_id": tenant_id, "rule": key, "params": ignored}
+            )
         configs[key] = RuleConfig(
             enabled=setting.enabled if setting else True,
-            severity=(setting.severity if setting and setting.severity else base_severity),
-            params={**defaults, **(setting.params if setting else {})},
+            severity=(setting.severity if setting and setting.severity else rule.severity),
+            params=params,
         )
     return configs
 
 
 def events_process(*, event_ids: list[int]) -> int:
     """Process these events (skipping those already processed), one transaction per chunk.
-    Returns how many it processed."""
+    Returns how many it processed (those set aside as dead letters not counted). Transient
+    errors (see alerts.dead_letters.is_transient) propagate, for the task to retry."""
     configs: dict[int, dict[str, RuleConfig]] = {}
     done = 0
     for start in range(0, len(event_ids), CHUNK):
-        done += _process_chunk(event_ids[start : start + CHUNK], configs)
+        done += _process_isolating(event_ids[start : start + CHUNK], configs)
     return done
+
+
+def _process_isolating(event_ids: list[int], configs) -> int:
+    """A chunk; if it fails on an event's own account, its halves, down to the one event that
+    fails, which is set aside. The halves keep the chunk's order (time order, as ingested)."""
+    try:
+        return _process_chunk(event_ids, configs)
+    except Exception as error:
+        if is_transient(error):
+            raise
+        if len(event_ids) == 1:
+            event_set_aside(event_id=event_ids[0], error=error)
+            return 0
+        middle = len(event_ids) // 2
+        return _process_isolating(event_ids[:middle], configs) + _process_isolating(event_ids[middle:], configs)
+
+
+def dead_letters_reprocess(*, letter_ids: list[int] | None = None, actor=None) -> tuple[int, int]:
+    """Run detection again over dead-lettered events (these, or every unresolved one), oldest
+    event first, each in its own transaction: a success marks the letter resolved (audited), a
+    failure counts an attempt. Returns (resolved, failed). Call it once the cause is fixed; the
+    event is judged against its account's state as it is now."""
+    letters = EventDeadLetter.objects.filter(resolved_at__isnull=True)
+    if letter_ids is not None:
+        letters = letters.filter(pk__in=letter_ids)
+    pending = list(letters.order_by("event__occurred_at", "event_id").values_list("pk", "event_id"))
+    configs: dict[int, dict[str, RuleConfig]] = {}
+    resolved = failed = 0
+    for letter_id, event_id in pending:
+        try:
+            with transaction.atomic():
+                letter = (
+                    EventDeadLetter.objects.select_for_update(of=("self",))
+                    .select_related("tenant")
+                    .filter(pk=letter_id, resolved_at__isnull=True)
+                    .first()
+                )
+                if letter is None:
+                    continue
+                AccountEvent.objects.filter(pk=event_id).update(processed_at=None)
+                _process_chunk([event_id], configs)
+                letter.resolved_at = timezone.now()
+                letter.save(update_fields=["resolved_at"])
+                audit_record(
+                    action=Action.UPDATE,
+                    actor=actor,
+                    tenant=letter.tenant,
+                    target=letter,
+                    changes=audit_diff({"resolved_at": None}, {"resolved_at": letter.resolved_at}),
+                    metadata={"event": event_id, "attempts": letter.attempts + 1},
+                )
+            resolved += 1
+        except Exception as error:
+            if is_transient(error):
+                raise
+            dead_letter_failed_again(letter_id=letter_id, error=error)
+            failed += 1
+    logger.info("dead letters reprocessed", extra={"resolved": resolved, "failed": failed})
+    return resolved, failed
 
 
 # Events per transaction: a chunk locks its events and its accounts' state rows in two ordered
@@ -91,24 +155,9 @@ def _process_chunk(event_ids: list[int], configs) -> int:
         states = _states_lock(sorted({e.customer_id for e in events}), now)
         for tenant_id in {e.tenant_id for e in events} - set(configs):
             configs[tenant_id] = rule_configs_for(tenant_id)
-        history = _history_for(events, configs)
-        book = _book_for(events, configs)
+        history, book = _load_needs(events, configs)
         for event in events:
-            tenant_configs = configs[event.tenant_id]
-            state = states[event.customer_id]
-            findings: list[Finding] = []
-            for rule in _rules_for(event, tenant_configs):
-                config = tenant_configs[rule.key]
-                check = Check(
-                    event=event, state=state, params=config.params, severity=config.severity, history=history,
-                    alerts=book,
-                )  # fmt: skip
-                findings += rule.check(check)
-            for finding in findings:
-                book.raise_(finding, event)
-            takeover = tenant_configs["account_takeover"]
-            if takeover.enabled and any(f.rule in TAKEOVER_RULES for f in findings):
-                _escalate(event, takeover, book)
+            _judge(event, states[event.customer_id], configs[event.tenant_id], history, book)
         announcements = Announcements()
         book.write(now=now, announcements=announcements)
         _states_save(list(states.values()), now)
@@ -116,6 +165,27 @@ def _process_chunk(event_ids: list[int], configs) -> int:
         if announcements:
             transaction.on_commit(announcements.send)
         return len(events)
+
+
+def _judge(event: AccountEvent, state: CustomerState, tenant_configs, history: History, book: AlertBook) -> None:
+    """Run the enabled rules that judge the event's type, then those that follow a rule that
+    found something (with the event's findings at hand); note every finding in the book."""
+
+    def check_for(rule: Rule, findings: list[Finding]) -> Check:
+        config = tenant_configs[rule.key]
+        return Check(
+            event=event, state=state, params=config.params, severity=config.severity, history=history, alerts=book,
+            findings=findings,
+        )  # fmt: skip
+
+    findings = [f for rule in _rules_for(event, tenant_configs) for f in rule.check(check_for(rule, []))]
+    for finding in findings:
+        book.raise_(finding, event)
+    found = {f.rule for f in findings}
+    for rule in _followers(tenant_configs):
+        if rule.follows & found:
+            for finding in rule.check(check_for(rule, findings)):
+                book.raise_(finding, event)
 
 
 def _states_lock(customer_ids: list[int], now) -> dict[int, CustomerState]:
@@ -131,39 +201,43 @@ def _states_lock(customer_ids: list[int], now) -> dict[int, CustomerState]:
     return {s.customer_id: s for s in rows}
 
 
-def _rules_for(event: AccountEvent, tenant_configs: dict[str, RuleConfig]):
+def _rules_for(event: AccountEvent, tenant_configs: dict[str, RuleConfig]) -> list[Rule]:
+    """The enabled rules that judge this event's type."""
     return [rule for key, rule in RULES.items() if event.type in rule.events and tenant_configs[key].enabled]
 
 
-def _book_for(events: list[AccountEvent], configs: dict[int, dict[str, RuleConfig]]) -> AlertBook:
-    """The chunk's alert book, with the accounts' recent alerts that escalation and the password
-    rule read (as far back as the longest of their windows in the chunk's tenants)."""
-    window = max(
-        timedelta(minutes=max(configs[t]["account_takeover"].params["window_minutes"],
-                              configs[t][PasswordRule.key].params["after_new_device_minutes"]))
-        for t in {e.tenant_id for e in events}
-    )  # fmt: skip
-    since = min(e.occurred_at for e in events) - window
-    return AlertBook(customer_ids={e.customer_id for e in events}, rules=TAKEOVER_RULES, since=since)
+def _followers(tenant_configs: dict[str, RuleConfig]) -> list[Rule]:
+    """The enabled rules that run after others (escalation)."""
+    return [rule for key, rule in RULES.items() if rule.follows and tenant_configs[key].enabled]
 
 
-def _history_for(events: list[AccountEvent], configs: dict[int, dict[str, RuleConfig]]) -> History:
-    """What the chunk's rules will read of their accounts' past, in one or two queries."""
+def _load_needs(events: list[AccountEvent], configs: dict[int, dict[str, RuleConfig]]) -> tuple[History, AlertBook]:
+    """What the chunk's rules will read, as they declare it (`Rule.needs`): the accounts' past
+    events and failed logins by source (History), and their recent alerts (the AlertBook), in
+    one or two queries each."""
     customers: set[int] = set()
     lookbacks: dict[str, timedelta] = {}
-    source_since = None
+    source_since: timedelta | None = None
+    alert_rules: set[str] = set()
+    alert_window: timedelta | None = None
     for event in events:
         tenant_configs = configs[event.tenant_id]
-        for rule in _rules_for(event, tenant_configs):
-            params = tenant_configs[rule.key].params
-            if isinstance(rule, CredentialStuffingRule):
-                window = timedelta(minutes=params["window_minutes"])
-                source_since = max(source_since or window, window)
-            if (wanted := rule.looks_back(params)) is not None:
+        for rule in [*_rules_for(event, tenant_configs), *_followers(tenant_configs)]:
+            needs = rule.needs(tenant_configs[rule.key].params)
+            if needs.history is not None:
                 customers.add(event.customer_id)
-                for event_type in wanted[0]:
-                    lookbacks[event_type] = max(lookbacks.get(event_type, wanted[1]), wanted[1])
-    return History.load(events, customers=customers, lookbacks=lookbacks, source_since=source_since)
+                types, window = needs.history
+                for event_type in types:
+                    lookbacks[event_type] = max(lookbacks.get(event_type, window), window)
+            if needs.source_failures is not None:
+                source_since = max(source_since or needs.source_failures, needs.source_failures)
+            if needs.alerts is not None:
+                alert_rules |= needs.alerts[0]
+                alert_window = max(alert_window or needs.alerts[1], needs.alerts[1])
+    history = History.load(events, customers=customers, lookbacks=lookbacks, source_since=source_since)
+    since = None if alert_window is None else before(min(e.occurred_at for e in events), alert_window)
+    book = AlertBook(customer_ids={e.customer_id for e in events}, rules=frozenset(alert_rules), since=since)
+    return history, book
 
 
 _STATE_UPDATE = (
@@ -182,24 +256,3 @@ def _states_save(states: list[CustomerState], now) -> None:
     ]  # fmt: skip
     with connection.cursor() as cursor:
         cursor.executemany(_STATE_UPDATE, rows)
-
-
-def _escalate(event: AccountEvent, config: RuleConfig, book: AlertBook) -> None:
-    """Several different account rules on one account within the window: one critical alert
-    that links them (folded into, as more arrive)."""
-    since = event.occurred_at - timedelta(minutes=config.params["window_minutes"])
-    contributing = book.recent(event.customer_id, TAKEOVER_RULES, since)
-    rules = sorted({k.rule for k in contributing})
-    if len(rules) < config.params["rules"]:
-        return
-    names = ", ".join(AlertType(k.type).label.lower() for k in sorted(contributing, key=lambda k: k.first_seen))
-    finding = Finding(
-        rule="account_takeover",
-        type=AlertType.ACCOUNT_TAKEOVER,
-        severity=config.severity,
-        reason=f"Possible account takeover: {len(rules)} different warnings on this account within "
-        f"{config.params['window_minutes']} minutes ({names}).",
-        subject=f"customer:{event.customer_id}",
-        evidence=book.evidence_of(contributing, limit=50),
-    )
-    book.raise_(finding, event, related=contributing)

@@ -251,3 +251,32 @@ class CustomerState(models.Model):
 
     def __str__(self) -> str:
         return f"state of customer #{self.customer_id}"
+
+
+class EventDeadLetter(models.Model):
+    """An event that detection could not judge, set aside so that the rest of its chunk went on.
+
+    Its event is marked processed (no task picks it up again); `events_reprocess` runs detection
+    over it again once the cause is fixed, and marks the letter resolved. Holds no personal data:
+    the error's class and where it was raised (file and line, no values), never its message.
+    """
+
+    event = models.OneToOneField(AccountEvent, on_delete=models.PROTECT, related_name="dead_letter")
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.PROTECT, related_name="+")
+    error = models.CharField(max_length=200, help_text="The exception's class.")
+    where = models.CharField(max_length=200, blank=True, help_text="Where it was raised: file, line, function.")
+    attempts = models.PositiveIntegerField(default=1)
+    first_failed_at = models.DateTimeField()
+    last_failed_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_failed_at"]
+        indexes = [
+            models.Index(
+                fields=["last_failed_at"], condition=models.Q(resolved_at__isnull=True), name="dead_letter_open_idx"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"dead letter #{self.pk} (event #{self.event_id})"

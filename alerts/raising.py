@@ -6,38 +6,31 @@ whatever their number: lock the active alerts of those keys, insert the new ones
 others, link evidence, record the audit trail, and announce after commit. Written one by one,
 each alert cost five round trips and a push, and a burst of alerts (an attack) outran the worker.
 
-The book also answers what escalation and the password rule ask of an account's recent alerts,
-counting both those stored before the chunk and those raised in it.
+The book also answers what rules ask of an account's recent alerts (escalation, the password
+rule), counting both those stored before the chunk and those raised in it.
+
+Findings are fitted to their columns as they enter the book: a reason quoting client text (an
+app's name, its scopes) is cut with an ellipsis, a long subject's key keeps a digest, so no rule
+can make a chunk fail on a value too long.
 """
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from django.db import IntegrityError, connection, transaction
 
 from accounts.models import Tenant
+from alerts.findings import Finding, Known, cut, cut_key
 from alerts.models import ACTIVE_STATUSES, Alert, AlertEvidence, AlertStatus
-from alerts.rules import Finding
 from audit.masking import audit_diff
 from audit.models import Action
 from audit.services import audit_record_many
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass
-class Known:
-    """An account's alert as escalation and the password rule see it: stored, raised in this
-    chunk, or both (a stored active alert folded again)."""
-
-    rule: str
-    type: str
-    first_seen: datetime
-    last_seen: datetime
-    key: str
-    alert_id: int | None = None  # None until the book writes it
-    active: bool = True
+_REASON_LENGTH = Alert._meta.get_field("reason").max_length
+_KEY_LENGTH = Alert._meta.get_field("dedupe_key").max_length
 
 
 @dataclass
@@ -77,10 +70,11 @@ class AlertBook:
     def __bool__(self) -> bool:
         return bool(self.entries)
 
-    def raise_(self, finding: Finding, event, *, related: list[Known] = ()) -> Entry:
+    def raise_(self, finding: Finding, event) -> Entry:
         """Note a finding about `event`: a new entry, or a fold into this chunk's entry of the
         same rule and subject."""
-        key = f"{finding.rule}:{finding.subject}"
+        finding = replace(finding, reason=cut(finding.reason, _REASON_LENGTH))
+        key = cut_key(f"{finding.rule}:{finding.subject}", _KEY_LENGTH)
         entry = self.entries.get((event.tenant_id, key))
         if entry is None:
             entry = self.entries[(event.tenant_id, key)] = Entry(
@@ -98,7 +92,7 @@ class AlertBook:
         entry.severity = max(entry.severity, finding.severity)
         entry.last_seen = max(entry.last_seen, event.occurred_at)
         entry.evidence.update(dict.fromkeys(finding.evidence))
-        entry.related += [k for k in related if k not in entry.related]
+        entry.related += [k for k in finding.related if k not in entry.related]
         if finding.about_customer:
             self._remember(event.customer_id, finding, event.occurred_at, key)
         return entry

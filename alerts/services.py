@@ -261,3 +261,38 @@ def _alert_transition(*, alert: Alert, actor, to: str, note: str) -> Alert:
     payload = {"id": locked.pk, "type": locked.type, "severity": locked.severity, "status": to}
     transaction.on_commit(lambda: alerts_announce([(locked.tenant_id, "alert.updated", payload)]))
     return locked
+
+
+@transaction.atomic
+def rule_setting_set(
+    *, tenant, rule: str, actor, enabled: bool = True, severity: int | None = None, params: dict | None = None
+):
+    """Set a tenant's override of one detection rule, checked against what the rule declares:
+    an unknown rule or setting, a wrong type or a value out of range is refused here
+    (ValidationError), never discovered by the worker. Replaces the earlier override; audited."""
+    # Imported here: the rules registry is detection's, and this keeps the module's imports as they were.
+    from alerts.models import RuleSetting, Severity
+    from alerts.rules import RULES
+
+    registered = RULES.get(rule)
+    if registered is None:
+        raise ValidationError({"rule": "No such rule."})
+    if not isinstance(enabled, bool):
+        raise ValidationError({"enabled": "Give true or false."})
+    if severity is not None and (isinstance(severity, bool) or severity not in Severity.values):
+        raise ValidationError({"severity": f"Give one of {', '.join(map(str, Severity.values))}, or none."})
+    cleaned = registered.params_clean(params or {})
+    setting = RuleSetting.objects.select_for_update().filter(tenant=tenant, rule=rule).first()
+    before = {} if setting is None else {"enabled": setting.enabled, "severity": setting.severity, **setting.params}
+    if setting is None:
+        setting = RuleSetting(tenant=tenant, rule=rule)
+    setting.enabled, setting.severity, setting.params = enabled, severity, cleaned
+    setting.save()
+    audit_record(
+        action=Action.UPDATE if before else Action.CREATE,
+        actor=actor,
+        tenant=tenant,
+        target=setting,
+        changes=audit_diff(before, {"enabled": enabled, "severity": severity, **cleaned}),
+    )
+    return setting

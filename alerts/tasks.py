@@ -1,18 +1,39 @@
+import logging
+
 from celery import shared_task
+from celery.utils.time import get_exponential_backoff_interval
+
+logger = logging.getLogger(__name__)
+
+# Up to about eight minutes of retries (at most 2, 4, 8, ... 60 s apart: full jitter), then the task
+# gives up; its events stay unprocessed and `events_reprocess --unprocessed` picks them up.
+DETECTION_MAX_RETRIES = 12
+DETECTION_BACKOFF_MAX = 60
 
 
-@shared_task(
-    bind=True,
-    acks_late=True,
-    ignore_result=True,
-    max_retries=None,
-    autoretry_for=(Exception,),
-    retry_backoff=True,
-    retry_backoff_max=60,
-)
+@shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=DETECTION_MAX_RETRIES)
 def events_process_task(self, event_ids: list[int]) -> int:
     """Run detection over these events. Safe to run again: processed events are skipped, and a
-    run that died mid-way left nothing half-done (each event is one transaction)."""
+    run that died mid-way left nothing half-done (each chunk is one transaction).
+
+    Only transient failures are retried (a lost database or broker connection, a serialization
+    failure, a deadlock), a bounded number of times. An event that fails on its own account is
+    set aside as a dead letter by detection itself, so it never reaches this task as an error."""
+    from alerts.dead_letters import error_class, is_transient
     from alerts.detection import events_process
 
-    return events_process(event_ids=event_ids)
+    try:
+        return events_process(event_ids=event_ids)
+    except Exception as error:
+        if not is_transient(error):
+            raise
+        if self.request.retries >= self.max_retries:
+            logger.error(
+                "detection gave up after its retries; the events stay unprocessed",
+                extra={"events": len(event_ids), "error": error_class(error), "retries": self.request.retries},
+            )
+            raise
+        countdown = get_exponential_backoff_interval(
+            factor=2, retries=self.request.retries, maximum=DETECTION_BACKOFF_MAX, full_jitter=True
+        )
+        raise self.retry(exc=error, countdown=countdown) from error

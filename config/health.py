@@ -1,4 +1,7 @@
-"""Probes for load balancers: /healthz (the process answers) and /readyz (its dependencies do)."""
+"""Probes for load balancers: /healthz (the process answers) and /readyz (its dependencies do).
+
+/readyz also counts the events detection set aside (`dead_letters`), for monitoring to alert on;
+they do not make the instance unready (a load balancer pulling it would not help)."""
 
 import logging
 
@@ -56,4 +59,17 @@ def readyz(request):
             logger.exception("readiness check failed", extra={"check": name})
             results[name] = "error"
             ready = False
-    return JsonResponse({"status": "ok" if ready else "error", "checks": results}, status=200 if ready else 503)
+    body = {"status": "ok" if ready else "error", "checks": results}
+    if results["database"] == "ok":
+        body["dead_letters"] = _dead_letters()
+    return JsonResponse(body, status=200 if ready else 503)
+
+
+def _dead_letters() -> int | None:
+    from alerts.dead_letters import dead_letters_open_count
+
+    try:
+        return dead_letters_open_count()
+    except Exception:  # a count is not a readiness check
+        logger.exception("could not count dead letters")
+        return None
