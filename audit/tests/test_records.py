@@ -197,9 +197,22 @@ class TestDjangoAdmin:
         assert event.changes == {"password": {"changed": True}}
         assert new not in str(AuditEvent.objects.values())
 
-    def test_admin_deletion_is_recorded(self, admin_user, agent, tenant_a):
+    def test_admin_deletion_is_recorded_once_by_the_service(self, admin_user, agent, tenant_a):
         membership = agent.memberships.get()
         client = verified_client(admin_user)
         client.post(reverse("admin:accounts_membership_delete", args=[membership.pk]), {"post": "yes"})
         assert not agent.memberships.exists()
-        assert AuditEvent.objects.filter(action=Action.DELETE, target_type="accounts.membership").exists()
+        (removal,) = AuditEvent.objects.filter(actor=admin_user).exclude(action__in=[Action.VIEW, Action.LIST])
+        assert (removal.action, removal.target_id, removal.tenant_id) == (
+            Action.MEMBERSHIP_CHANGED, str(agent.pk), tenant_a.pk,
+        )  # fmt: skip
+        assert removal.changes == {"role": {"before": "agent", "after": None}}
+
+    def test_a_deletion_through_the_admin_alone_is_recorded_by_the_mixin(self, admin_user, agent):
+        device = agent.totpdevice_set.get()
+        client = verified_client(admin_user)
+        assert client.get(reverse("admin:otp_totp_totpdevice_delete", args=[device.pk])).status_code == 200
+        assert AuditEvent.objects.filter(action=Action.VIEW, target_id=str(device.pk), origin="admin").exists()
+        client.post(reverse("admin:otp_totp_totpdevice_delete", args=[device.pk]), {"post": "yes"})
+        assert not agent.totpdevice_set.exists()
+        assert AuditEvent.objects.filter(action=Action.DELETE, target_type="otp_totp.totpdevice").count() == 1
