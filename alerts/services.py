@@ -236,9 +236,10 @@ def _alert_transition(*, alert: Alert, actor, to: str, note: str) -> Alert:
     # and the second is judged against the status the first left.
     locked = Alert.objects.select_for_update().get(pk=alert.pk)
     if to not in ALERT_TRANSITIONS[locked.status]:
-        raise AlertTransitionError(
-            f"A {locked.get_status_display().lower()} alert cannot be {AlertStatus(to).label.lower()}."
-        )
+        now_status, wanted = locked.get_status_display().lower(), AlertStatus(to).label.lower()
+        if locked.status == to:
+            raise AlertTransitionError(f"This alert was already {wanted}.")
+        raise AlertTransitionError(f"This alert is {now_status}: it can no longer be {wanted}.")
     now = timezone.now()
     before = {"status": locked.status}
     locked.status, locked.updated_at = to, now
