@@ -1,14 +1,18 @@
 """Every write to staff users, tenants, memberships and MFA devices."""
 
 import logging
+import math
 
 from django.conf import settings
+from django.contrib.auth import authenticate
 from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.password_validation import validate_password
 from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django_otp import devices_for_user, match_token
+from django_otp.models import Device
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -38,17 +42,25 @@ def role_groups_sync() -> None:
 
 
 @transaction.atomic
-def tenant_create(*, slug: str, name: str, actor: User | None = None) -> Tenant:
-    tenant = Tenant(slug=slug, name=name)
+def tenant_create(
+    *,
+    slug: str,
+    name: str,
+    is_active: bool = True,
+    audit_retention_days: int | None = None,
+    actor: User | None = None,
+) -> Tenant:
+    tenant = Tenant(slug=slug, name=name, is_active=is_active)
+    if audit_retention_days is not None:
+        tenant.audit_retention_days = audit_retention_days
     tenant.full_clean()
     tenant.save()
-    audit_record(
-        action=Action.CREATE,
-        actor=actor,
-        tenant=tenant,
-        target=tenant,
-        changes=audit_diff({}, {"slug": slug, "name": name}),
-    )
+    after = {"slug": slug, "name": name}
+    if not is_active:
+        after["is_active"] = False
+    if audit_retention_days is not None:
+        after["audit_retention_days"] = tenant.audit_retention_days
+    audit_record(action=Action.CREATE, actor=actor, tenant=tenant, target=tenant, changes=audit_diff({}, after))
     logger.info("tenant created", extra={"tenant_id": tenant.pk})
     return tenant
 
@@ -65,6 +77,27 @@ def tenant_set_active(*, tenant: Tenant, is_active: bool, actor: User | None = N
         target=tenant,
         changes=audit_diff({"is_active": before}, {"is_active": is_active}),
     )
+    return tenant
+
+
+TENANT_UPDATABLE_FIELDS = frozenset({"name", "audit_retention_days"})
+
+
+@transaction.atomic
+def tenant_update(*, tenant: Tenant, data: dict, actor: User | None = None) -> Tenant:
+    """Change a tenant's name or retention period (`data`: field -> new value); one record of
+    what changed. Activation has its own service (tenant_set_active); the slug does not change."""
+    unknown = set(data) - TENANT_UPDATABLE_FIELDS
+    if unknown:
+        raise ValidationError(f"These tenant fields cannot be changed here: {', '.join(sorted(unknown))}.")
+    before = {name: getattr(tenant, name) for name in data}
+    for name, value in data.items():
+        setattr(tenant, name, value)
+    tenant.full_clean()
+    changes = audit_diff(before, dict(data))
+    if changes:
+        tenant.save(update_fields=list(data))
+        audit_record(action=Action.UPDATE, actor=actor, tenant=tenant, target=tenant, changes=changes)
     return tenant
 
 
@@ -87,6 +120,27 @@ def user_create(
     if is_bpo_admin:
         user_set_bpo_admin(user=user, is_bpo_admin=True, actor=actor)
     logger.info("staff user created", extra={"user_id": user.pk})
+    return user
+
+
+USER_UPDATABLE_FIELDS = frozenset({"username", "first_name", "last_name", "email"})
+
+
+@transaction.atomic
+def user_update(*, user: User, data: dict, actor: User | None = None) -> User:
+    """Change a staff user's name, username or email (`data`: field -> new value); one record of
+    what changed, personal fields masked. Access has its own services (activation, BPO admin)."""
+    unknown = set(data) - USER_UPDATABLE_FIELDS
+    if unknown:
+        raise ValidationError(f"These user fields cannot be changed here: {', '.join(sorted(unknown))}.")
+    before = {name: getattr(user, name) for name in data}
+    for name, value in data.items():
+        setattr(user, name, value)
+    user.full_clean(exclude=["password"])
+    changes = audit_diff(before, dict(data), personal={"email", "first_name", "last_name"})
+    if changes:
+        user.save(update_fields=list(data))
+        audit_record(action=Action.UPDATE, actor=actor, target=user, changes=changes)
     return user
 
 
@@ -190,6 +244,70 @@ def membership_remove(*, user: User, tenant: Tenant, actor: User | None = None) 
 
 
 # --- MFA -------------------------------------------------------------------------------------
+
+
+WRONG_CODE = "That code is not right, or it was already used. Try again."
+REAUTH_FAILED = "That did not match. Check your password and code and try again."
+
+
+class MFAVerifyError(ValidationError):
+    """The code was refused. `wait_seconds` is set when it was not even checked: too many wrong
+    codes in a row, and the authenticator waits (1, 2, 4, 8... seconds) before it checks again."""
+
+    def __init__(self, message: str, *, wait_seconds: int = 0):
+        super().__init__(message)
+        self.wait_seconds = wait_seconds
+
+
+def _throttle_wait(user: User) -> int:
+    """Seconds until every device of `user` checks codes again (0: they all do now)."""
+    now = timezone.now()
+    wait = 0.0
+    for device in devices_for_user(user, confirmed=True):
+        allowed, data = device.verify_is_allowed()
+        if not allowed and data and data.get("locked_until"):
+            wait = max(wait, (data["locked_until"] - now).total_seconds())
+    return math.ceil(wait) if wait > 0 else 0
+
+
+def _wait_message(seconds: int) -> str:
+    unit = "second" if seconds == 1 else "seconds"
+    return f"Too many codes that did not work in a row. Wait {seconds} {unit}, then enter a new code."
+
+
+def mfa_verify(*, user: User, token: str) -> Device:
+    """The OTP step (of signing in or of re-authentication): the device the code belongs to, an
+    authenticator app or a one-time backup code. A wrong code, or one that came too soon after
+    wrong ones, raises MFAVerifyError and is recorded. Not atomic: a failure must leave its record
+    and django-otp's throttle count, which the error is raised after."""
+    wait = _throttle_wait(user)
+    device = match_token(user, token)
+    if device is None:
+        audit_record(action=Action.MFA_FAILED, actor=user, metadata={"throttled": True} if wait else {})
+        if wait:
+            raise MFAVerifyError(_wait_message(wait), wait_seconds=wait)
+        raise MFAVerifyError(WRONG_CODE)
+    audit_record(action=Action.MFA_VERIFIED, actor=user, metadata={"method": mfa_method(device)})
+    return device
+
+
+def mfa_method(device: Device) -> str:
+    return "backup_code" if isinstance(device, StaticDevice) else "totp"
+
+
+def reauth_check(*, request, password: str, token: str) -> None:
+    """Password and OTP code again before a sensitive action, for `request.user`. Raises
+    ValidationError (keyed "__all__" for the password, "token" for the code) and records the
+    failure; records the success. `request` is for the authentication backends (lockout)."""
+    user = request.user
+    if authenticate(request, username=user.get_username(), password=password) != user:
+        audit_record(action=Action.REAUTH_FAILED, actor=user, metadata={"step": "password"})
+        raise ValidationError(REAUTH_FAILED)
+    wait = _throttle_wait(user)
+    if match_token(user, token) is None:
+        audit_record(action=Action.REAUTH_FAILED, actor=user, metadata={"step": "otp"})
+        raise ValidationError({"token": _wait_message(wait) if wait else WRONG_CODE})
+    audit_record(action=Action.REAUTH, actor=user)
 
 
 @transaction.atomic

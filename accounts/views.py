@@ -4,7 +4,6 @@ from urllib.parse import urlencode
 
 import segno
 from django.contrib import messages
-from django.contrib.auth import authenticate
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import ValidationError
@@ -14,7 +13,6 @@ from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 from django_otp import login as otp_login
-from django_otp import match_token
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services
@@ -31,8 +29,6 @@ from accounts.selectors import (
 from audit.masking import mask
 from audit.models import Action
 from audit.services import audit_record
-
-WRONG_CODE = "That code is not right, or it was already used. Try again."
 
 
 def _safe_next(request, default: str) -> str:
@@ -116,17 +112,17 @@ def mfa_verify(request):
         return redirect("accounts:mfa_enrol")
     form = TokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        device = match_token(request.user, form.cleaned_data["token"])
-        if device is not None:
+        try:
+            device = services.mfa_verify(user=request.user, token=form.cleaned_data["token"])
+        except services.MFAVerifyError as exc:
+            form.add_error("token", exc.messages[0])
+        else:
             otp_login(request, device)
-            method = "backup_code" if device.persistent_id.startswith("otp_static") else "totp"
-            audit_record(action=Action.MFA_VERIFIED, actor=request.user, metadata={"method": method})
-            if method == "backup_code":
+            request.session.cycle_key()  # a new session id for the verified session, as at the password step
+            if services.mfa_method(device) == "backup_code":
                 left = mfa_backup_codes_remaining(user=request.user)
                 messages.warning(request, f"You used a backup code. {left} left: make new ones from Security.")
             return redirect(_safe_next(request, "desk:home"))
-        audit_record(action=Action.MFA_FAILED, actor=request.user)
-        form.add_error("token", WRONG_CODE)
     return render(request, "accounts/device_verify.html", {"form": form, "next": request.GET.get("next", "")})
 
 
@@ -182,17 +178,15 @@ def reauth(request):
     """Password and OTP again, before sensitive actions (changing MFA, exports)."""
     form = ReauthForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        user = authenticate(request, username=request.user.get_username(), password=form.cleaned_data["password"])
-        if user is None or user.pk != request.user.pk:
-            audit_record(action=Action.REAUTH_FAILED, actor=request.user, metadata={"step": "password"})
-            form.add_error(None, "That did not match. Check your password and code and try again.")
-        elif match_token(request.user, form.cleaned_data["token"]) is None:
-            audit_record(action=Action.REAUTH_FAILED, actor=request.user, metadata={"step": "otp"})
-            form.add_error("token", WRONG_CODE)
+        try:
+            services.reauth_check(
+                request=request, password=form.cleaned_data["password"], token=form.cleaned_data["token"]
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
         else:
             request.session.cycle_key()
             request.session[REAUTH_SESSION_KEY] = time.time()
-            audit_record(action=Action.REAUTH, actor=request.user)
             return redirect(_safe_next(request, "accounts:security"))
     return render(request, "accounts/user_reauth.html", {"form": form, "next": request.GET.get("next", "")})
 

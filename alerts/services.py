@@ -7,7 +7,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from alerts.models import ALERT_TRANSITIONS, AccountEvent, Alert, AlertStatus, Customer
+from alerts.models import ALERT_TRANSITIONS, AccountEvent, Alert, AlertStatus, Customer, IngestSettings
 from alerts.raising import alerts_announce
 from alerts.validation import ValidEvent
 from audit.masking import audit_diff
@@ -236,9 +236,10 @@ def _alert_transition(*, alert: Alert, actor, to: str, note: str) -> Alert:
     # and the second is judged against the status the first left.
     locked = Alert.objects.select_for_update().get(pk=alert.pk)
     if to not in ALERT_TRANSITIONS[locked.status]:
-        raise AlertTransitionError(
-            f"A {locked.get_status_display().lower()} alert cannot be {AlertStatus(to).label.lower()}."
-        )
+        now_status, wanted = locked.get_status_display().lower(), AlertStatus(to).label.lower()
+        if locked.status == to:
+            raise AlertTransitionError(f"This alert was already {wanted}.")
+        raise AlertTransitionError(f"This alert is {now_status}: it can no longer be {wanted}.")
     now = timezone.now()
     before = {"status": locked.status}
     locked.status, locked.updated_at = to, now
@@ -296,3 +297,32 @@ def rule_setting_set(
         changes=audit_diff(before, {"enabled": enabled, "severity": severity, **cleaned}),
     )
     return setting
+
+
+RATE_LIMIT_MAX = 1_000_000  # events per second: far above what one tenant sends; 0 would stop ingestion
+
+
+@transaction.atomic
+def ingest_settings_update(
+    *, tenant, signature_required: bool | None = None, rate_limit_per_second: int | None = None, actor=None
+) -> IngestSettings:
+    """Change a tenant's ingestion settings (None leaves a setting as it is); the change is
+    recorded. The settings row is created with its defaults if the tenant has none yet."""
+    if rate_limit_per_second is not None and not 1 <= rate_limit_per_second <= RATE_LIMIT_MAX:
+        raise ValidationError(
+            {"rate_limit_per_second": f"The rate limit must be between 1 and {RATE_LIMIT_MAX:,} events per second."}
+        )
+    settings, _ = IngestSettings.objects.select_for_update().get_or_create(tenant=tenant)
+    before = {
+        "signature_required": settings.signature_required,
+        "rate_limit_per_second": settings.rate_limit_per_second,
+    }
+    wanted = {"signature_required": signature_required, "rate_limit_per_second": rate_limit_per_second}
+    after = {**before, **{name: value for name, value in wanted.items() if value is not None}}
+    changes = audit_diff(before, after)
+    if changes:
+        for name, value in after.items():
+            setattr(settings, name, value)
+        settings.save(update_fields=list(changes))
+        audit_record(action=Action.UPDATE, actor=actor, tenant=tenant, target=settings, changes=changes)
+    return settings

@@ -16,3 +16,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("desk.urls")),
 ]
+
+# 404 and 403 use Django's handlers with templates/404.html and 403.html (in the site's layout);
+# the 500 page adds the request id for support.
+handler500 = "config.views.server_error"

@@ -1,10 +1,12 @@
 """Signing in: password, OTP step, enrolment, lockout, session lifetime, re-authentication."""
 
 import time
+from datetime import timedelta
 
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -256,16 +258,49 @@ class TestReauthentication:
         assert list(TOTPDevice.objects.filter(user=agent).values_list("pk", "confirmed")) == [(new.pk, True)]
 
 
-def test_repeated_wrong_codes_throttle_the_otp_step(agent):
+def _throttle(user, failures: int) -> None:
+    """As django-otp leaves an authenticator after `failures` wrong codes in a row, the last just now."""
+    TOTPDevice.objects.filter(user=user).update(
+        throttling_failure_count=failures, throttling_failure_timestamp=timezone.now()
+    )
+
+
+def test_repeated_wrong_codes_throttle_the_otp_step_and_say_how_long_to_wait(agent):
     client = Client()
     login(client, "agent")
     right = totp_code_for(agent)
     wrong = "000000" if right != "000000" else "111111"
-    for _ in range(3):
-        client.post(VERIFY, {"token": wrong})
-    # Throttled: for a while even the right code is refused, so six digits cannot be brute-forced.
-    assert client.post(VERIFY, {"token": right}).status_code == 200
+    client.post(VERIFY, {"token": wrong})
+    assert TOTPDevice.objects.get(user=agent).throttling_failure_count == 1
+    _throttle(agent, 4)  # the 4th wrong code in a row: 2**3 = 8 seconds before the next is checked
+    # Throttled: for a while even the right code is refused, so six digits cannot be brute-forced,
+    # and the person is told how long to wait rather than that their right code is wrong.
+    response = client.post(VERIFY, {"token": right})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Wait 8 seconds, then enter a new code." in html and "That code is not right" not in html
     assert client.get(HOME).status_code == 302
+
+    TOTPDevice.objects.filter(user=agent).update(throttling_failure_timestamp=timezone.now() - timedelta(seconds=9))
+    assert client.post(VERIFY, {"token": totp_code_for(agent)}).status_code == 302
+    assert client.get(HOME).status_code == 200
+
+
+def test_reauth_says_how_long_to_wait_when_throttled(agent):
+    client = verified_client(agent)
+    _throttle(agent, 1)
+    response = client.post(reverse("accounts:reauth"), {"password": TEST_PASSWORD, "token": totp_code_for(agent)})
+    assert response.status_code == 200
+    assert "Wait 1 second, then enter a new code." in response.content.decode()
+
+
+def test_new_session_id_at_the_otp_step(agent):
+    client = Client()
+    login(client, "agent")
+    before = client.session.session_key
+    assert client.post(VERIFY, {"token": totp_code_for(agent)}).status_code == 302
+    assert client.session.session_key != before
+    assert client.get(HOME).status_code == 200  # the new session carries the passed OTP step
 
 
 def test_sign_in_forms_enforce_csrf(agent):

@@ -15,8 +15,38 @@ def test_desk_shows_the_user_their_tenant_and_role(otp_client):
     page = otp_client.get(HOME)
     assert page.status_code == 200
     html = page.content.decode()
-    assert "Tenant A" in html and "Agent" in html and "agent" in html
+    assert 'data-testid="tenant-name">Tenant A<' in html and 'data-testid="desk-tenant">Tenant A<' in html
+    assert 'data-testid="role">Agent<' in html and '<span class="user-name">agent</span>' in html
     assert "tenant-select" not in html  # one tenant: no switcher
+
+
+def test_desk_counts_the_current_tenants_active_alerts_and_nothing_else(otp_client, tenant_a, tenant_b):
+    from alerts.models import AlertStatus
+    from alerts.tests.factories import AlertFactory, CustomerFactory
+
+    customer = CustomerFactory(tenant=tenant_a)
+    AlertFactory.create_batch(2, customer=customer)
+    AlertFactory(customer=customer, status=AlertStatus.ACKNOWLEDGED)
+    AlertFactory(customer=customer, status=AlertStatus.RESOLVED)
+    AlertFactory(customer=customer, status=AlertStatus.DISMISSED)
+    AlertFactory(customer=CustomerFactory(tenant=tenant_b))
+    html = otp_client.get(HOME).content.decode()
+    assert 'data-testid="active-alerts">3<' in html
+    assert "No alerts yet" not in html
+
+
+def test_desk_says_zero_when_the_tenant_has_no_active_alert(otp_client, tenant_b):
+    from alerts.tests.factories import AlertFactory, CustomerFactory
+
+    AlertFactory(customer=CustomerFactory(tenant=tenant_b))  # another tenant's
+    assert 'data-testid="active-alerts">0<' in otp_client.get(HOME).content.decode()
+
+
+def test_the_top_bar_has_only_working_links(otp_client):
+    html = otp_client.get(HOME).content.decode()
+    nav = html[html.index('<nav class="mainnav"') : html.index("</nav>")]
+    assert ">Alerts<" not in nav and ">Cases<" not in nav and "nav-soon" not in nav
+    assert nav.count("<li>") == nav.count("<li><a href=")  # every item is a link
 
 
 def test_staff_in_two_tenants_switch_between_them(tenant_a, tenant_b):

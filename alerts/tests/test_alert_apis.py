@@ -5,8 +5,8 @@ from django.test import Client
 
 from accounts.models import Role
 from accounts.testing import make_staff, verified_client
-from alerts.models import Alert
-from alerts.tests.test_detection import feed
+from alerts.models import Alert, AlertType
+from alerts.tests.factories import AccountEventFactory, AlertFactory, CustomerFactory
 from audit.models import Action, AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -15,9 +15,15 @@ LIST = "/api/v1/alerts/"
 
 @pytest.fixture
 def raised(tenant_a, tenant_b):
-    feed(tenant_a, "mfa.disabled", factor="totp", account="alice")
-    feed(tenant_a, "third_party.authorized", account="bob", app_name="Tool", scopes=["admin"])
-    feed(tenant_b, "mfa.disabled", account="zed")
+    AlertFactory(customer=CustomerFactory(tenant=tenant_a, external_id="alice"))
+    bob = CustomerFactory(tenant=tenant_a, external_id="bob")
+    AlertFactory(
+        customer=bob,
+        type=AlertType.THIRD_PARTY,
+        rule="third_party",
+        evidence=[AccountEventFactory(customer=bob, type="third_party.authorized", context={"app_name": "Tool"})],
+    )
+    AlertFactory(customer=CustomerFactory(tenant=tenant_b, external_id="zed"))
     return {a.tenant_id: a for a in Alert.objects.all()}
 
 
@@ -67,8 +73,7 @@ def test_password_only_and_anonymous_sessions_get_no_alerts(password_only_client
 
 
 def test_list_query_budget_does_not_grow_with_the_page(otp_client, tenant_a, django_assert_max_num_queries):
-    for n in range(30):
-        feed(tenant_a, "mfa.disabled", account=f"user-{n}")
+    AlertFactory.create_batch(30, customer__tenant=tenant_a)
     otp_client.get(LIST)
     with django_assert_max_num_queries(14):
         assert len(otp_client.get(LIST).json()["results"]) == 30

@@ -54,7 +54,25 @@ def _mfa_exempt_views():
 
 def test_only_the_sign_in_steps_and_probes_skip_the_otp_step():
     assert set(_mfa_exempt_views()) <= PUBLIC | {"/accounts/logout/", "/accounts/mfa/", "/accounts/mfa/enrol/"}
-    assert mfa_not_required  # the marker these views carry
+
+
+@pytest.mark.django_db
+def test_the_marker_is_what_lets_a_password_only_session_through(agent, rf):
+    """The walk above trusts `mfa_not_required`: the middleware must stop an unmarked view and
+    let a marked one through, for the same password-only request."""
+    from accounts.middleware import MFARequiredMiddleware
+
+    request = rf.get("/somewhere/")
+    request.user = agent
+    agent.is_verified = lambda: False  # as django-otp leaves a session without the OTP step
+
+    def view(request):
+        raise AssertionError("not called by process_view")
+
+    middleware = MFARequiredMiddleware(lambda request: None)
+    stopped = middleware.process_view(request, view, (), {})
+    assert stopped.status_code == 302 and stopped["Location"].startswith("/accounts/mfa/?next=")
+    assert middleware.process_view(request, mfa_not_required(view), (), {}) is None
 
 
 def _refused(response, *, to_login: bool) -> bool:
@@ -75,14 +93,16 @@ def _refused(response, *, to_login: bool) -> bool:
 @pytest.mark.parametrize("method", ["get", "post"])
 def test_password_only_session_reaches_nothing_but_the_otp_step(password_only_client, url, method):
     response = getattr(password_only_client, method)(url)
-    if url in ("/accounts/mfa/", "/accounts/mfa/enrol/"):
-        # The OTP step itself (or the way to it); never data.
-        assert response.status_code in (200, 302)
-        if response.status_code == 302:
-            assert response["Location"].startswith(("/accounts/mfa/", "/accounts/login/"))
+    if url == "/accounts/mfa/":  # the OTP step itself: its form, never data
+        assert response.status_code == 200 and "accounts/device_verify.html" in [t.name for t in response.templates]
         return
-    if url == "/accounts/logout/":
-        assert response.status_code in (302, 405)
+    if url == "/accounts/mfa/enrol/":  # the agent has an authenticator: no second one before the OTP step
+        assert response.status_code == 302 and response["Location"] == "/accounts/mfa/"
+        return
+    if url == "/accounts/logout/":  # signing out is a POST
+        assert (response.status_code, response.get("Location")) == (
+            (405, None) if method == "get" else (302, "/accounts/login/")
+        )
         return
     assert _refused(response, to_login=False), (url, method, response.status_code, response.get("Location"))
 
