@@ -1,3 +1,4 @@
+import secrets
 import time
 from urllib.parse import urlencode
 
@@ -12,9 +13,13 @@ from django.utils.functional import SimpleLazyObject
 from accounts.selectors import mfa_has_confirmed_authenticator, role_for, tenant_list_for
 from audit.models import Action
 from audit.services import audit_record
+from config import push
 
 SESSION_STARTED_KEY = "auth_started_at"
 SESSION_SEEN_KEY = "auth_seen_at"
+# A random id naming the session's group of desk connections; it survives the key's rotation and
+# reveals nothing of the key.
+SESSION_PUSH_KEY = "push_id"
 CURRENT_TENANT_KEY = "tenant_id"
 # Refresh the idle clock at most this often, so that a page of requests is not a page of writes.
 _SEEN_RESOLUTION = 60
@@ -24,6 +29,14 @@ def session_start_clock(request) -> None:
     now = int(time.time())
     request.session[SESSION_STARTED_KEY] = now
     request.session[SESSION_SEEN_KEY] = now
+    request.session[SESSION_PUSH_KEY] = secrets.token_urlsafe(16)
+
+
+def session_sockets_end(session, *, reason: str = push.SIGNED_OUT) -> None:
+    """Close the session's open desk connections once the current transaction commits. Call it
+    before logout(), which flushes the session."""
+    if push_id := session.get(SESSION_PUSH_KEY):
+        push.session_end(push_id=push_id, reason=reason)
 
 
 class SessionLifetimeMiddleware:
@@ -44,10 +57,13 @@ class SessionLifetimeMiddleware:
                 or now - started > settings.SESSION_ABSOLUTE_LIFETIME.total_seconds()
             ):
                 audit_record(action=Action.SESSION_EXPIRED, actor=request.user)
+                session_sockets_end(request.session, reason=push.EXPIRED)
                 logout(request)
                 messages.info(request, "Your session has expired. Please sign in again.")
             elif now - seen >= _SEEN_RESOLUTION:
                 request.session[SESSION_SEEN_KEY] = now
+            if request.user.is_authenticated and SESSION_PUSH_KEY not in request.session:
+                request.session[SESSION_PUSH_KEY] = secrets.token_urlsafe(16)  # a session from before push ids
         return self.get_response(request)
 
 

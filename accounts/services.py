@@ -10,6 +10,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django_otp import devices_for_user, match_token
 from django_otp.models import Device
@@ -21,7 +22,7 @@ from accounts.roles import BPO_ADMIN_GROUP, BPO_ADMIN_PERMISSIONS, ROLE_PERMISSI
 from audit.masking import audit_diff
 from audit.models import Action
 from audit.services import audit_record
-from desk.realtime import user_sessions_end
+from config import push
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,9 @@ def tenant_set_active(*, tenant: Tenant, is_active: bool, actor: User | None = N
         target=tenant,
         changes=audit_diff({"is_active": before}, {"is_active": is_active}),
     )
+    # Everyone who may hear the tenant: its members and the BPO admins; their connections re-scope.
+    users = User.objects.filter(Q(memberships__tenant=tenant) | Q(is_bpo_admin=True)).distinct()
+    push.users_access_changed(users.values_list("pk", flat=True))
     return tenant
 
 
@@ -150,6 +154,7 @@ def user_set_password(*, user: User, password: str, actor: User | None = None) -
     user.set_password(password)
     user.save(update_fields=["password"])
     audit_record(action=Action.UPDATE, actor=actor, target=user, changes={"password": {"changed": True}})
+    push.user_access_changed(user.pk)  # the sessions' auth hash no longer matches
     return user
 
 
@@ -173,6 +178,7 @@ def user_set_bpo_admin(*, user: User, is_bpo_admin: bool, actor: User | None = N
         user.groups.add(group)
     else:
         user.groups.remove(group)
+    push.user_access_changed(user.pk)
     return user
 
 
@@ -184,8 +190,7 @@ def user_deactivate(*, user: User, actor: User | None = None) -> User:
     user.is_active = False
     user.save(update_fields=["is_active"])
     audit_record(action=Action.USER_DEACTIVATED, actor=actor, target=user)
-    user_id = user.pk
-    transaction.on_commit(lambda: user_sessions_end(user_id=user_id))
+    push.user_sessions_end(user_id=user.pk)
     logger.info("staff user deactivated", extra={"user_id": user.pk})
     return user
 
@@ -225,6 +230,7 @@ def membership_set(*, user: User, tenant: Tenant, role: str, actor: User | None 
             target=user,
             changes=audit_diff({"role": before}, {"role": role}),
         )
+    push.user_access_changed(user.pk)
     return membership
 
 
@@ -241,6 +247,7 @@ def membership_remove(*, user: User, tenant: Tenant, actor: User | None = None) 
         target=user,
         changes=audit_diff({"role": membership.role}, {"role": None}),
     )
+    push.user_access_changed(user.pk)
 
 
 # --- MFA -------------------------------------------------------------------------------------
@@ -332,6 +339,7 @@ def mfa_enrolment_confirm(*, user: User, device: TOTPDevice, token: str) -> list
     device.confirmed = True
     device.save(update_fields=["confirmed"])
     audit_record(action=Action.MFA_ENROLLED, actor=user, target=user, metadata={"replaced": replaced})
+    push.user_access_changed(user.pk)  # sessions verified with a replaced device are unverified now
     return _backup_codes_make(user=user)
 
 

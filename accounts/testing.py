@@ -1,11 +1,14 @@
 """Helpers for tests (unit and browser): staff users made through the services, verified clients."""
 
+from types import SimpleNamespace
+
 from django.test import Client
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services
 from accounts.demo import totp_now
+from accounts.middleware import session_start_clock
 
 TEST_PASSWORD = "correct-horse-battery-staple-42"
 
@@ -29,5 +32,6 @@ def verified_client(user) -> Client:
     client.force_login(user)
     session = client.session
     session[DEVICE_ID_SESSION_KEY] = TOTPDevice.objects.get(user=user, confirmed=True).persistent_id
+    session_start_clock(SimpleNamespace(session=session))  # as the password step does
     session.save()
     return client

@@ -18,7 +18,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from accounts import services
 from accounts.decorators import REAUTH_SESSION_KEY, mfa_not_required, reauth_is_fresh, reauth_required
 from accounts.forms import LoginForm, ReauthForm, TokenForm
-from accounts.middleware import CURRENT_TENANT_KEY, session_start_clock
+from accounts.middleware import CURRENT_TENANT_KEY, session_sockets_end, session_start_clock
 from accounts.models import User
 from accounts.selectors import (
     mfa_authenticator_list,
@@ -99,6 +99,7 @@ class LogoutView(auth_views.LogoutView):
     def post(self, request, *args, **kwargs):
         if request.user.is_authenticated:
             audit_record(action=Action.LOGOUT, actor=request.user)
+            session_sockets_end(request.session)
         return super().post(request, *args, **kwargs)
 
 

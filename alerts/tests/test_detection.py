@@ -227,7 +227,7 @@ class TestSettingsAndLifecycle:
         from unittest import mock
 
         with (
-            mock.patch("desk.realtime.tenant_announce_many") as announce,
+            mock.patch("config.push.tenant_events") as announce,
             django_capture_on_commit_callbacks(execute=True),
         ):
             feed(tenant_a, "mfa.disabled")
@@ -244,7 +244,7 @@ class TestSettingsAndLifecycle:
         from unittest import mock
 
         ids = _ingest(tenant_a, [("login.failed", m, "alice", {}) for m in range(7)] + [("mfa.disabled", 8, "bob", {})])
-        with mock.patch("desk.realtime.tenant_announce_many") as announce:
+        with mock.patch("config.push.tenant_events") as announce:
             with django_capture_on_commit_callbacks(execute=False) as callbacks:
                 events_process(event_ids=ids)
             announce.assert_not_called()  # nothing is pushed before the chunk commits

@@ -41,7 +41,7 @@ def _status_records(alert):
 class TestServices:
     def test_acknowledge_then_resolve_records_who_and_when(self, alert, agent, django_capture_on_commit_callbacks):
         with (
-            mock.patch("desk.realtime.tenant_announce_many") as announce,
+            mock.patch("config.push.tenant_events") as announce,
             django_capture_on_commit_callbacks(execute=True),
         ):
             acknowledged = alert_acknowledge(alert=alert, actor=agent)

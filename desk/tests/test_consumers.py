@@ -1,14 +1,27 @@
-"""The desk WebSocket: same session, same MFA wall, tenant-scoped groups."""
+"""The desk WebSocket: the same session, MFA wall and access function as HTTP; every change that
+narrows access narrows or closes an open connection at once; pushes carry ids, states and a seq."""
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
+from django.db import transaction
 from django.test import Client
+from django.urls import reverse
+from django_otp import DEVICE_ID_SESSION_KEY
 
+from accounts import services
+from accounts.demo import totp_now
+from accounts.middleware import SESSION_PUSH_KEY, SESSION_SEEN_KEY, SESSION_STARTED_KEY
+from accounts.models import Role
 from accounts.testing import make_staff, verified_client
+from config import push
 from config.asgi import application
-from desk.realtime import tenant_announce
+from desk import consumers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,25 +45,103 @@ def _connect_result(client, origin=b"http://127.0.0.1"):
     return async_to_sync(scenario)()
 
 
+async def _open(client) -> tuple[WebsocketCommunicator, dict]:
+    comm = WebsocketCommunicator(application, "/ws/desk/", headers=_headers(client))
+    connected, code = await comm.connect(timeout=5)
+    assert connected, code
+    return comm, await comm.receive_json_from(timeout=5)
+
+
+_alert_ids = iter(range(1000, 100000))
+
+
+async def _announce(*tenants) -> list[int]:
+    """An alert.created for each tenant, as alerts_announce sends it; returns the alert ids."""
+    ids = [next(_alert_ids) for _ in tenants]
+    payloads = [{"id": i, "type": "login", "severity": 2} for i in ids]
+    messages = [(t.pk, "alert.created", p) for t, p in zip(tenants, payloads, strict=True)]
+    await sync_to_async(push.tenant_events)(messages)
+    return ids
+
+
+async def _ids_received(comm, count: int) -> list[int]:
+    return [(await comm.receive_json_from(timeout=5))["payload"]["id"] for _ in range(count)]
+
+
+async def _assert_ended(comm, reason: str) -> None:
+    message = await comm.receive_json_from(timeout=5)
+    assert (message["type"], message["payload"]) == ("session.ended", {"reason": reason})
+    assert await comm.receive_output(timeout=5) == {"type": "websocket.close", "code": consumers.CLOSE_SESSION}
+
+
+async def _assert_hears_nothing_of(comm, *tenants) -> None:
+    await _announce(*tenants)
+    assert await comm.receive_nothing(timeout=0.3)
+
+
+@pytest.fixture
+def both(tenant_a, tenant_b):
+    """An agent of tenants A and B, and a verified browser of theirs."""
+    user = make_staff("agent-both", role=Role.AGENT, tenants=[tenant_a, tenant_b])
+    return user, verified_client(user)
+
+
+# --- the handshake ----------------------------------------------------------------------------------
+
+
 def test_verified_staff_get_their_tenants_events_and_no_one_elses(otp_client, tenant_a, tenant_b):
-    other_client = verified_client(make_staff("other", role="agent", tenants=[tenant_b]))
+    other_client = verified_client(make_staff("other", role=Role.AGENT, tenants=[tenant_b]))
 
     async def scenario():
-        mine = WebsocketCommunicator(application, "/ws/desk/", headers=_headers(otp_client))
-        theirs = WebsocketCommunicator(application, "/ws/desk/", headers=_headers(other_client))
-        assert (await mine.connect(timeout=5))[0]
-        assert (await theirs.connect(timeout=5))[0]
-        assert await mine.receive_json_from() == {"type": "hello", "tenants": 1}
-        assert await theirs.receive_json_from() == {"type": "hello", "tenants": 1}
+        mine, hello = await _open(otp_client)
+        theirs, their_hello = await _open(other_client)
+        assert hello == {"type": "hello", "seq": 1, "queue": None, "payload": {"tenants": [tenant_a.pk]}}
+        assert their_hello["payload"] == {"tenants": [tenant_b.pk]}
 
-        await sync_to_async(tenant_announce)(tenant_id=tenant_a.pk, event="alert.created", payload={"id": 1})
-        assert await mine.receive_json_from() == {"type": "alert.created", "payload": {"id": 1}}
+        (alert_id,) = await _announce(tenant_a)
+        assert await mine.receive_json_from() == {
+            "type": "alert.created",
+            "seq": 2,
+            "queue": None,
+            "payload": {"id": alert_id, "type": "login", "severity": 2, "tenant": tenant_a.pk},
+        }
         assert await theirs.receive_nothing(timeout=0.3)
 
         await mine.send_json_to({"type": "ping"})
-        assert await mine.receive_json_from() == {"type": "pong"}
+        assert await mine.receive_json_from() == {"type": "pong", "seq": 3, "queue": None, "payload": {}}
         await mine.disconnect()
         await theirs.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_seq_counts_up_per_connection(both, tenant_a, tenant_b):
+    _, client = both
+
+    async def scenario():
+        first, hello = await _open(client)
+        assert hello["seq"] == 1
+        await _announce(tenant_a, tenant_b, tenant_a)
+        assert [(await first.receive_json_from())["seq"] for _ in range(3)] == [2, 3, 4]
+        second, hello = await _open(client)  # its own count
+        assert hello["seq"] == 1
+        await _announce(tenant_b)
+        assert (await first.receive_json_from())["seq"] == 5
+        assert (await second.receive_json_from())["seq"] == 2
+        await first.disconnect()
+        await second.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_a_bpo_admin_hears_every_active_tenant(admin_user, tenant_a, tenant_b):
+    services.tenant_set_active(tenant=tenant_b, is_active=False)
+    client = verified_client(admin_user)
+
+    async def scenario():
+        comm, hello = await _open(client)
+        assert hello["payload"] == {"tenants": [tenant_a.pk]}
+        await comm.disconnect()
 
     async_to_sync(scenario)()
 
@@ -64,24 +155,285 @@ def test_anonymous_is_refused(db):
 
 
 def test_deactivated_user_is_refused(otp_client, agent):
-    from accounts.services import user_deactivate
-
-    user_deactivate(user=agent)
+    services.user_deactivate(user=agent)
     assert _connect_result(otp_client)[0] is False
-
-
-def test_deactivation_closes_an_open_connection_at_once(otp_client, agent):
-    from accounts.services import user_deactivate
-
-    async def scenario():
-        comm = WebsocketCommunicator(application, "/ws/desk/", headers=_headers(otp_client))
-        assert (await comm.connect(timeout=5))[0]
-        await comm.receive_json_from()
-        await sync_to_async(user_deactivate)(user=agent)
-        assert await comm.receive_output(timeout=2) == {"type": "websocket.close", "code": 4401}
-
-    async_to_sync(scenario)()
 
 
 def test_foreign_origin_is_refused(otp_client):
     assert _connect_result(otp_client, origin=b"https://evil.example")[0] is False
+
+
+def test_an_expired_session_is_refused_at_the_handshake(otp_client):
+    session = otp_client.session
+    session[SESSION_SEEN_KEY] = int(time.time() - settings.SESSION_IDLE_TIMEOUT.total_seconds() - 5)
+    session.save()
+    assert _connect_result(otp_client) == (False, 4401)
+
+
+def test_a_session_without_a_push_id_is_refused(otp_client):
+    session = otp_client.session
+    del session[SESSION_PUSH_KEY]
+    session.save()
+    assert _connect_result(otp_client) == (False, 4401)
+
+
+def test_a_user_with_no_tenant_is_refused(tenant_a):
+    lonely = make_staff("lonely", role=Role.AGENT, tenants=[])
+    assert _connect_result(verified_client(lonely)) == (False, consumers.CLOSE_NO_ACCESS)
+
+
+# --- every path that narrows access narrows the open connection ------------------------------------
+
+
+def test_removing_a_membership_narrows_the_connection(both, tenant_a, tenant_b):
+    user, client = both
+
+    async def scenario():
+        comm, _ = await _open(client)
+        await sync_to_async(services.membership_remove)(user=user, tenant=tenant_b)
+        message = await comm.receive_json_from(timeout=5)
+        assert (message["type"], message["payload"]) == ("access.changed", {"tenants": [tenant_a.pk]})
+        await _assert_hears_nothing_of(comm, tenant_b)
+        ids = await _announce(tenant_b, tenant_a)
+        assert await _ids_received(comm, 1) == ids[1:]  # A still arrives, B does not
+
+        # The last membership: nothing left to hear, so the connection closes.
+        await sync_to_async(services.membership_remove)(user=user, tenant=tenant_a)
+        assert (await comm.receive_json_from(timeout=5))["payload"] == {"tenants": []}
+        assert await comm.receive_output(timeout=5) == {"type": "websocket.close", "code": consumers.CLOSE_NO_ACCESS}
+
+    async_to_sync(scenario)()
+
+
+def test_a_new_membership_widens_the_connection(agent, otp_client, tenant_a, tenant_b):
+    async def scenario():
+        comm, _ = await _open(otp_client)
+        await sync_to_async(services.membership_set)(user=agent, tenant=tenant_b, role=Role.AGENT)
+        assert (await comm.receive_json_from(timeout=5))["payload"] == {"tenants": sorted([tenant_a.pk, tenant_b.pk])}
+        ids = await _announce(tenant_b)
+        assert await _ids_received(comm, 1) == ids
+        await comm.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_the_grant_hook_rescopes_through_the_access_function(both, tenant_a, tenant_b):
+    """push.user_access_changed is the hook a revoked grant calls: the connection takes its scope
+    from the access function, whatever changed underneath."""
+    from accounts.models import Membership
+
+    user, client = both
+
+    async def scenario():
+        comm, _ = await _open(client)
+        # Changed behind the services' back (as a grant store would be), then the hook alone.
+        await sync_to_async(Membership.objects.filter(user=user, tenant=tenant_b).delete)()
+        await _announce(tenant_b)
+        assert (await comm.receive_json_from(timeout=5))["type"] == "alert.created"  # not told yet
+        await sync_to_async(push.user_access_changed)(user.pk)
+        assert (await comm.receive_json_from(timeout=5))["payload"] == {"tenants": [tenant_a.pk]}
+        await _assert_hears_nothing_of(comm, tenant_b)
+        await comm.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_deactivating_a_tenant_narrows_members_and_bpo_admins(both, admin_user, tenant_a, tenant_b):
+    _, client = both
+    admin_client = verified_client(admin_user)
+
+    async def scenario():
+        member, _ = await _open(client)
+        admin, _ = await _open(admin_client)
+        await sync_to_async(services.tenant_set_active)(tenant=tenant_b, is_active=False)
+        for comm in (member, admin):
+            assert (await comm.receive_json_from(timeout=5))["payload"] == {"tenants": [tenant_a.pk]}
+            await _assert_hears_nothing_of(comm, tenant_b)
+            await comm.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_signing_out_closes_that_sessions_connections_only(both, tenant_a):
+    user, client = both
+    other_session = verified_client(user)
+
+    async def scenario():
+        signed_out, _ = await _open(client)
+        stays, _ = await _open(other_session)
+        response = await sync_to_async(client.post)(reverse("accounts:logout"))
+        assert response.status_code == 302
+        await _assert_ended(signed_out, push.SIGNED_OUT)
+        ids = await _announce(tenant_a)
+        assert await signed_out.receive_nothing(timeout=0.3)
+        assert await _ids_received(stays, 1) == ids
+        await stays.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def _session_set(client, **values):
+    session = client.session
+    session.update(values)
+    session.save()
+
+
+def _shorten(settings, **limits):
+    for name, seconds in limits.items():
+        setattr(settings, name, timedelta(seconds=seconds))
+
+
+def test_idle_expiry_closes_a_silent_connection(otp_client, tenant_a, settings):
+    _shorten(settings, SESSION_IDLE_TIMEOUT=3)
+
+    async def scenario():
+        comm, _ = await _open(otp_client)
+        ids = await _announce(tenant_a)
+        assert await _ids_received(comm, 1) == ids
+        started = time.monotonic()
+        await _assert_ended(comm, push.EXPIRED)  # no push, no request: the connection's own clock
+        assert time.monotonic() - started < 5
+        await _assert_hears_nothing_of(comm, tenant_a)
+
+    async_to_sync(scenario)()
+
+
+def test_absolute_expiry_closes_a_connection_even_while_the_session_is_in_use(otp_client, tenant_a, settings):
+    _shorten(settings, SESSION_ABSOLUTE_LIFETIME=3)
+
+    async def scenario():
+        comm, _ = await _open(otp_client)
+        # Seen "later": idle time cannot be what ends it.
+        await sync_to_async(_session_set)(otp_client, **{SESSION_SEEN_KEY: int(time.time()) + 60})
+        await _assert_ended(comm, push.EXPIRED)
+        await _assert_hears_nothing_of(comm, tenant_a)
+
+    async_to_sync(scenario)()
+
+
+def test_a_request_that_finds_the_session_expired_closes_its_connections_at_once(otp_client, tenant_a):
+    async def scenario():
+        comm, _ = await _open(otp_client)
+        started = int(time.time() - settings.SESSION_ABSOLUTE_LIFETIME.total_seconds() - 5)
+        await sync_to_async(_session_set)(otp_client, **{SESSION_STARTED_KEY: started})
+        await sync_to_async(otp_client.get)("/")  # SessionLifetimeMiddleware signs it out
+        await _assert_ended(comm, push.EXPIRED)
+        await _assert_hears_nothing_of(comm, tenant_a)
+
+    async_to_sync(scenario)()
+
+
+def test_replacing_the_mfa_device_closes_connections_verified_with_the_old_one(agent, otp_client, tenant_a):
+    async def scenario():
+        comm, _ = await _open(otp_client)
+
+        def replace():
+            device = services.mfa_enrolment_start(user=agent)
+            services.mfa_enrolment_confirm(user=agent, device=device, token=totp_now(device))
+            return device
+
+        device = await sync_to_async(replace)()
+        await _assert_ended(comm, push.REVOKED)
+        await _assert_hears_nothing_of(comm, tenant_a)
+        return device
+
+    device = async_to_sync(scenario)()
+
+    # The session that confirmed the new device (the view puts it in the session) opens again.
+    session = otp_client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+    assert _connect_result(otp_client) == (True, None)
+
+
+def test_deactivating_the_user_closes_an_open_connection_at_once(otp_client, agent, tenant_a):
+    async def scenario():
+        comm, _ = await _open(otp_client)
+        await sync_to_async(services.user_deactivate)(user=agent)
+        await _assert_ended(comm, push.REVOKED)
+        await _assert_hears_nothing_of(comm, tenant_a)
+
+    async_to_sync(scenario)()
+
+
+def test_a_new_password_closes_the_connections_of_sessions_made_with_the_old_one(otp_client, agent, tenant_a):
+    async def scenario():
+        comm, _ = await _open(otp_client)
+        await sync_to_async(services.user_set_password)(user=agent, password="another-long-passphrase-17")
+        await _assert_ended(comm, push.SIGNED_OUT)
+        await _assert_hears_nothing_of(comm, tenant_a)
+
+    async_to_sync(scenario)()
+
+
+def test_the_periodic_recheck_notices_a_session_deleted_out_of_band(otp_client, tenant_a, monkeypatch):
+    monkeypatch.setattr(consumers, "RECHECK_SECONDS", 0.5)
+
+    async def scenario():
+        comm, _ = await _open(otp_client)
+        await sync_to_async(lambda: otp_client.session.delete())()
+        await _assert_ended(comm, push.SIGNED_OUT)
+        await _assert_hears_nothing_of(comm, tenant_a)
+
+    async_to_sync(scenario)()
+
+
+# --- what a push carries, and when ---------------------------------------------------------------------
+
+
+def test_nothing_is_pushed_before_commit_or_after_a_rollback(otp_client, tenant_a):
+    class RolledBackError(Exception):
+        pass
+
+    def announce_then_roll_back():
+        try:
+            with transaction.atomic():
+                push.tenant_events([(tenant_a.pk, "alert.created", {"id": 1})])
+                raise RolledBackError
+        except RolledBackError:
+            pass
+
+    async def scenario():
+        comm, _ = await _open(otp_client)
+        await sync_to_async(announce_then_roll_back)()
+        assert await comm.receive_nothing(timeout=0.3)
+        await comm.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_alert_pushes_carry_ids_and_states_never_personal_data(otp_client, agent, tenant_a):
+    from alerts.detection import events_process
+    from alerts.models import Alert
+    from alerts.services import alert_acknowledge, events_ingest
+    from alerts.validation import validate_event
+
+    now = datetime.now(UTC)
+    account = {"external_id": "cust-4711", "email": "alice@example.com", "phone": "+14155550100",
+               "display_name": "Alice Example"}  # fmt: skip
+    raw = {"id": "ev-1", "type": "mfa.disabled", "occurred_at": now.isoformat(), "account": account, "context": {}}
+
+    def raise_then_acknowledge():
+        _, _, ids = events_ingest(tenant=tenant_a, events=[validate_event(raw, now=now)])
+        events_process(event_ids=ids)
+        return alert_acknowledge(alert=Alert.objects.get(), actor=agent)
+
+    async def scenario():
+        comm, _ = await _open(otp_client)
+        alert = await sync_to_async(raise_then_acknowledge)()
+        pushes = [await comm.receive_json_from(timeout=5) for _ in range(2)]
+        await comm.disconnect()
+        return pushes, alert
+
+    (created, updated), alert = async_to_sync(scenario)()
+    assert (created["type"], created["payload"]["id"]) == ("alert.created", alert.pk)
+    assert (updated["type"], updated["payload"]["id"], updated["payload"]["status"]) == (
+        "alert.updated",
+        alert.pk,
+        "acknowledged",
+    )
+    for message in (created, updated):
+        assert set(message["payload"]) <= {"id", "type", "severity", "status", "count", "tenant"}
+        text = json.dumps(message)
+        for personal in ("cust-4711", "alice", "example.com", "4155550100", "Alice Example", "agent"):
+            assert personal not in text
