@@ -110,6 +110,13 @@ class AccountEvent(models.Model):
             models.Index(fields=["customer", "type", "occurred_at"], name="account_event_customer_idx"),
             # Credential stuffing: failures from one address across accounts.
             models.Index(fields=["tenant", "ip", "occurred_at"], name="account_event_ip_idx"),
+            # The relay's look for events whose detection task was lost: a small index of the few
+            # unprocessed rows, not of the whole table.
+            models.Index(
+                fields=["received_at"],
+                name="account_event_unprocessed_idx",
+                condition=models.Q(processed_at__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:

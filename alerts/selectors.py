@@ -1,12 +1,15 @@
 """Reads of alerts, and their access functions: staff see the alerts of the tenants where their
 role carries alerts.view_alert (every role today; the desk will narrow agents to their queues)."""
 
+from datetime import timedelta
+
 from django.db.models import QuerySet
 from django.http import Http404
+from django.utils import timezone
 
 from accounts.models import User
 from accounts.selectors import tenant_ids_with_perm
-from alerts.models import Alert
+from alerts.models import AccountEvent, Alert
 
 ALERT_VIEW_PERM = "alerts.view_alert"
 ALERT_CHANGE_PERM = "alerts.change_alert"
@@ -30,3 +33,13 @@ def alert_get_for(*, user: User, alert_id, perm: str = ALERT_VIEW_PERM) -> Alert
         return alert_list_for(user=user, perm=perm).prefetch_related("evidence").get(pk=int(alert_id))
     except (Alert.DoesNotExist, ValueError, TypeError):
         raise Http404("No such alert.") from None
+
+
+def event_ids_unprocessed(*, older_than: timedelta, limit: int | None = None) -> list[int]:
+    """Ids of events received more than `older_than` ago that detection has not processed yet
+    (their task was lost, or gave up on a lost database or broker), oldest first. Dead letters
+    are processed (set aside), so they are not among them."""
+    cutoff = timezone.now() - older_than
+    events = AccountEvent.objects.filter(processed_at__isnull=True, received_at__lt=cutoff)
+    ids = events.order_by("received_at", "id").values_list("id", flat=True)
+    return list(ids[:limit] if limit is not None else ids)

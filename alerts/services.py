@@ -193,11 +193,14 @@ def events_ingest(*, tenant, events: list[ValidEvent], key_prefix: str = "") -> 
     stored = _events_insert(tenant_id=tenant.pk, customers=customers, events=new, now=timezone.now())
     occurred = {e.id: e.occurred_at for e in new}
     ids = [pk for pk, external_id in sorted(stored, key=lambda row: (occurred[row[1]], row[0]))]
-    transaction.on_commit(lambda: _enqueue_detection(ids))
+    transaction.on_commit(lambda: detection_enqueue(ids))
     return len(ids), len(events) - len(ids), ids
 
 
-def _enqueue_detection(ids: list[int]) -> None:
+def detection_enqueue(ids: list[int]) -> None:
+    """Queue detection for these stored events. A publish that fails (the broker is down) loses
+    nothing: the events stay unprocessed and the relay (alerts.tasks.events_unprocessed_relay_task)
+    queues them again."""
     from alerts.tasks import events_process_task
 
     # A task per 500 events: each publish costs a few milliseconds of the request, and the worker

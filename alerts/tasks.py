@@ -2,6 +2,7 @@ import logging
 
 from celery import shared_task
 from celery.utils.time import get_exponential_backoff_interval
+from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
@@ -9,6 +10,8 @@ logger = logging.getLogger(__name__)
 # gives up; its events stay unprocessed and `events_reprocess --unprocessed` picks them up.
 DETECTION_MAX_RETRIES = 12
 DETECTION_BACKOFF_MAX = 60
+# At most this many events re-queued per relay run: a backlog drains over a few minutes, in order.
+DETECTION_RELAY_BATCH = 5000
 
 
 @shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=DETECTION_MAX_RETRIES)
@@ -37,3 +40,18 @@ def events_process_task(self, event_ids: list[int]) -> int:
             factor=2, retries=self.request.retries, maximum=DETECTION_BACKOFF_MAX, full_jitter=True
         )
         raise self.retry(exc=error, countdown=countdown) from error
+
+
+@shared_task(ignore_result=True)
+def events_unprocessed_relay_task() -> int:
+    """Hand detection the events whose task never ran or gave up (beat, every minute): the events
+    were committed before the 202, so nothing accepted is lost between the database and the
+    broker. Processing is idempotent, so a task that was merely slow costs a skipped re-run."""
+    from alerts.selectors import event_ids_unprocessed
+    from alerts.services import detection_enqueue
+
+    ids = event_ids_unprocessed(older_than=settings.DETECTION_RELAY_AFTER, limit=DETECTION_RELAY_BATCH)
+    if ids:
+        logger.warning("detection relay: re-queuing events whose task was lost", extra={"events": len(ids)})
+        detection_enqueue(ids)
+    return len(ids)

@@ -152,6 +152,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "clear-expired-sessions": {"task": "accounts.tasks.session_expired_clear_task", "schedule": 3600.0},
     "audit-seal": {"task": "audit.tasks.audit_seal_task", "schedule": float(env_int("AUDIT_SEAL_SECONDS", 1))},
+    "detection-relay": {"task": "alerts.tasks.events_unprocessed_relay_task", "schedule": 60.0},
     "audit-checkpoint": {
         "task": "audit.tasks.audit_checkpoint_task",
         "schedule": float(env_int("AUDIT_CHECKPOINT_SECONDS", 300)),
@@ -226,6 +227,9 @@ INGEST_MAX_BODY_BYTES = 1024 * 1024
 # A MaxMind-format city database (GeoLite2-City.mmdb or similar) for precise coordinates, if any.
 GEOIP_CITY_DB = env_str("GEOIP_CITY_DB", "")
 INGEST_MAX_BATCH = 1000
+# Events still unprocessed this long after they were received had their detection task lost: the
+# relay queues them again.
+DETECTION_RELAY_AFTER = timedelta(minutes=env_int("DETECTION_RELAY_AFTER_MINUTES", 10))
 INGEST_SIGNATURE_TOLERANCE_SECONDS = 300
 INGEST_KEY_OVERLAP = timedelta(hours=env_int("INGEST_KEY_OVERLAP_HOURS", 24))
 

@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 @pytest.fixture(autouse=True)
 def _no_detection_on_commit(monkeypatch):
     # The events are stored first and then handed to the racing "workers" below.
-    monkeypatch.setattr("alerts.services._enqueue_detection", lambda ids: None)
+    monkeypatch.setattr("alerts.services.detection_enqueue", lambda ids: None)
 
 
 def _race(*jobs):

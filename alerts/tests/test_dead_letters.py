@@ -195,13 +195,26 @@ class TestReprocessing:
         assert Alert.objects.filter(customer__external_id=POISON).get().count == 1
 
     def test_unprocessed_events_left_by_a_task_that_gave_up_are_picked_up(self, tenant_a):
-        with mock.patch("alerts.services._enqueue_detection"):  # the broker was down: never queued
+        with mock.patch("alerts.services.detection_enqueue"):  # the broker was down: never queued
             ids = ingest(tenant_a, ACCOUNTS[:3])
         AccountEvent.objects.filter(pk__in=ids[:2]).update(received_at=T0)
         out = StringIO()
         call_command("events_reprocess", "--unprocessed", stdout=out)
         assert "2 unprocessed events found, 2 processed." in out.getvalue()
         assert AccountEvent.objects.filter(processed_at__isnull=True).count() == 1  # too recent: still queued
+
+    def test_the_relay_requeues_events_whose_task_was_lost_and_leaves_recent_ones(self, tenant_a):
+        from alerts.tasks import events_unprocessed_relay_task
+
+        with mock.patch("alerts.services.detection_enqueue"):  # the publish after commit was lost
+            ids = ingest(tenant_a, ACCOUNTS[:3])
+        AccountEvent.objects.filter(pk__in=ids[:2]).update(received_at=T0)
+        with mock.patch("alerts.tasks.logger") as log:
+            assert events_unprocessed_relay_task.delay().get() == 2  # eager in tests: the worker's run
+        assert log.warning.call_args.kwargs["extra"] == {"events": 2}  # counted, never silent
+        assert set(AccountEvent.objects.filter(processed_at__isnull=True).values_list("pk", flat=True)) == {ids[2]}
+        assert Alert.objects.filter(evidence__in=ids[:2]).exists()
+        assert events_unprocessed_relay_task.delay().get() == 0  # done: nothing queued twice
 
     def test_the_command_wants_to_be_told_which(self):
         with pytest.raises(CommandError):

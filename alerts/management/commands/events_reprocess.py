@@ -1,9 +1,8 @@
 from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 
-from alerts.models import AccountEvent
+from alerts.selectors import event_ids_unprocessed
 
 
 class Command(BaseCommand):
@@ -26,12 +25,7 @@ class Command(BaseCommand):
         if unprocessed:
             if older_than < 1:
                 raise CommandError("--older-than must be at least 1 minute (newer events are still queued).")
-            cutoff = timezone.now() - timedelta(minutes=older_than)
-            pending = list(
-                AccountEvent.objects.filter(processed_at__isnull=True, received_at__lt=cutoff)
-                .order_by("occurred_at", "id")
-                .values_list("id", flat=True)
-            )
+            pending = event_ids_unprocessed(older_than=timedelta(minutes=older_than))
             done = sum(events_process(event_ids=pending[start : start + 500]) for start in range(0, len(pending), 500))
             self.stdout.write(f"{len(pending)} unprocessed events found, {done} processed.")
             return
