@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from accounts.views import LogoutView
 from config import health, views
 
 urlpatterns = [
@@ -13,6 +14,8 @@ urlpatterns = [
     path("", include("alerts.urls")),
     # Django admin signs in through the desk's own login and MFA step.
     path("admin/login/", RedirectView.as_view(pattern_name="accounts:login", query_string=True)),
+    # ... and signs out through the desk's own logout: recorded, and the session's live connections closed.
+    path("admin/logout/", LogoutView.as_view()),
     path("admin/", admin.site.urls),
     path("", include("desk.urls")),
 ]

@@ -2,6 +2,7 @@
 
 import time
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.test import Client
@@ -15,6 +16,7 @@ from accounts.demo import totp_now
 from accounts.forms import SIGN_IN_FAILED
 from accounts.middleware import SESSION_SEEN_KEY, SESSION_STARTED_KEY
 from accounts.testing import TEST_PASSWORD, make_staff, totp_code_for, verified_client
+from audit.models import Action, AuditEvent
 
 LOGIN = reverse("accounts:login")
 VERIFY = reverse("accounts:mfa_verify")
@@ -213,6 +215,15 @@ def test_deactivating_a_user_ends_their_session_at_once(agent):
 def test_logout_ends_the_session(otp_client):
     assert otp_client.post(reverse("accounts:logout")).status_code == 302
     assert otp_client.get(HOME)["Location"].startswith(LOGIN)
+
+
+def test_signing_out_of_django_admin_is_the_desk_sign_out(admin_user):
+    client = verified_client(admin_user)
+    with mock.patch("accounts.views.session_sockets_end") as sockets_end:
+        assert client.post("/admin/logout/")["Location"] == reverse("accounts:login")
+    sockets_end.assert_called_once()
+    assert AuditEvent.objects.filter(action=Action.LOGOUT, actor=admin_user).count() == 1
+    assert client.get(HOME)["Location"].startswith(LOGIN)
 
 
 class TestReauthentication:

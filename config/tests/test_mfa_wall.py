@@ -53,7 +53,8 @@ def _mfa_exempt_views():
 
 
 def test_only_the_sign_in_steps_and_probes_skip_the_otp_step():
-    assert set(_mfa_exempt_views()) <= PUBLIC | {"/accounts/logout/", "/accounts/mfa/", "/accounts/mfa/enrol/"}
+    signing_out = {"/accounts/logout/", "/admin/logout/"}
+    assert set(_mfa_exempt_views()) <= PUBLIC | signing_out | {"/accounts/mfa/", "/accounts/mfa/enrol/"}
 
 
 @pytest.mark.django_db
@@ -99,7 +100,7 @@ def test_password_only_session_reaches_nothing_but_the_otp_step(password_only_cl
     if url == "/accounts/mfa/enrol/":  # the agent has an authenticator: no second one before the OTP step
         assert response.status_code == 302 and response["Location"] == "/accounts/mfa/"
         return
-    if url == "/accounts/logout/":  # signing out is a POST
+    if url in ("/accounts/logout/", "/admin/logout/"):  # signing out is a POST
         assert (response.status_code, response.get("Location")) == (
             (405, None) if method == "get" else (302, "/accounts/login/")
         )
