@@ -58,8 +58,8 @@ def generate(customers: int) -> list[tuple[str, str, str]]:
         with connection.cursor() as cursor:
             cursor.execute(
                 "INSERT INTO alerts_customer (tenant_id, external_id, email, phone, display_name, locale, channels,"
-                " created_at, updated_at)"
-                " SELECT (%s::bigint[])[1 + g %% 100], 'c' || (g / 100), '', '', '', 'en', '{}', now(), now()"
+                " contact_digests, created_at, updated_at)"
+                " SELECT (%s::bigint[])[1 + g %% 100], 'c' || (g / 100), '', '', '', 'en', '{}', '{}', now(), now()"
                 " FROM generate_series(%s, %s - 1) g ON CONFLICT DO NOTHING",
                 [ids, have, customers],
             )
