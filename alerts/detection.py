@@ -6,11 +6,10 @@ finished (each alert once). The accounts' state rows are locked for the chunk, s
 events of one account are judged one after the other, in time order.
 """
 
-import json
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Tenant
@@ -32,6 +31,7 @@ from alerts.rules import (
     History,
     PasswordRule,
 )
+from config.bulk import BulkUpdate
 
 
 @dataclass(frozen=True)
@@ -166,22 +166,19 @@ def _history_for(events: list[AccountEvent], configs: dict[int, dict[str, RuleCo
     return History.load(events, customers=customers, lookbacks=lookbacks, source_since=source_since)
 
 
-_STATE_UPDATE = (
-    "UPDATE alerts_customerstate SET devices = %s, agent_families = %s, countries = %s, networks = %s, "
-    "last_login = %s, amounts = %s, updated_at = %s WHERE customer_id = %s"
+_STATE_UPDATE = BulkUpdate(
+    CustomerState,
+    fields=["devices", "agent_families", "countries", "networks", "last_login", "amounts", "updated_at"],
+    key="customer",
 )
 
 
 def _states_save(states: list[CustomerState], now) -> None:
     # One statement, many parameter rows: Django's bulk_update builds a CASE per field per row,
     # which was over half of a chunk's time (see bench/ingest.py).
-    rows = [
-        (json.dumps(s.devices), json.dumps(s.agent_families), json.dumps(s.countries), json.dumps(s.networks),
-         json.dumps(s.last_login), json.dumps(s.amounts), now, s.customer_id)
-        for s in states
-    ]  # fmt: skip
-    with connection.cursor() as cursor:
-        cursor.executemany(_STATE_UPDATE, rows)
+    for state in states:
+        state.updated_at = now
+    _STATE_UPDATE.execute(states)
 
 
 def _escalate(event: AccountEvent, config: RuleConfig, book: AlertBook) -> None:
