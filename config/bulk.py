@@ -59,6 +59,8 @@ def _driver_value(field: Field, connection) -> tuple[Callable, str | None]:
         elif kind is models.JSONField and field.encoder is None:
             return _json_text, "text"
 
+    # The connection is only asked for its vendor's adaptations (ops, features), which are the
+    # same on every connection of the vendor: a preparer made on one thread serves the others.
     def prepare(value, field=field, connection=connection):
         return field.get_db_prep_save(value, connection)
 
