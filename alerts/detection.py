@@ -12,12 +12,11 @@ the task retries) is split until the event is isolated: the others are processed
 is set aside as a dead letter (alerts/dead_letters.py), so one bad event never stalls detection.
 """
 
-import json
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Tenant
@@ -29,6 +28,7 @@ from alerts.rules import RULES, Check, History, Rule
 from audit.masking import audit_diff
 from audit.models import Action
 from audit.services import audit_record
+from config.bulk import BulkUpdate
 
 logger = logging.getLogger(__name__)
 
@@ -240,19 +240,16 @@ def _load_needs(events: list[AccountEvent], configs: dict[int, dict[str, RuleCon
     return history, book
 
 
-_STATE_UPDATE = (
-    "UPDATE alerts_customerstate SET devices = %s, agent_families = %s, countries = %s, networks = %s, "
-    "last_login = %s, amounts = %s, updated_at = %s WHERE customer_id = %s"
+_STATE_UPDATE = BulkUpdate(
+    CustomerState,
+    fields=["devices", "agent_families", "countries", "networks", "last_login", "amounts", "updated_at"],
+    key="customer",
 )
 
 
 def _states_save(states: list[CustomerState], now) -> None:
     # One statement, many parameter rows: Django's bulk_update builds a CASE per field per row,
     # which was over half of a chunk's time (see bench/ingest.py).
-    rows = [
-        (json.dumps(s.devices), json.dumps(s.agent_families), json.dumps(s.countries), json.dumps(s.networks),
-         json.dumps(s.last_login), json.dumps(s.amounts), now, s.customer_id)
-        for s in states
-    ]  # fmt: skip
-    with connection.cursor() as cursor:
-        cursor.executemany(_STATE_UPDATE, rows)
+    for state in states:
+        state.updated_at = now
+    _STATE_UPDATE.execute(states)

@@ -18,7 +18,7 @@ import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 
 from accounts.models import Tenant
 from alerts.findings import Finding, Known, cut, cut_key
@@ -27,6 +27,7 @@ from audit.masking import audit_diff
 from audit.models import Action
 from audit.services import audit_record_many
 from config import push
+from config.bulk import BulkUpdate
 
 logger = logging.getLogger(__name__)
 
@@ -193,14 +194,10 @@ class AlertBook:
             )
             return set()
 
-    _UPDATE = (
-        "UPDATE alerts_alert SET count = %s, severity = %s, reason = %s, last_seen_at = %s, updated_at = %s "
-        "WHERE id = %s"
-    )
+    _UPDATE = BulkUpdate(Alert, fields=["count", "severity", "reason", "last_seen_at", "updated_at"])
 
     def _fold(self, entries: list[Entry], now) -> list[dict]:
-        records, rows = [], []
-        last_seen_field = Alert._meta.get_field("last_seen_at")
+        records = []
         for entry in entries:
             alert = entry.alert
             before = {"count": alert.count, "severity": alert.severity}
@@ -209,14 +206,9 @@ class AlertBook:
             alert.reason = entry.finding.reason
             alert.last_seen_at = max(alert.last_seen_at, entry.last_seen)
             alert.updated_at = now
-            rows.append((alert.count, alert.severity, alert.reason,
-                         last_seen_field.get_db_prep_save(alert.last_seen_at, connection),
-                         last_seen_field.get_db_prep_save(now, connection), alert.pk))  # fmt: skip
             after = {"count": alert.count, "severity": alert.severity}
             records.append(self._record(entry, Action.UPDATE, audit_diff(before, after)))
-        if rows:
-            with connection.cursor() as cursor:
-                cursor.executemany(self._UPDATE, rows)
+        self._UPDATE.execute([entry.alert for entry in entries])
         return records
 
     def _relate(self) -> None:

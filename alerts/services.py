@@ -1,9 +1,7 @@
 """Writes of the alerts app: event ingestion, customer records, the alert lifecycle."""
 
-import json
-
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
@@ -13,6 +11,7 @@ from alerts.validation import ValidEvent
 from audit.masking import audit_diff
 from audit.models import Action
 from audit.services import audit_record, audit_record_many
+from config.bulk import BulkInsert, BulkUpdate
 
 CONTACT_FIELDS = ("email", "phone", "display_name", "locale", "channels")
 PERSONAL_FIELDS = {"email", "phone", "display_name"}
@@ -24,10 +23,7 @@ def contact_digest(name: str, value: str) -> str:
     return salted_hmac("alerts.contact_digest", f"{name}\0{value}", algorithm="sha256").hexdigest()[:32]
 
 
-_CUSTOMER_UPDATE = (
-    "UPDATE alerts_customer SET email = %s, phone = %s, display_name = %s, locale = %s, channels = %s, "
-    "contact_digests = %s, updated_at = %s WHERE id = %s"
-)
+_CUSTOMER_UPDATE = BulkUpdate(Customer, fields=[*CONTACT_FIELDS, "contact_digests", "updated_at"])
 
 
 def customers_upsert(*, tenant, accounts: list[dict], key_prefix: str = "") -> dict[str, int]:
@@ -116,63 +112,30 @@ def _differs(row: tuple, account: dict) -> bool:
 
 def _customers_save(customers: list[Customer], now) -> None:
     # One statement, many parameter rows (Django's bulk_update builds a CASE per field per row).
-    fields = {name: Customer._meta.get_field(name) for name in (*CONTACT_FIELDS, "contact_digests")}
-    rows = [
-        (*(field.get_db_prep_save(getattr(c, name), connection) for name, field in fields.items()), now, c.pk)
-        for c in customers
-    ]
-    with connection.cursor() as cursor:
-        cursor.executemany(_CUSTOMER_UPDATE, rows)
+    for customer in customers:
+        customer.updated_at = now
+    _CUSTOMER_UPDATE.execute(customers)
 
 
-_EVENT_COLUMNS = ("tenant_id", "customer_id", "external_id", "type", "occurred_at", "received_at", "ip", "context")
+_EVENT_COLUMNS = ("tenant", "customer", "external_id", "type", "occurred_at", "received_at", "ip", "context")
 # ON CONFLICT: a concurrent request with the same ids stored them first; RETURNING names the rows
 # this request stored. On PostgreSQL the rows travel as arrays: one short statement whatever the
-# batch size, so psycopg parses it once instead of thousands of placeholders every time.
-_EVENT_INSERT_PG = (
-    "INSERT INTO alerts_accountevent (tenant_id, customer_id, external_id, type, occurred_at, received_at, ip, "
-    "context) SELECT %s, c, x, t, o, %s, i, j::jsonb "
-    "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[], %s::inet[], %s::text[]) "
-    "AS u(c, x, t, o, i, j) "
-    "ON CONFLICT (tenant_id, external_id) DO NOTHING RETURNING id, external_id"
+# batch size, so psycopg parses it once instead of thousands of placeholders every time (and on
+# the embedded default, a placeholder per value, 500 rows at a time).
+_EVENT_INSERT_PG = BulkInsert(
+    AccountEvent,
+    fields=_EVENT_COLUMNS,
+    shared=["tenant", "received_at"],
+    conflict=["tenant", "external_id"],
+    returning=["id", "external_id"],
+    arrays=True,
 )
 
 
 def _events_insert(*, tenant_id: int, customers: dict[str, int], events: list[ValidEvent], now) -> list[tuple]:
     """Insert these events, skipping ids already stored; (id, external_id) of the rows stored."""
-    if connection.vendor == "postgresql":
-        from psycopg import Cursor
-
-        connection.ensure_connection()
-        # A server-side-binding cursor on Django's connection (so in its transaction): Django's own
-        # cursors bind client-side, quoting every array element in Python.
-        with Cursor(connection.connection) as cursor:
-            cursor.execute(
-                _EVENT_INSERT_PG,
-                [
-                    tenant_id, now, [customers[e.account["external_id"]] for e in events], [e.id for e in events],
-                    [e.type for e in events], [e.occurred_at for e in events], [e.ip for e in events],
-                    [json.dumps(e.context) for e in events],
-                ],
-            )  # fmt: skip
-            return cursor.fetchall()
-    # The embedded default: the same statement with a placeholder per value, 500 rows at a time.
-    with connection.cursor() as cursor:
-        fields = [AccountEvent._meta.get_field(name) for name in _EVENT_COLUMNS]
-        stored = []
-        for start in range(0, len(events), 500):
-            part = events[start : start + 500]
-            rows = [(tenant_id, customers[e.account["external_id"]], e.id, e.type, e.occurred_at, now, e.ip, e.context)
-                    for e in part]  # fmt: skip
-            params = [f.get_db_prep_save(v, connection) for row in rows for f, v in zip(fields, row, strict=True)]
-            placeholders = ", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * len(part))
-            cursor.execute(
-                f"INSERT INTO alerts_accountevent ({', '.join(_EVENT_COLUMNS)}) VALUES {placeholders} "  # noqa: S608 (constants only)
-                "ON CONFLICT (tenant_id, external_id) DO NOTHING RETURNING id, external_id",
-                params,
-            )
-            stored += cursor.fetchall()
-        return stored
+    rows = [(customers[e.account["external_id"]], e.id, e.type, e.occurred_at, e.ip, e.context) for e in events]
+    return _EVENT_INSERT_PG.execute(rows, shared={"tenant": tenant_id, "received_at": now})
 
 
 @transaction.atomic

@@ -10,6 +10,7 @@ from django.utils import timezone
 from audit.chain import GENESIS, checkpoint_signature, current_seal_key_id, event_hash
 from audit.masking import mask
 from audit.models import Action, AuditChainHead, AuditCheckpoint, AuditEvent, AuditSeal, AuditSealerState, Origin
+from config.bulk import BulkInsert
 from config.logging import current_request, process_origin
 
 # Seals are given in commit order, so a transaction still open when its events are this old
@@ -136,14 +137,8 @@ def _build(
     )
 
 
-_COLUMNS = (
-    "occurred_at", "tenant_id", "actor_id", "actor_label", "actor_role", "action", "origin", "target_type",
-    "target_id", "target_label", "changes", "reason", "metadata", "request_id", "ip", "user_agent",
-)  # fmt: skip
-# Built from the constant column list above, no input: not an injection vector.
-_PG_INSERT = (
-    f"INSERT INTO audit_auditevent ({', '.join(_COLUMNS)}) VALUES ({', '.join(['%s'] * len(_COLUMNS))}) RETURNING id"  # noqa: S608
-)
+# Every column but the id, from the model; prepared on PostgreSQL (see _insert).
+_PG_INSERT = BulkInsert(AuditEvent, returning=["id"])
 
 
 def _insert(events: list[AuditEvent]) -> None:
@@ -156,43 +151,8 @@ def _insert(events: list[AuditEvent]) -> None:
         else:
             AuditEvent.objects.bulk_create(events)
         return
-    from psycopg import Cursor
-    from psycopg.types.json import Jsonb
-
-    connection.ensure_connection()
-    rows = [
-        (
-            e.occurred_at,
-            e.tenant_id,
-            e.actor_id,
-            e.actor_label,
-            e.actor_role,
-            e.action,
-            e.origin,
-            e.target_type,
-            e.target_id,
-            e.target_label,
-            Jsonb(e.changes),
-            e.reason,
-            Jsonb(e.metadata),
-            e.request_id,
-            e.ip,
-            e.user_agent,
-        )  # fmt: skip  (the order of _COLUMNS)
-        for e in events
-    ]
-    with Cursor(connection.connection) as cursor:
-        if len(rows) == 1:
-            cursor.execute(_PG_INSERT, rows[0], prepare=True)
-            ids = [cursor.fetchone()[0]]
-        else:
-            cursor.executemany(_PG_INSERT, rows, returning=True)
-            ids = []
-            while True:
-                ids.append(cursor.fetchone()[0])
-                if not cursor.nextset():
-                    break
-    for event, pk in zip(events, ids, strict=True):
+    ids = _PG_INSERT.execute([_PG_INSERT.values_of(e) for e in events])
+    for event, (pk,) in zip(events, ids, strict=True):
         event.pk = pk
         event._state.adding = False
         event._state.db = connection.alias

@@ -200,6 +200,7 @@ def main():
         "--per-commit", type=int, default=10, help="a last run where each commit records this many events (0: skip)"
     )
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--sealer-events", type=int, default=20000, help="events the sealer's own cost is timed on")
     args = parser.parse_args()
     os.environ["AUDIT_SEAL_ON_COMMIT"] = "0"  # as in production: the sealer runs apart from requests
     django_setup()
@@ -209,7 +210,7 @@ def main():
     measure_view_cost(args.views)
     for writers in ([1, 2, 4] if args.sweep else []) + [args.writers]:
         measure_throughput(writers, args.seconds)
-    measure_sealer(20000)
+    measure_sealer(args.sealer_events)
     if args.per_commit:
         measure_throughput(args.writers, args.seconds, per_commit=args.per_commit)
     print(f"bench process peak RSS {rss_mb():.0f} MB")

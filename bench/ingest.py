@@ -58,8 +58,8 @@ def generate(customers: int) -> list[tuple[str, str, str]]:
         with connection.cursor() as cursor:
             cursor.execute(
                 "INSERT INTO alerts_customer (tenant_id, external_id, email, phone, display_name, locale, channels,"
-                " created_at, updated_at)"
-                " SELECT (%s::bigint[])[1 + g %% 100], 'c' || (g / 100), '', '', '', 'en', '{}', now(), now()"
+                " contact_digests, created_at, updated_at)"
+                " SELECT (%s::bigint[])[1 + g %% 100], 'c' || (g / 100), '', '', '', 'en', '{}', '{}', now(), now()"
                 " FROM generate_series(%s, %s - 1) g ON CONFLICT DO NOTHING",
                 [ids, have, customers],
             )
@@ -68,12 +68,12 @@ def generate(customers: int) -> list[tuple[str, str, str]]:
     return keys
 
 
-def start_services(web: int, concurrency: int) -> tuple[list, list[int]]:
+def start_services(web: int, concurrency: int, base_port: int = 8300) -> tuple[list, list[int]]:
     env = {**os.environ, "LOG_LEVEL": "WARNING", "DJANGO_SETTINGS_MODULE": "config.settings"}
     python = str(Path(sys.executable).parent)
     procs, ports = [], []
     for i in range(web):
-        port = 8300 + i
+        port = base_port + i
         procs.append(
             subprocess.Popen(
                 [
@@ -113,9 +113,10 @@ def start_services(web: int, concurrency: int) -> tuple[list, list[int]]:
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
     )
+    schedule = f"/tmp/alertdesk-bench-beat-{os.getpid()}"  # its own: several benches may run at once
     procs.append(
         subprocess.Popen(
-            [f"{python}/celery", "-A", "config", "beat", "--loglevel", "WARNING", "-s", "/tmp/alertdesk-bench-beat"],
+            [f"{python}/celery", "-A", "config", "beat", "--loglevel", "WARNING", "-s", schedule],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -318,6 +319,7 @@ def main():
     parser.add_argument("--latency-seconds", type=float, default=60)
     parser.add_argument("--alerting", type=float, default=0.01, help="share of sustained events that raise an alert")
     parser.add_argument("--latency-alerting", type=float, default=0.1, help="the same in the latency run")
+    parser.add_argument("--port", type=int, default=8300, help="the first web process's port (then +1, +2...)")
     parser.add_argument("--drain-limit", type=int, default=1800, help="seconds to wait for the worker to catch up")
     args = parser.parse_args()
     if not os.environ.get("REDIS_URL"):
@@ -328,7 +330,7 @@ def main():
     from alerts.models import AccountEvent, Alert
 
     keys = generate(args.customers)
-    procs, ports = start_services(args.web, args.concurrency)
+    procs, ports = start_services(args.web, args.concurrency, args.port)
     try:
         if args.seconds > 0:  # 0: the latency run alone
             before = AccountEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0

@@ -1,0 +1,73 @@
+"""Smoke runs of the bench/ scripts with tiny sizes, on the freshly migrated test database, so a
+script that only runs on a developer's old database (or no longer runs at all) fails here. They
+check that each script runs to the end and prints its figures, not the figures themselves."""
+
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_bench(script: str, *args: str, timeout: float = 120) -> str:
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "REDIS_URL": settings.REDIS_URL,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
+    result = subprocess.run(  # noqa: S603 (our own scripts, fixed arguments)
+        [sys.executable, str(ROOT / "bench" / script), *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_ingest_bench_runs_on_a_fresh_database():
+    out = run_bench(
+        "ingest.py", "--customers", "300", "--seconds", "1", "--batch", "50", "--threads", "1", "--web", "1",
+        "--concurrency", "1", "--rate", "20", "--latency-seconds", "1", "--latency-alerting", "1.0",
+        "--port", str(free_port()),
+    )  # fmt: skip
+    assert re.search(r"sustained: [\d,]+ events accepted", out), out
+    processed = re.search(r"(\d+) of (\d+) events processed", out)
+    assert processed and processed[1] == processed[2] != "0", out
+    alerted = re.search(r"(\d+) of (\d+) alerting events had their alert", out)
+    assert alerted and alerted[1] == alerted[2] != "0", out
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_audit_write_bench_runs_on_a_fresh_database():
+    out = run_bench(
+        "audit_write.py", "--views", "20", "--writers", "1", "--seconds", "0.5", "--per-commit", "2",
+        "--sealer-events", "50",
+    )  # fmt: skip
+    assert "added by recording" in out, out
+    assert re.search(r"sealer: 50 events", out), out
+    assert re.search(r"1 writers, 2 event\(s\) per commit", out), out
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_audit_pages_bench_runs_on_a_fresh_database():
+    out = run_bench("audit_pages.py", "--events", "2000", "--repeat", "1")
+    assert "generated in" in out, out
+    assert out.count("median=") == 16, out  # eight filtered pages, as a supervisor and as a BPO admin
