@@ -49,7 +49,11 @@ _EVENT = {
     "properties": {
         "id": {"type": "string", "minLength": 1, "maxLength": 128, "description": "your id: the idempotency key"},
         "type": {"type": "string", "enum": sorted(EVENT_TYPES)},
-        "occurred_at": {"type": "string", "format": "date-time", "description": "RFC 3339 with an offset"},
+        "occurred_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "RFC 3339 with an offset (whole minutes, +-15:59 at most); from 2000, up to 5 minutes ahead",
+        },
         "account": {
             "type": "object",
             "required": ["external_id"],
@@ -86,6 +90,7 @@ _INGEST_SCHEMA = extend_schema(
                 _EVENT,
                 {
                     "type": "object",
+                    "required": ["events"],
                     "properties": {"events": {"type": "array", "items": _EVENT, "minItems": 1, "maxItems": 1000}},
                 },
             ]
