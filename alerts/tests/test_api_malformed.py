@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from django.test import Client
 
 from alerts.keys import api_key_issue
@@ -160,7 +162,14 @@ def asgi_post_chunked(path: str, headers: dict[str, str], body: bytes, chunk: in
     async def send(message):
         sent.append(message)
 
-    async_to_sync(ASGIHandler())(scope, receive, send)
+    # As Django's test client does: the test's transaction must outlive the request.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        async_to_sync(ASGIHandler())(scope, receive, send)
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
     start = next(m for m in sent if m["type"] == "http.response.start")
     content = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return start["status"], dict((k.decode().lower(), v.decode()) for k, v in start["headers"]), content
