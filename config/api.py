@@ -9,7 +9,6 @@ Error shapes (contracts/staff-api.md and contracts/events.md):
 
 import io
 import json
-import re
 from collections.abc import Iterator
 
 from django.conf import settings
@@ -24,9 +23,6 @@ from rest_framework.settings import api_settings
 # Deeper than any body the API takes (an event is 4 levels deep), far below Python's recursion
 # limit: json.loads recurses once per level, and so would anything that walks the result.
 MAX_JSON_DEPTH = 32
-
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 
 
 class RequestTooLarge(exceptions.APIException):
@@ -57,18 +53,20 @@ class JSONTooDeepError(ValueError):
     pass
 
 
-def _too_deep(text: str, max_depth: int) -> bool:
-    if text.count("[") + text.count("{") <= max_depth:
-        return False  # the usual case: no scan
-    depth = 0
-    for char in _NOT_BRACKET.sub("", _JSON_STRING.sub("", text)):
-        if char in "[{":
-            depth += 1
-            if depth > max_depth:
-                return True
-        else:
-            depth -= 1
-    return False
+def _deeper_than(value, max_depth: int) -> bool:
+    """Whether parsed JSON nests more than `max_depth` arrays/objects: walked a level at a time,
+    without recursion."""
+    level = [value]
+    for _ in range(max_depth):
+        level = [
+            child
+            for node in level
+            for child in (node.values() if isinstance(node, dict) else node)
+            if isinstance(child, dict | list)
+        ]
+        if not level:
+            return False
+    return True
 
 
 def _refuse_constant(name: str):
@@ -78,10 +76,14 @@ def _refuse_constant(name: str):
 def json_parse(raw: bytes, *, max_depth: int = MAX_JSON_DEPTH):
     """Parse a JSON document (UTF-8, or UTF-16/32 as json.loads detects) no deeper than
     `max_depth`. Raises JSONTooDeepError or ValueError (NaN and Infinity are not JSON either)."""
-    text = raw.decode(json.detect_encoding(raw), "surrogatepass")
-    if _too_deep(text, max_depth):
-        raise JSONTooDeepError(f"the body is nested more than {max_depth} levels deep")
-    return json.loads(text, parse_constant=_refuse_constant)
+    too_deep = JSONTooDeepError(f"the body is nested more than {max_depth} levels deep")
+    try:
+        value = json.loads(raw, parse_constant=_refuse_constant)
+    except RecursionError:  # json's decoder checks Python's recursion limit at each level and stops cleanly
+        raise too_deep from None
+    if isinstance(value, dict | list) and _deeper_than(value, max_depth):
+        raise too_deep
+    return value
 
 
 class JSONParser(parsers.JSONParser):
