@@ -9,6 +9,7 @@ import os
 
 import pytest
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 
@@ -31,6 +32,15 @@ def services_missing_reason() -> str | None:
 @pytest.fixture(scope="session", autouse=True)
 def _audit_tables_flushable():
     allow_test_flush()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Each test starts with an empty in-process cache: rate-limit windows are keyed by tenant id
+    and second, and SQLite gives a rolled-back test's ids out again. (Redis is shared with the
+    channel layer and a live worker, and PostgreSQL never reuses ids: it is left alone.)"""
+    if "LocMemCache" in settings.CACHES["default"]["BACKEND"]:
+        cache.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -1,78 +1,31 @@
-"""The account-event ingestion API (contracts/events.md): POST /api/v1/events/."""
-
-import hashlib
-import hmac
-import json
-import time
+"""The account-event ingestion API (contracts/events.md): POST /api/v1/events/, and the staff
+alert API. Errors come from the project's exception handler (config/api.py) in each contract's shape."""
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.core.cache import cache
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import JsonResponse
 from django.utils.decorators import method_decorator
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import MethodNotAllowed, Throttled
 from rest_framework.generics import ListAPIView, RetrieveAPIView
-from rest_framework.pagination import CursorPagination
-from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.decorators import mfa_not_required
-from alerts.keys import api_key_authenticate
-from alerts.selectors import ALERT_CHANGE_PERM, alert_get_for, alert_list_for
+from alerts.filters import alert_list_filtered
+from alerts.keys import EventApiKeyAuthentication, TenantIsActive
+from alerts.models import AlertStatus, AlertType
+from alerts.selectors import ALERT_CHANGE_PERM, alert_get_for
 from alerts.serializers import (
     AlertDetailSerializer,
-    AlertFilterSerializer,
     AlertSerializer,
     TransitionResultSerializer,
     TransitionSerializer,
 )
 from alerts.services import AlertTransitionError, alert_acknowledge, alert_dismiss, alert_resolve, events_ingest
+from alerts.throttles import TenantEventRateThrottle
 from alerts.validation import EVENT_TYPES, validate_body
 from audit.decorators import audit_shown, shows_data
-
-
-def _error(status: int, message: str, **headers) -> JsonResponse:
-    response = JsonResponse({"errors": [{"index": 0, "field": "", "message": message}]}, status=status)
-    for name, value in headers.items():
-        response[name.replace("_", "-")] = value
-    return response
-
-
-def _unauthorized(message: str) -> JsonResponse:
-    return _error(401, message, WWW_Authenticate='Bearer realm="alertdesk-events"')
-
-
-def _signature_ok(request, body: bytes, secret: str) -> str | None:
-    """None when the signature is good and fresh, else why not."""
-    stamp = request.headers.get("X-AlertDesk-Timestamp", "")
-    signature = request.headers.get("X-AlertDesk-Signature", "")
-    if not stamp or not signature:
-        return "missing X-AlertDesk-Timestamp or X-AlertDesk-Signature"
-    if not stamp.isdigit() or len(stamp) > 12:
-        return "X-AlertDesk-Timestamp must be unix seconds"
-    if abs(time.time() - int(stamp)) > settings.INGEST_SIGNATURE_TOLERANCE_SECONDS:
-        return "stale timestamp: requests older than 5 minutes are refused"
-    expected = hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(f"sha256={expected}", signature):
-        return "bad signature"
-    return None
-
-
-def _over_rate_limit(tenant_id: int, count: int, limit: int) -> bool:
-    """A one-second fixed window per tenant, counted in events (shared through the cache: Redis
-    with several processes)."""
-    key = f"ingest-rate:{tenant_id}:{int(time.time())}"
-    cache.add(key, 0, timeout=5)
-    try:
-        used = cache.incr(key, count)
-    except ValueError:  # expired between add and incr
-        cache.set(key, count, timeout=5)
-        used = count
-    return used > limit
-
+from config.api import Conflict, FieldErrors, StrictCursorPagination
 
 _ERRORS = {
     "type": "object",
@@ -96,7 +49,11 @@ _EVENT = {
     "properties": {
         "id": {"type": "string", "minLength": 1, "maxLength": 128, "description": "your id: the idempotency key"},
         "type": {"type": "string", "enum": sorted(EVENT_TYPES)},
-        "occurred_at": {"type": "string", "format": "date-time", "description": "RFC 3339 with an offset"},
+        "occurred_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "RFC 3339 with an offset (whole minutes, +-15:59 at most); from 2000, up to 5 minutes ahead",
+        },
         "account": {
             "type": "object",
             "required": ["external_id"],
@@ -133,6 +90,7 @@ _INGEST_SCHEMA = extend_schema(
                 _EVENT,
                 {
                     "type": "object",
+                    "required": ["events"],
                     "properties": {"events": {"type": "array", "items": _EVENT, "minItems": 1, "maxItems": 1000}},
                 },
             ]
@@ -161,61 +119,51 @@ _INGEST_SCHEMA = extend_schema(
 
 @method_decorator([login_not_required, mfa_not_required], name="dispatch")
 class EventIngestApi(APIView):
-    """Client systems authenticate with their tenant's key (and sign the body); no staff session.
-    The body is read raw (the signature covers its bytes), so DRF's parsers are not used."""
+    """Client systems authenticate with their tenant's key and sign the raw body (no staff
+    session); then the body is parsed (depth-limited JSON), counted against the tenant's rate
+    and validated, all or nothing."""
 
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
+    authentication_classes = [EventApiKeyAuthentication]  # 401, and 413 while reading the body
+    permission_classes = [TenantIsActive]  # 403
+    throttle_classes = [TenantEventRateThrottle]  # 429 with Retry-After
     http_method_names = ["post"]
+    error_format = "events"
+
+    def initial(self, request, *args, **kwargs):
+        # A method the endpoint does not have is a 405, before any key or body is looked at.
+        if request.method.lower() not in self.http_method_names:
+            raise MethodNotAllowed(request.method)
+        super().initial(request, *args, **kwargs)
+
+    def throttled(self, request, wait):
+        raise Throttled(wait, detail="over this tenant's rate limit.")
 
     @_INGEST_SCHEMA
     def post(self, request):
-        length = request.META.get("CONTENT_LENGTH") or "0"
-        if not length.isdigit() or int(length) > settings.INGEST_MAX_BODY_BYTES:
-            return _error(413, "the body is over 1 MiB")
-        auth = request.headers.get("Authorization", "")
-        if not auth.startswith("Bearer "):
-            return _unauthorized("missing Authorization: Bearer <api key>")
-        key = api_key_authenticate(auth[len("Bearer ") :].strip())
-        if key is None:
-            return _unauthorized("unknown, expired or revoked API key")
-        tenant = key.tenant
-        if not tenant.is_active:
-            return _error(403, "this tenant is deactivated")
-        body = request.body
-        if len(body) > settings.INGEST_MAX_BODY_BYTES:
-            return _error(413, "the body is over 1 MiB")
-        ingest_settings = getattr(tenant, "ingest_settings", None)
-        if ingest_settings is None or ingest_settings.signature_required:
-            problem = _signature_ok(request, body, key.signing_secret)
-            if problem:
-                return _unauthorized(problem)
-        if request.content_type != "application/json":
-            return _error(415, "Content-Type must be application/json")
-        try:
-            payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            return JsonResponse(
-                {"errors": [{"index": 0, "field": "", "message": "the body is not valid JSON"}]}, status=400
-            )
-        result = validate_body(payload, max_batch=settings.INGEST_MAX_BATCH)
+        result = validate_body(request.data, max_batch=settings.INGEST_MAX_BATCH)
         if result.errors:
-            return JsonResponse({"errors": result.errors}, status=400)
-        limit = ingest_settings.rate_limit_per_second if ingest_settings else 10_000
-        if _over_rate_limit(tenant.pk, len(result.events), limit):
-            return _error(429, "over this tenant's rate limit", Retry_After="1")
-        accepted, duplicates, _ = events_ingest(tenant=tenant, events=result.events, key_prefix=key.prefix)
-        return JsonResponse({"accepted": accepted, "duplicates": duplicates}, status=202)
+            raise FieldErrors(result.errors)
+        key = request.auth
+        accepted, duplicates, _ = events_ingest(tenant=key.tenant, events=result.events, key_prefix=key.prefix)
+        return Response({"accepted": accepted, "duplicates": duplicates}, status=202)
 
 
-class AlertCursorPagination(CursorPagination):
+class AlertCursorPagination(StrictCursorPagination):
     ordering = "-id"
     page_size = 50
     max_page_size = 200
     page_size_query_param = "page_size"
 
 
-@extend_schema(parameters=[AlertFilterSerializer], tags=["alerts"])
+_ALERT_FILTERS = [
+    OpenApiParameter("status", str, enum=AlertStatus.values),
+    OpenApiParameter("type", str, enum=AlertType.values),
+    OpenApiParameter("tenant", str, pattern="^[-a-zA-Z0-9_]+$", description="a tenant's slug"),
+    OpenApiParameter("min_severity", {"type": "integer", "minimum": 1, "maximum": 4}, description="1 (low) to 4"),
+]
+
+
+@extend_schema(parameters=_ALERT_FILTERS, tags=["alerts"])
 @method_decorator(shows_data, name="dispatch")
 class AlertListApi(ListAPIView):
     """Alerts of the tenants the signed-in staff member works for, newest first (cursor pages)."""
@@ -224,20 +172,7 @@ class AlertListApi(ListAPIView):
     pagination_class = AlertCursorPagination
 
     def get_queryset(self):
-        filters = AlertFilterSerializer(data=self.request.query_params)
-        if not filters.is_valid():
-            raise ValidationError(filters.errors)
-        alerts = alert_list_for(user=self.request.user)
-        data = filters.validated_data
-        if "status" in data:
-            alerts = alerts.filter(status=data["status"])
-        if "type" in data:
-            alerts = alerts.filter(type=data["type"])
-        if "tenant" in data:
-            alerts = alerts.filter(tenant__slug=data["tenant"])
-        if "min_severity" in data:
-            alerts = alerts.filter(severity__gte=data["min_severity"])
-        return alerts
+        return alert_list_filtered(user=self.request.user, params=self.request.query_params)
 
     def paginate_queryset(self, queryset):
         page = super().paginate_queryset(queryset)
@@ -275,9 +210,7 @@ class _AlertTransitionApi(APIView):
         try:
             alert = self.step(alert=alert, actor=request.user, note=data.validated_data["note"])
         except AlertTransitionError as error:
-            return Response({"detail": error.messages[0]}, status=409)
-        except DjangoValidationError as error:
-            raise ValidationError(error.message_dict) from None
+            raise Conflict(error.messages[0]) from None
         return Response(TransitionResultSerializer(alert).data)
 
 

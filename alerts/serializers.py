@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from alerts.models import Alert, AlertStatus, AlertType
+from alerts.models import Alert
 from audit.masking import mask
 
 
@@ -45,13 +45,6 @@ class AlertDetailSerializer(AlertSerializer):
     class Meta(AlertSerializer.Meta):
         fields = [*AlertSerializer.Meta.fields, "evidence", "related"]
         read_only_fields = fields
-
-
-class AlertFilterSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=AlertStatus.choices, required=False)
-    type = serializers.ChoiceField(choices=AlertType.choices, required=False)
-    tenant = serializers.SlugField(required=False)
-    min_severity = serializers.IntegerField(min_value=1, max_value=4, required=False)
 
 
 class StrictCharField(serializers.CharField):

@@ -8,7 +8,7 @@ batch validates in a few milliseconds. Unknown fields are ignored (the contract 
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.core.validators import EmailValidator
@@ -92,19 +92,53 @@ def _string_list(value, path: str, *, max_items: int, max_length: int) -> list[s
     return [_string(item, f"{path}.{i}", max_length=max_length, min_length=1) for i, item in enumerate(value)]
 
 
-def _timestamp(value, path: str, now: datetime) -> datetime:
+class InvalidTimestampError(ValueError):
+    pass
+
+
+RFC3339_EXAMPLE = "must be an RFC 3339 timestamp, e.g. 2026-11-21T10:15:00Z"
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+# PostgreSQL stores offsets up to 15:59 (Python takes up to 23:59); RFC 3339 has whole minutes only.
+MAX_UTC_OFFSET = timedelta(hours=15, minutes=59)
+UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
+
+
+def rfc3339_parse(value, *, now: datetime | None = None, future_tolerance: timedelta = FUTURE_TOLERANCE) -> datetime:
+    """The one parser of client timestamps: an RFC 3339 string with an offset, from 2000 on and not
+    more than `future_tolerance` ahead of `now`, with an offset PostgreSQL can store. Returns it in
+    UTC; raises InvalidTimestampError with a message for the client."""
     if not isinstance(value, str) or len(value) > 40:
-        raise InvalidFieldError(path, "must be an RFC 3339 timestamp, e.g. 2026-11-21T10:15:00Z")
-    text = value
+        raise InvalidTimestampError(RFC3339_EXAMPLE)
     try:
-        moment = datetime.fromisoformat(text)
+        moment = datetime.fromisoformat(value)
     except ValueError:
-        raise InvalidFieldError(path, "must be an RFC 3339 timestamp, e.g. 2026-11-21T10:15:00Z") from None
-    if moment.tzinfo is None or "T" not in text.upper():
-        raise InvalidFieldError(path, "must be an RFC 3339 timestamp with a time zone offset")
-    if moment > now + FUTURE_TOLERANCE:
-        raise InvalidFieldError(path, "is more than 5 minutes in the future")
+        raise InvalidTimestampError(RFC3339_EXAMPLE) from None
+    if moment.tzinfo is None or "T" not in value.upper():
+        raise InvalidTimestampError("must be an RFC 3339 timestamp with a time zone offset")
+    offset = moment.utcoffset()
+    if offset.seconds % 60 or offset.microseconds or abs(offset) > MAX_UTC_OFFSET:
+        raise InvalidTimestampError("must have a UTC offset in whole minutes between -15:59 and +15:59")
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 pushed past the calendar by the offset
+        moment = EARLIEST - timedelta(days=1) if moment.year < 2000 else datetime.max.replace(tzinfo=UTC)
+    if moment < EARLIEST:
+        raise InvalidTimestampError("must not be before 2000-01-01T00:00:00Z")
+    if moment > (now or timezone.now()) + future_tolerance:
+        raise InvalidTimestampError(f"is more than {int(future_tolerance.total_seconds()) // 60} minutes in the future")
     return moment
+
+
+def unix_seconds_parse(text: str) -> int | None:
+    """Unix seconds in ASCII digits (a header), or None. `"²".isdigit()` is true but int() fails."""
+    return int(text) if UNIX_SECONDS.fullmatch(text) else None
+
+
+def _timestamp(value, path: str, now: datetime) -> datetime:
+    try:
+        return rfc3339_parse(value, now=now)
+    except InvalidTimestampError as exc:
+        raise InvalidFieldError(path, str(exc)) from None
 
 
 def _account(value, path: str) -> dict:

@@ -8,7 +8,8 @@
 
 A list view declares the objects on the page (`.objects(page)`) and the record keeps their ids.
 Class-based and DRF views take it as `@method_decorator(shows_data, name="dispatch")`. A view that
-is marked but declares nothing fails loudly: every data view must say what it showed.
+is marked but declares nothing fails loudly: every data view must say what it showed (OPTIONS and
+HEAD answers show nothing, so they declare and record nothing).
 """
 
 import functools
@@ -18,6 +19,10 @@ from django.core.exceptions import ImproperlyConfigured
 
 from audit.models import Action
 from audit.services import audit_record, audit_record_many, audit_target
+
+# Answers that show no data: OPTIONS describes the endpoint (DRF's metadata), and the body of a
+# HEAD is dropped by the server. Nothing to declare, nothing recorded; GET stays strict.
+BODILESS_METHODS = frozenset({"OPTIONS", "HEAD"})
 
 
 def _tenant_of(obj):
@@ -119,6 +124,8 @@ def shows_data(view=None, *, export: bool = False):
         def wrapper(request, *args, **kwargs):
             shown = request.audit_shown = AuditShown(export=export)
             response = view(request, *args, **kwargs)
+            if request.method in BODILESS_METHODS:
+                return response
             if 200 <= response.status_code < 300:
                 if shown.empty:
                     raise ImproperlyConfigured(f"{view.__qualname__} is marked @shows_data but declared nothing shown")
