@@ -14,7 +14,7 @@ from accounts.decorators import mfa_not_required
 from alerts.filters import alert_list_filtered
 from alerts.keys import EventApiKeyAuthentication, TenantIsActive
 from alerts.models import AlertStatus, AlertType
-from alerts.selectors import ALERT_CHANGE_PERM, alert_get_for
+from alerts.selectors import ALERT_CHANGE_PERM, alert_get_for, alert_get_to_act
 from alerts.serializers import (
     AlertDetailSerializer,
     AlertSerializer,
@@ -195,8 +195,8 @@ class AlertDetailApi(RetrieveAPIView):
 
 class _AlertTransitionApi(APIView):
     """One step of an alert's lifecycle. Answers only the new status: the desk reads the alert
-    through the (recorded) detail endpoint. Another tenant's alert, or a role that may not work
-    alerts, answers 404; a step the status does not allow answers 409."""
+    through the (recorded) detail endpoint. An alert the caller cannot see answers 404; one they
+    see with a role that may not work it, 403; a step the status does not allow, 409."""
 
     http_method_names = ["post"]
 
@@ -204,7 +204,7 @@ class _AlertTransitionApi(APIView):
         raise NotImplementedError
 
     def post(self, request, alert_id):
-        alert = alert_get_for(user=request.user, alert_id=alert_id, perm=ALERT_CHANGE_PERM)
+        alert = alert_get_to_act(user=request.user, alert_id=alert_id, perm=ALERT_CHANGE_PERM)
         data = TransitionSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
@@ -223,7 +223,8 @@ def _transition_schema(operation_id: str, summary: str):
         responses={
             200: TransitionResultSerializer,
             400: OpenApiResponse(description="Malformed body, or a dismissal without a note."),
-            404: OpenApiResponse(description="No such alert, another tenant's, or a role that may not work alerts."),
+            403: OpenApiResponse(description="The caller sees the alert, but their role may not work it."),
+            404: OpenApiResponse(description="No such alert, or one the caller may not see."),
             409: OpenApiResponse(description="The alert's status does not allow this step."),
         },
     )

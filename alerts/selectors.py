@@ -3,6 +3,7 @@ role carries alerts.view_alert (every role today; the desk will narrow agents to
 
 from datetime import timedelta
 
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -33,6 +34,16 @@ def alert_get_for(*, user: User, alert_id, perm: str = ALERT_VIEW_PERM) -> Alert
         return alert_list_for(user=user, perm=perm).prefetch_related("evidence").get(pk=int(alert_id))
     except (Alert.DoesNotExist, ValueError, TypeError):
         raise Http404("No such alert.") from None
+
+
+def alert_get_to_act(*, user: User, alert_id, perm: str) -> Alert:
+    """One alert `user` may see, to act on with `perm`. An alert they cannot see raises Http404
+    (missing and forbidden look the same); one they see but whose tenant role does not carry `perm`
+    raises PermissionDenied (403), as the staff API contract says."""
+    alert = alert_get_for(user=user, alert_id=alert_id)
+    if alert.tenant_id not in alert_tenant_ids_for(user=user, perm=perm):
+        raise PermissionDenied("Your role may not do this to alerts of this client.")
+    return alert
 
 
 def event_ids_unprocessed(*, older_than: timedelta, limit: int | None = None) -> list[int]:

@@ -187,9 +187,10 @@ class TestApi:
         foreign_alert.refresh_from_db()
         assert foreign_alert.status == AlertStatus.OPEN
 
-    def test_a_role_without_the_right_gets_404(self, otp_client, alert):
+    def test_a_role_without_the_right_gets_403_on_an_alert_it_sees(self, otp_client, alert):
+        # staff-api.md: 404 for objects the role cannot see, 403 for actions on objects it can see.
         Group.objects.get(name=Role.AGENT).permissions.remove(Permission.objects.get(codename="change_alert"))
-        assert _post(otp_client, _url(alert.pk, "acknowledge")).status_code == 404
+        assert _post(otp_client, _url(alert.pk, "acknowledge")).status_code == 403
         assert otp_client.get(f"/api/v1/alerts/{alert.pk}/").status_code == 200  # still sees it
         alert.refresh_from_db()
         assert alert.status == AlertStatus.OPEN
