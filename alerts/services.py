@@ -1,5 +1,7 @@
 """Writes of the alerts app: event ingestion, customer records, the alert lifecycle."""
 
+import logging
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -12,6 +14,8 @@ from audit.masking import audit_diff
 from audit.models import Action
 from audit.services import audit_record, audit_record_many
 from config.bulk import BulkInsert, BulkUpdate
+
+logger = logging.getLogger(__name__)
 
 CONTACT_FIELDS = ("email", "phone", "display_name", "locale", "channels")
 PERSONAL_FIELDS = {"email", "phone", "display_name"}
@@ -161,15 +165,22 @@ def events_ingest(*, tenant, events: list[ValidEvent], key_prefix: str = "") -> 
 
 
 def detection_enqueue(ids: list[int]) -> None:
-    """Queue detection for these stored events. A publish that fails (the broker is down) loses
-    nothing: the events stay unprocessed and the relay (alerts.tasks.events_unprocessed_relay_task)
-    queues them again."""
+    """Queue detection for these stored events (called after their commit). A publish that fails
+    (the broker is down) loses nothing and fails no request: the events stay unprocessed, the
+    failure is logged, and the relay (alerts.tasks.events_unprocessed_relay_task) queues them again."""
     from alerts.tasks import events_process_task
 
     # A task per 500 events: each publish costs a few milliseconds of the request, and the worker
     # works through a task in chunks (alerts.detection.CHUNK) anyway.
     for start in range(0, len(ids), 500):
-        events_process_task.delay(ids[start : start + 500])
+        try:
+            events_process_task.delay(ids[start : start + 500])
+        except Exception as error:  # the events are committed: the relay will queue them
+            logger.warning(
+                "could not queue detection; the relay will queue these events again",
+                extra={"events": len(ids) - start, "error": f"{type(error).__module__}.{type(error).__name__}"},
+            )
+            return
 
 
 class AlertTransitionError(ValidationError):

@@ -67,6 +67,22 @@ class TestAccepted:
         assert stored.type == "login.succeeded" and stored.ip == "203.0.113.9"
         assert stored.processed_at is not None  # in-process detection ran on commit
 
+    def test_a_broker_outage_after_commit_still_answers_202_and_loses_nothing(
+        self, key, tenant_a, django_capture_on_commit_callbacks
+    ):
+        from kombu.exceptions import OperationalError
+
+        with (
+            mock.patch("alerts.tasks.events_process_task.delay", side_effect=OperationalError("broker down")),
+            mock.patch("alerts.services.logger") as log,
+            django_capture_on_commit_callbacks(execute=True),
+        ):
+            response = post(key, {"events": [event("a"), event("b")]})
+        assert (response.status_code, response.json()) == (202, {"accepted": 2, "duplicates": 0})
+        assert log.warning.call_args.kwargs["extra"] == {"events": 2, "error": "kombu.exceptions.OperationalError"}
+        stored = AccountEvent.objects.filter(tenant=tenant_a)
+        assert stored.count() == 2 and not stored.filter(processed_at__isnull=False).exists()  # for the relay
+
     def test_a_batch_with_repeats_counts_duplicates_and_stores_each_id_once(self, key, tenant_a):
         assert post(key, {"events": [event("a"), event("b")]}).json() == {"accepted": 2, "duplicates": 0}
         again = post(key, {"events": [event("b", type_="login.failed"), event("c"), event("c")]})
