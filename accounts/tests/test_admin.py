@@ -45,6 +45,24 @@ class TestStaffAuthenticators:
             action=Action.VIEW, target_type="otp_totp.totpdevice", target_id=str(device.pk), actor=admin_user
         ).exists()
 
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "/admin/otp_totp/totpdevice/?key__startswith=0",
+            "/admin/otp_totp/totpdevice/?user__id__exact=1&key__startswith=0",
+            "/admin/accounts/user/?password__startswith=argon2",
+            "/admin/otp_static/staticdevice/?token_set__token__startswith=a",
+        ],
+    )
+    def test_no_changelist_filters_on_a_secret_a_character_at_a_time(self, admin_user, agent, url):
+        response = verified_client(admin_user).get(url)
+        assert response.status_code == 400  # Django's DisallowedModelAdminLookup
+        assert not AuditEvent.objects.filter(action=Action.LIST).exists()
+
+    def test_ordinary_changelist_filters_still_work(self, admin_user, agent):
+        url = f"/admin/otp_totp/totpdevice/?user__id__exact={agent.pk}"
+        assert verified_client(admin_user).get(url).status_code == 200
+
     def test_an_objects_history_is_recorded(self, admin_user, agent):
         client = verified_client(admin_user)
         assert client.get(reverse("admin:accounts_user_history", args=[agent.pk])).status_code == 200
