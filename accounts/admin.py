@@ -11,6 +11,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services
 from accounts.models import Membership, Tenant, User
+from config import push
 
 USER_PROFILE_FIELDS = ("username", "first_name", "last_name", "email")
 TENANT_SETTINGS_FIELDS = ("name", "audit_retention_days")
@@ -62,6 +63,15 @@ class UserAdmin(BaseUserAdmin):
 
     def get_inline_instances(self, request, obj=None):
         return super().get_inline_instances(request, obj) if obj else []  # a new user has no memberships yet
+
+    def user_change_password(self, request, id, form_url=""):
+        # Django's own view sets the password (its form runs the validators; the audited mixin
+        # records it once). The user's other sessions are signed out by the new hash: their open
+        # desk connections re-check now, not at their next periodic check.
+        response = super().user_change_password(request, id, form_url)
+        if request.method == "POST" and response.status_code == 302:
+            push.user_access_changed(int(id))
+        return response
 
     def save_model(self, request, obj, form, change):
         if not change:
@@ -157,6 +167,15 @@ class StaffTOTPDeviceAdmin(TOTPDeviceAdmin):
 
     def secret_view_gone(self, request, pk):
         raise Http404("No such page.")
+
+    audit_writes_by_services = frozenset({"deletion"})
+
+    def delete_model(self, request, obj):
+        services.mfa_device_remove(device=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for device in queryset:
+            services.mfa_device_remove(device=device, actor=request.user)
 
     def get_list_display(self, request):
         return [name for name in super().get_list_display(request) if name != "qrcode_link"]

@@ -344,6 +344,24 @@ def mfa_enrolment_confirm(*, user: User, device: TOTPDevice, token: str) -> list
 
 
 @transaction.atomic
+def mfa_device_remove(*, device: TOTPDevice, actor: User | None = None) -> None:
+    """Remove a staff member's lost authenticator (a BPO admin, from Django admin): its owner
+    enrols again at the next sign-in, and their open desk connections re-check at once, since the
+    sessions it verified are verified no more."""
+    user_id = device.user_id
+    audit_record(
+        action=Action.DELETE,
+        actor=actor,
+        target_type="otp_totp.totpdevice",
+        target_id=str(device.pk),
+        target_label=f"authenticator of user #{user_id}",
+        metadata={"user": user_id},
+    )
+    device.delete()
+    push.user_access_changed(user_id)
+
+
+@transaction.atomic
 def mfa_backup_codes_regenerate(*, user: User) -> list[str]:
     """Replace the user's one-time backup codes; the new ones are returned once."""
     audit_record(action=Action.MFA_BACKUP_CODES, actor=user, target=user)

@@ -2,6 +2,7 @@
 every write goes through the services, with one audit record per change."""
 
 import base64
+from unittest import mock
 
 import pytest
 from django.urls import NoReverseMatch, reverse
@@ -69,8 +70,37 @@ class TestStaffAuthenticators:
         event = AuditEvent.objects.get(action=Action.VIEW, target_id=str(agent.pk), actor=admin_user)
         assert event.metadata == {"view": "history"}
 
+    def test_removing_a_lost_authenticator_is_one_record_and_narrows_its_owners_sockets(self, admin_user, agent):
+        device = agent.totpdevice_set.get()
+        with mock.patch("accounts.services.push.user_access_changed") as access_changed:
+            response = verified_client(admin_user).post(
+                reverse("admin:otp_totp_totpdevice_delete", args=[device.pk]), {"post": "yes"}
+            )
+        assert response.status_code == 302 and not agent.totpdevice_set.exists()
+        access_changed.assert_called_once_with(agent.pk)
+        (record,) = _writes(admin_user)
+        assert (record.action, record.target_type, record.target_id) == (
+            Action.DELETE,
+            "otp_totp.totpdevice",
+            str(device.pk),
+        )
+
 
 class TestUsers:
+    def test_changing_a_users_password_narrows_their_sockets_and_is_recorded_once(self, admin_user, agent):
+        new = "a-brand-new-long-password-9"
+        with mock.patch("accounts.admin.push.user_access_changed") as access_changed:
+            response = verified_client(admin_user).post(
+                f"/admin/accounts/user/{agent.pk}/password/",
+                {"password1": new, "password2": new, "usable_password": "true"},
+            )
+        assert response.status_code == 302
+        agent.refresh_from_db()
+        assert agent.check_password(new)
+        access_changed.assert_called_once_with(agent.pk)
+        (record,) = _writes(admin_user)
+        assert record.action == Action.UPDATE and record.changes == {"password": {"changed": True}}
+
     def test_adding_a_user_goes_through_user_create_and_is_recorded_once(self, admin_user):
         client = verified_client(admin_user)
         response = client.post(
