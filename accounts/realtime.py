@@ -58,7 +58,10 @@ def session_state_now(session_key: str | None) -> SessionState:
     """session_state() of the session as it is stored now (a connection's copy goes stale)."""
     if not session_key:
         return SessionState(user=None, ended=push.SIGNED_OUT)
-    return session_state(import_module(settings.SESSION_ENGINE).SessionStore(session_key))
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    if not store.exists(session_key):  # a sign-out or an expiry told the connection itself, first
+        return SessionState(user=None, ended=push.REPLACED)
+    return session_state(store)
 
 
 class _RequireVerified:

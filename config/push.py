@@ -22,8 +22,11 @@ EVENT = "push.event"  # forward to the client if the connection still hears the 
 ACCESS_CHANGED = "access.changed"  # re-read the session and the access function, narrow or close
 SESSION_END = "session.end"  # tell the client session.ended, then close
 
-# Why a connection was closed, as the client reads it in session.ended.
-SIGNED_OUT, EXPIRED, REVOKED = "signed_out", "expired", "revoked"
+# Why a connection was closed, as the client reads it in session.ended. `replaced`: the session the
+# connection was opened with is gone without a sign-out (its id rotated at re-authentication, or it
+# was cleaned up): the client reconnects with its cookie, and only a refused handshake means it is
+# signed out.
+SIGNED_OUT, EXPIRED, REVOKED, REPLACED = "signed_out", "expired", "revoked", "replaced"
 
 
 def tenant_group(tenant_id: int) -> str:

@@ -278,6 +278,18 @@ def _session_set(client, **values):
     session.save()
 
 
+def _rotate_session(client):
+    """What re-authentication and the OTP step do: the same session data under a new key."""
+    session = client.session
+    session.cycle_key()
+    client.cookies[settings.SESSION_COOKIE_NAME] = session.session_key
+
+
+async def _assert_hears(comm, tenant) -> None:
+    (alert_id,) = await _announce(tenant)
+    assert await _ids_received(comm, 1) == [alert_id]
+
+
 def _shorten(settings, **limits):
     for name, seconds in limits.items():
         setattr(settings, name, timedelta(seconds=seconds))
@@ -372,8 +384,25 @@ def test_the_periodic_recheck_notices_a_session_deleted_out_of_band(otp_client, 
     async def scenario():
         comm, _ = await _open(otp_client)
         await sync_to_async(lambda: otp_client.session.delete())()
-        await _assert_ended(comm, push.SIGNED_OUT)
+        await _assert_ended(comm, push.REPLACED)  # gone without a sign-out: the client tries again
         await _assert_hears_nothing_of(comm, tenant_a)
+        refused = WebsocketCommunicator(application, "/ws/desk/", headers=_headers(otp_client))
+        connected, code = await refused.connect()
+        assert (connected, code) == (False, 4401)  # ... and its handshake is refused: signed out
+
+    async_to_sync(scenario)()
+
+
+def test_re_authentication_rotates_the_session_and_the_client_reconnects(agent, tenant_a, monkeypatch):
+    monkeypatch.setattr(consumers, "RECHECK_SECONDS", 0.5)
+    client = verified_client(agent)
+
+    async def scenario():
+        comm, _ = await _open(client)
+        await sync_to_async(_rotate_session)(client)  # what re-authentication does (cycle_key)
+        await _assert_ended(comm, push.REPLACED)  # not "signed_out": the user still is signed in
+        again, _ = await _open(client)  # the new cookie
+        await _assert_hears(again, tenant_a)
 
     async_to_sync(scenario)()
 
