@@ -51,9 +51,9 @@ def bpo_admin_has_perm(*, user: User, perm: str) -> bool:
 def user_has_tenant_perm(*, user: User, tenant: Tenant, perm: str) -> bool:
     """Whether `user` may use `perm` ("app_label.codename") in `tenant`: their role there carries
     it, or they are a BPO admin and the bpo_admin group carries it (for an active tenant)."""
-    if not user.is_active:
+    if not (user.is_active and tenant.is_active):  # as tenant_ids_with_perm: a deactivated tenant is no scope
         return False
-    if tenant.is_active and bpo_admin_has_perm(user=user, perm=perm):
+    if bpo_admin_has_perm(user=user, perm=perm):
         return True
     return Membership.objects.filter(user=user, tenant=tenant, role__in=_groups_with_perm(perm).values("name")).exists()
 

@@ -38,3 +38,10 @@ def test_a_role_without_the_permission_gets_nothing(agent, tenant_a):
     assert tenant_ids_with_perm(user=agent, perm="audit.view_auditevent") == []
     other = make_staff("nobody", role=Role.SUPERVISOR, tenants=[])
     assert tenant_ids_with_perm(user=other, perm="alerts.view_alert") == []
+
+
+def test_a_deactivated_tenant_gives_its_members_no_permission_either(agent, tenant_a):
+    assert user_has_tenant_perm(user=agent, tenant=tenant_a, perm="alerts.view_alert")
+    services.tenant_set_active(tenant=tenant_a, is_active=False)
+    assert not user_has_tenant_perm(user=agent, tenant=tenant_a, perm="alerts.view_alert")
+    assert tenant_ids_with_perm(user=agent, perm="alerts.view_alert") == []
