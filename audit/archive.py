@@ -6,10 +6,13 @@ File format (JSON lines): a header {"format", "chain", "first_seq", "last_seq", 
 {"seq", "hash", "key_id", "sealed_at", "content"} where "content" is the event's canonical JSON, so
 the file verifies with nothing but itself and the seal keys: HMAC-SHA256(key "key_id", prev_hash
 "\\n" content) must give each "hash" (plain SHA-256 for a seal made before seals were keyed, key id
-"", and for every line of a format 1 file).
+"", and for every line of a format 1 file). A format 2 header also carries "signature", its chain,
+last seq, head hash and time signed with AUDIT_CHECKPOINT_KEY: lines rewritten and re-hashed the
+unkeyed way cannot reach a signed head.
 """
 
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,7 +23,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from audit import triggers
-from audit.chain import GENESIS, LEGACY_KEY_ID, UnknownSealKeyError, canonical, content_hash
+from audit.chain import GENESIS, LEGACY_KEY_ID, UnknownSealKeyError, canonical, checkpoint_signature, content_hash
 from audit.models import Action, AuditArchive, AuditEvent, AuditSeal
 from audit.services import audit_record, audit_seal
 from audit.verify import verify_chain
@@ -95,6 +98,11 @@ def audit_archive_segment(
                 "head_hash": last.hash,
                 "count": len(segment),
                 "created_at": now.isoformat(),
+                # The head signed with the checkpoint key (outside the database): a file whose lines
+                # were rewritten and re-hashed cannot reach this head, nor sign another.
+                "signature": checkpoint_signature(
+                    chain=chain, seq=last.seq, hash_=last.hash, created_at_iso=now.isoformat()
+                ),
             }
         )
         for seal in segment:
@@ -174,6 +182,16 @@ def archive_file_verify(path: Path) -> list[str]:
             return ["not an audit archive (bad header)"]
         if raw.get("format") not in FORMATS:
             return [f"unknown format {raw.get('format')!r}"]
+        if raw["format"] == FORMAT and not hmac.compare_digest(
+            str(raw.get("signature", "")),
+            checkpoint_signature(
+                chain=header.chain,
+                seq=header.last_seq,
+                hash_=header.head_hash,
+                created_at_iso=str(raw.get("created_at")),
+            ),
+        ):
+            return ["the header's signature is invalid (a forged file, or another AUDIT_CHECKPOINT_KEY)"]
         prev, seq, count = header.prev_hash, header.first_seq, 0
         for line in lines:
             digest.update(line)

@@ -105,6 +105,34 @@ def test_an_archive_file_holds_keyed_hashes_that_verify_only_with_the_seal_keys(
     assert "unknown key" in archive_file_verify(path)[0]
 
 
+def test_an_archive_rewritten_as_unkeyed_seals_with_a_new_head_is_caught_by_the_header_signature(
+    tenant_a, old_and_new, tmp_path, settings
+):
+    import hashlib
+
+    from audit.models import AuditArchive
+
+    archive = audit_archive_segment(tenant=tenant_a, directory=tmp_path)
+    path = tmp_path / archive.file_name
+    assert archive_file_verify(path) == []
+    with transaction.atomic():  # the database no longer knows the file: it must stand on its own
+        triggers.suspend(connection, ("audit_auditarchive",))
+        AuditArchive.objects.filter(pk=archive.pk).delete()
+        triggers.restore(connection, ("audit_auditarchive",))
+    lines = path.read_text().splitlines()
+    header, rows = json.loads(lines[0]), [json.loads(line) for line in lines[1:]]
+    rows[0]["content"] = rows[0]["content"].replace('"action":"view"', '"action":"list"')
+    prev = header["prev_hash"]
+    for row in rows:  # every line re-hashed as a seal from before seals were keyed
+        row["key_id"] = ""
+        row["hash"] = prev = hashlib.sha256(prev.encode() + b"\n" + row["content"].encode()).hexdigest()
+    header["head_hash"] = prev
+    path.write_text("\n".join(json.dumps(o, sort_keys=True) for o in [header, *rows]) + "\n")
+    assert archive_file_verify(path) == [
+        "the header's signature is invalid (a forged file, or another AUDIT_CHECKPOINT_KEY)"
+    ]
+
+
 def row_prev(lines):
     return json.loads(lines[-2])["hash"] if len(lines) > 2 else json.loads(lines[0])["prev_hash"]
 
