@@ -46,11 +46,11 @@ def alert_get_to_act(*, user: User, alert_id, perm: str) -> Alert:
     return alert
 
 
-def event_ids_unprocessed(*, older_than: timedelta, limit: int | None = None) -> list[int]:
-    """Ids of events received more than `older_than` ago that detection has not processed yet
-    (their task was lost, or gave up on a lost database or broker), oldest first. Dead letters
-    are processed (set aside), so they are not among them."""
+def event_ids_unprocessed(*, older_than: timedelta, after_id: int = 0, limit: int | None = None) -> list[int]:
+    """Ids above `after_id` of events received more than `older_than` ago that detection has not
+    processed yet (their task was lost, or gave up on a lost database or broker), in arrival order
+    (ids follow arrival). Dead letters are processed (set aside), so they are not among them."""
     cutoff = timezone.now() - older_than
-    events = AccountEvent.objects.filter(processed_at__isnull=True, received_at__lt=cutoff)
-    ids = events.order_by("received_at", "id").values_list("id", flat=True)
+    events = AccountEvent.objects.filter(processed_at__isnull=True, received_at__lt=cutoff, id__gt=after_id)
+    ids = events.order_by("id").values_list("id", flat=True)
     return list(ids[:limit] if limit is not None else ids)

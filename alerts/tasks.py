@@ -3,6 +3,7 @@ import logging
 from celery import shared_task
 from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
+from django.core.cache import cache
 
 logger = logging.getLogger(__name__)
 
@@ -12,6 +13,7 @@ DETECTION_MAX_RETRIES = 12
 DETECTION_BACKOFF_MAX = 60
 # At most this many events re-queued per relay run: a backlog drains over a few minutes, in order.
 DETECTION_RELAY_BATCH = 5000
+RELAY_HIGH_KEY = "alerts:detection-relay:high-id"
 
 
 @shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=DETECTION_MAX_RETRIES)
@@ -46,12 +48,17 @@ def events_process_task(self, event_ids: list[int]) -> int:
 def events_unprocessed_relay_task() -> int:
     """Hand detection the events whose task never ran or gave up (beat, every minute): the events
     were committed before the 202, so nothing accepted is lost between the database and the
-    broker. Processing is idempotent, so a task that was merely slow costs a skipped re-run."""
+    broker. Processing is idempotent; and an event is re-queued at most once per
+    DETECTION_RELAY_AFTER, so a worker that is merely far behind is not sent the same events again
+    every minute (the highest id queued is remembered, shared through the cache, for that long)."""
     from alerts.selectors import event_ids_unprocessed
     from alerts.services import detection_enqueue
 
-    ids = event_ids_unprocessed(older_than=settings.DETECTION_RELAY_AFTER, limit=DETECTION_RELAY_BATCH)
+    window = settings.DETECTION_RELAY_AFTER
+    above = cache.get(RELAY_HIGH_KEY, 0)
+    ids = event_ids_unprocessed(older_than=window, after_id=above, limit=DETECTION_RELAY_BATCH)
     if ids:
+        cache.set(RELAY_HIGH_KEY, ids[-1], timeout=window.total_seconds())
         logger.warning("detection relay: re-queuing events whose task was lost", extra={"events": len(ids)})
         detection_enqueue(ids)
     return len(ids)

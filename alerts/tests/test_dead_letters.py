@@ -43,6 +43,17 @@ ACCOUNTS = [f"user-{n}" for n in range(7)]
 POISON = "user-4"
 
 
+@pytest.fixture(autouse=True)
+def _relay_forgets():
+    """The relay's memory (the highest id it queued) lives in the cache, which on Redis outlives a
+    test database whose ids start again from 1."""
+    from django.core.cache import cache
+
+    from alerts.tasks import RELAY_HIGH_KEY
+
+    cache.delete(RELAY_HIGH_KEY)
+
+
 @pytest.fixture
 def poisoned_rule(monkeypatch):
     """The two-factor rule fails on one account's events, with a message quoting a value."""
@@ -215,6 +226,24 @@ class TestReprocessing:
         assert set(AccountEvent.objects.filter(processed_at__isnull=True).values_list("pk", flat=True)) == {ids[2]}
         assert Alert.objects.filter(evidence__in=ids[:2]).exists()
         assert events_unprocessed_relay_task.delay().get() == 0  # done: nothing queued twice
+
+    def test_the_relay_queues_an_event_at_most_once_per_window_while_the_worker_is_behind(self, tenant_a):
+        from django.core.cache import cache
+
+        from alerts.tasks import RELAY_HIGH_KEY, events_unprocessed_relay_task
+
+        with mock.patch("alerts.services.detection_enqueue"):
+            ids = ingest(tenant_a, ACCOUNTS[:2])
+        AccountEvent.objects.filter(pk__in=ids).update(received_at=T0)
+        with mock.patch("alerts.services.detection_enqueue") as queued:  # queued, but the worker is far behind
+            assert events_unprocessed_relay_task.delay().get() == 2
+            assert events_unprocessed_relay_task.delay().get() == 0  # a minute later: not queued twice
+            later = ingest(tenant_a, ACCOUNTS[2:3])
+            AccountEvent.objects.filter(pk__in=later).update(received_at=T0)
+            assert events_unprocessed_relay_task.delay().get() == 1  # only the newly lost one
+            cache.delete(RELAY_HIGH_KEY)  # the window has passed: still unprocessed, so queued again
+            assert events_unprocessed_relay_task.delay().get() == 3
+        assert [call.args[0] for call in queued.call_args_list] == [ids, later, [*ids, *later]]
 
     def test_the_command_wants_to_be_told_which(self):
         with pytest.raises(CommandError):
