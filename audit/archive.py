@@ -23,7 +23,15 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from audit import triggers
-from audit.chain import GENESIS, LEGACY_KEY_ID, UnknownSealKeyError, canonical, checkpoint_signature, content_hash
+from audit.chain import (
+    GENESIS,
+    LEGACY_KEY_ID,
+    UnknownSealKeyError,
+    canonical,
+    checkpoint_signature,
+    content_hash,
+    current_checkpoint_key_id,
+)
 from audit.models import Action, AuditArchive, AuditEvent, AuditSeal
 from audit.services import audit_record, audit_seal
 from audit.verify import verify_chain
@@ -100,9 +108,14 @@ def audit_archive_segment(
                 "created_at": now.isoformat(),
                 # The head signed with the checkpoint key (outside the database): a file whose lines
                 # were rewritten and re-hashed cannot reach this head, nor sign another.
+                "signature_key_id": current_checkpoint_key_id(),
                 "signature": checkpoint_signature(
-                    chain=chain, seq=last.seq, hash_=last.hash, created_at_iso=now.isoformat()
-                ),
+                    chain=chain,
+                    seq=last.seq,
+                    hash_=last.hash,
+                    created_at_iso=now.isoformat(),
+                    key_id=current_checkpoint_key_id(),
+                ),  # fmt: skip
             }
         )
         for seal in segment:
@@ -164,6 +177,17 @@ class ArchiveHeader:
     count: int
 
 
+def _header_signed(header: "ArchiveHeader", raw: dict) -> bool:
+    try:
+        expected = checkpoint_signature(
+            chain=header.chain, seq=header.last_seq, hash_=header.head_hash,
+            created_at_iso=str(raw.get("created_at")), key_id=str(raw.get("signature_key_id", LEGACY_KEY_ID)),
+        )  # fmt: skip
+    except UnknownSealKeyError:
+        return False
+    return hmac.compare_digest(str(raw.get("signature", "")), expected)
+
+
 def archive_file_verify(path: Path) -> list[str]:
     """Problems found in an archive file (empty when it verifies): every hash recomputed from
     the content, links unbroken, the header's head hash reached, and, when the database still
@@ -182,15 +206,7 @@ def archive_file_verify(path: Path) -> list[str]:
             return ["not an audit archive (bad header)"]
         if raw.get("format") not in FORMATS:
             return [f"unknown format {raw.get('format')!r}"]
-        if raw["format"] == FORMAT and not hmac.compare_digest(
-            str(raw.get("signature", "")),
-            checkpoint_signature(
-                chain=header.chain,
-                seq=header.last_seq,
-                hash_=header.head_hash,
-                created_at_iso=str(raw.get("created_at")),
-            ),
-        ):
+        if raw["format"] == FORMAT and not _header_signed(header, raw):
             return ["the header's signature is invalid (a forged file, or another AUDIT_CHECKPOINT_KEY)"]
         prev, seq, count = header.prev_hash, header.first_seq, 0
         for line in lines:

@@ -45,7 +45,8 @@ LEGACY_KEY_ID = ""  # a seal made before seals were keyed
 
 
 class UnknownSealKeyError(LookupError):
-    """A seal names a key id that is not configured (AUDIT_SEAL_KEYS)."""
+    """A seal or a checkpoint names a key id that is not configured (AUDIT_SEAL_KEYS,
+    AUDIT_CHECKPOINT_KEYS)."""
 
 
 def seal_keys() -> dict[str, bytes]:
@@ -78,6 +79,24 @@ def content_hash(prev_hash: str, canonical_bytes: bytes, *, key_id: str) -> str:
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
-def checkpoint_signature(*, chain: int, seq: int, hash_: str, created_at_iso: str) -> str:
+def current_checkpoint_key_id() -> str:
+    """The id of the key that signs new checkpoints: the newest of AUDIT_CHECKPOINT_KEYS, or ""
+    for the single AUDIT_CHECKPOINT_KEY."""
+    return settings.AUDIT_CHECKPOINT_KEYS[0][0] if settings.AUDIT_CHECKPOINT_KEYS else LEGACY_KEY_ID
+
+
+def _checkpoint_key(key_id: str) -> bytes:
+    if key_id == LEGACY_KEY_ID:
+        key = settings.AUDIT_CHECKPOINT_KEY
+    else:
+        key = dict(settings.AUDIT_CHECKPOINT_KEYS).get(key_id, "")
+    if not key:
+        raise UnknownSealKeyError(key_id)
+    return key.encode()
+
+
+def checkpoint_signature(*, chain: int, seq: int, hash_: str, created_at_iso: str, key_id: str) -> str:
+    """HMAC of a chain head with the checkpoint key `key_id` (UnknownSealKeyError when it is not
+    configured)."""
     message = f"{chain}:{seq}:{hash_}:{created_at_iso}".encode()
-    return hmac.new(settings.AUDIT_CHECKPOINT_KEY.encode(), message, hashlib.sha256).hexdigest()
+    return hmac.new(_checkpoint_key(key_id), message, hashlib.sha256).hexdigest()

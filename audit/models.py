@@ -136,6 +136,7 @@ class AuditCheckpoint(models.Model):
     hash = models.CharField(max_length=64)
     created_at = models.DateTimeField()
     signature = models.CharField(max_length=64)
+    key_id = models.CharField(max_length=16, blank=True, default="")  # "": AUDIT_CHECKPOINT_KEY
 
     class Meta:
         indexes = [models.Index(fields=["chain", "-seq"], name="audit_checkpoint_chain_idx")]

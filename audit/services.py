@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from audit.chain import GENESIS, checkpoint_signature, current_seal_key_id, event_hash
+from audit.chain import GENESIS, checkpoint_signature, current_checkpoint_key_id, current_seal_key_id, event_hash
 from audit.masking import mask
 from audit.models import Action, AuditChainHead, AuditCheckpoint, AuditEvent, AuditSeal, AuditSealerState, Origin
 from config.bulk import BulkInsert
@@ -215,6 +215,7 @@ def audit_checkpoint() -> list[AuditCheckpoint]:
     """Sign every chain head that moved since its last checkpoint (scheduled)."""
     made = []
     now = timezone.now()
+    key_id = current_checkpoint_key_id()
     for head in AuditChainHead.objects.order_by("chain"):
         last = AuditCheckpoint.objects.filter(chain=head.chain).order_by("-seq").first()
         if last is not None and last.seq == head.seq:
@@ -225,8 +226,9 @@ def audit_checkpoint() -> list[AuditCheckpoint]:
                 seq=head.seq,
                 hash=head.hash,
                 created_at=now,
+                key_id=key_id,
                 signature=checkpoint_signature(
-                    chain=head.chain, seq=head.seq, hash_=head.hash, created_at_iso=now.isoformat()
+                    chain=head.chain, seq=head.seq, hash_=head.hash, created_at_iso=now.isoformat(), key_id=key_id
                 ),
             )
         )

@@ -129,9 +129,13 @@ def verify_chain(chain: int, *, stop_at_first: bool = True) -> ChainReport:
 
 
 def _signature_valid(chain: int, checkpoint: AuditCheckpoint) -> bool:
-    expected = checkpoint_signature(
-        chain=chain, seq=checkpoint.seq, hash_=checkpoint.hash, created_at_iso=checkpoint.created_at.isoformat()
-    )
+    try:
+        expected = checkpoint_signature(
+            chain=chain, seq=checkpoint.seq, hash_=checkpoint.hash,
+            created_at_iso=checkpoint.created_at.isoformat(), key_id=checkpoint.key_id,
+        )  # fmt: skip
+    except UnknownSealKeyError:  # signed with a key no longer (or never) configured
+        return False
     return hmac.compare_digest(expected, checkpoint.signature)
 
 

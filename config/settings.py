@@ -165,13 +165,27 @@ CELERY_BEAT_SCHEDULE = {
 AUDIT_SEAL_ON_COMMIT = env_bool("AUDIT_SEAL_ON_COMMIT", default=CELERY_TASK_ALWAYS_EAGER)
 
 
-# Signs chain checkpoints: keep it outside the database (a secret store, the environment).
-AUDIT_CHECKPOINT_KEY = _secret("AUDIT_CHECKPOINT_KEY", ".dev-audit-key", 32)
+def _signing_keys(name: str, raw: str) -> list[tuple[str, str]]:
+    """`raw` as "id:secret,id:secret", newest first: the newest key signs, and older keys stay
+    listed (to verify what they signed) after a rotation."""
+    keys: list[tuple[str, str]] = []
+    for item in (part.strip() for part in raw.split(",") if part.strip()):
+        key_id, _, secret = item.partition(":")
+        if not (1 <= len(key_id) <= 16 and key_id.replace("-", "").replace("_", "").isalnum()) or len(secret) < 16:
+            raise ImproperlyConfigured(
+                f"{name} must be 'id:secret' items (id of 1-16 letters, digits, - or _; a secret of "
+                "16 characters at least), comma-separated, newest first"
+            )
+        if key_id in dict(keys):
+            raise ImproperlyConfigured(f"{name} lists the key id {key_id!r} twice")
+        keys.append((key_id, secret))
+    if not keys:
+        raise ImproperlyConfigured(f"{name} holds no key")
+    return keys
 
 
 def _seal_keys() -> list[tuple[str, str]]:
-    """AUDIT_SEAL_KEYS="id:secret,id:secret", newest first: every seal is an HMAC with the newest
-    key and names its key id, so older keys stay listed (to verify old seals) after a rotation."""
+    """AUDIT_SEAL_KEYS: every seal is an HMAC with the newest key and names its key id."""
     raw = env_str("AUDIT_SEAL_KEYS")
     if not raw:
         if PRODUCTION:
@@ -181,23 +195,20 @@ def _seal_keys() -> list[tuple[str, str]]:
             path.write_text(f"dev{secrets.token_hex(3)}:{secrets.token_urlsafe(32)}")
             path.chmod(0o600)
         raw = path.read_text().strip()
-    keys: list[tuple[str, str]] = []
-    for item in (part.strip() for part in raw.split(",") if part.strip()):
-        key_id, _, secret = item.partition(":")
-        if not (1 <= len(key_id) <= 16 and key_id.replace("-", "").replace("_", "").isalnum()) or len(secret) < 16:
-            raise ImproperlyConfigured(
-                "AUDIT_SEAL_KEYS must be 'id:secret' items (id of 1-16 letters, digits, - or _; a secret of "
-                "16 characters at least), comma-separated, newest first"
-            )
-        if key_id in dict(keys):
-            raise ImproperlyConfigured(f"AUDIT_SEAL_KEYS lists the key id {key_id!r} twice")
-        keys.append((key_id, secret))
-    if not keys:
-        raise ImproperlyConfigured("AUDIT_SEAL_KEYS holds no key")
-    return keys
+    return _signing_keys("AUDIT_SEAL_KEYS", raw)
 
 
-# Keys the hash chain's seals, kept outside the database like the checkpoint key: whoever can
+# Sign chain checkpoints and archive heads; keep them outside the database (a secret store, the
+# environment). AUDIT_CHECKPOINT_KEYS ("id:secret,...", newest first) rotates: each checkpoint
+# names its key. AUDIT_CHECKPOINT_KEY, the single key without an id, signs when no list is given,
+# and verifies the checkpoints it signed once a list replaces it.
+AUDIT_CHECKPOINT_KEYS = _signing_keys("AUDIT_CHECKPOINT_KEYS", raw) if (raw := env_str("AUDIT_CHECKPOINT_KEYS")) else []
+AUDIT_CHECKPOINT_KEY = (
+    env_str("AUDIT_CHECKPOINT_KEY", "")
+    if AUDIT_CHECKPOINT_KEYS
+    else _secret("AUDIT_CHECKPOINT_KEY", ".dev-audit-key", 32)
+)
+# Keys the hash chain's seals, kept outside the database like the checkpoint keys: whoever can
 # write the tables still cannot recompute a seal.
 AUDIT_SEAL_KEYS = _seal_keys()
 AUDIT_ARCHIVE_DIR = Path(env_str("AUDIT_ARCHIVE_DIR", str(BASE_DIR / "audit-archive")))

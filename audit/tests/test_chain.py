@@ -440,3 +440,48 @@ class TestKeyedSeals:
         tamper("UPDATE audit_auditcheckpoint SET signature = %s", ["0" * 64])
         code, out = verify("--tenant", tenant_a.slug, "--no-seal")
         assert code == 1 and "unkeyed seal after the last signed checkpoint" in out
+
+
+CHECKPOINT_1 = ("c1", "first-checkpoint-key-for-tests-0123456789")
+CHECKPOINT_2 = ("c2", "second-checkpoint-key-for-tests-0123456789")
+
+
+class TestCheckpointKeys:
+    """Checkpoint keys rotate like seal keys: each checkpoint names the key that signed it."""
+
+    def test_a_rotated_checkpoint_key_keeps_old_checkpoints_verifying(self, tenant_a, settings):
+        settings.AUDIT_CHECKPOINT_KEYS = [CHECKPOINT_1]
+        record(tenant_a, 2)
+        audit_seal()
+        (first,) = audit_checkpoint()
+        assert first.key_id == "c1"
+        settings.AUDIT_CHECKPOINT_KEYS = [CHECKPOINT_2, CHECKPOINT_1]  # rotated: the new key signs
+        record(tenant_a)
+        audit_seal()
+        (second,) = audit_checkpoint()
+        assert second.key_id == "c2"
+        assert verify("--tenant", tenant_a.slug, "--no-seal")[0] == 0
+
+    def test_a_checkpoint_whose_key_is_gone_or_changed_is_reported(self, tenant_a, settings):
+        settings.AUDIT_CHECKPOINT_KEYS = [CHECKPOINT_1]
+        record(tenant_a, 2)
+        audit_seal()
+        audit_checkpoint()
+        settings.AUDIT_CHECKPOINT_KEYS = [CHECKPOINT_2]  # the old key dropped too early
+        code, out = verify("--tenant", tenant_a.slug, "--no-seal")
+        assert code == 1 and "checkpoint signature invalid" in out
+        settings.AUDIT_CHECKPOINT_KEYS = [("c1", "not-the-key-that-signed-this-checkpoint")]
+        code, out = verify("--tenant", tenant_a.slug, "--no-seal")
+        assert code == 1 and "checkpoint signature invalid" in out
+
+    def test_checkpoints_signed_with_the_single_key_verify_after_a_list_replaces_it(self, tenant_a, settings):
+        settings.AUDIT_CHECKPOINT_KEYS = []
+        record(tenant_a, 2)
+        audit_seal()
+        (legacy,) = audit_checkpoint()
+        assert legacy.key_id == ""  # AUDIT_CHECKPOINT_KEY, as before key ids
+        settings.AUDIT_CHECKPOINT_KEYS = [CHECKPOINT_1]
+        assert verify("--tenant", tenant_a.slug, "--no-seal")[0] == 0
+        settings.AUDIT_CHECKPOINT_KEY = ""  # the single key retired: its checkpoints cannot be checked
+        code, out = verify("--tenant", tenant_a.slug, "--no-seal")
+        assert code == 1 and "checkpoint signature invalid" in out
