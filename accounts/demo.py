@@ -27,6 +27,8 @@ DEMO_STAFF = [
     ("agent.globex", Role.AGENT, ["globex-telecom"]),
     ("agent.both", Role.AGENT, ["acme-bank", "globex-telecom"]),
 ]
+# Each demo tenant's extra queue, beside its default one: slug, name, alert types, minimum severity.
+DEMO_QUEUE = ("takeover", "Takeover and recovery", ["account_takeover", "recovery"], 3)
 
 
 @dataclass
@@ -79,4 +81,22 @@ def seed_demo(password: str) -> list[DemoLogin]:
         if len(codes) < 3:
             codes = services.mfa_backup_codes_regenerate(user=user)
         logins.append(DemoLogin(username, role, slugs, totp_secret_base32(device), codes[:3]))
+    _seed_queues(tenants)
     return logins
+
+
+def _seed_queues(tenants: dict[str, Tenant]) -> None:
+    """Each demo tenant's extra queue, and its default queue granted to its agents. Demo tooling,
+    not the identity domain: it may reach the desk (accounts' services and models never import it)."""
+    from desk.models import Queue
+    from desk.services import queue_create, queue_grant_default
+
+    slug, name, types, severity = DEMO_QUEUE
+    for tenant in tenants.values():
+        if not Queue.objects.filter(tenant=tenant, slug=slug).exists():
+            queue_create(tenant=tenant, slug=slug, name=name, alert_types=types, min_severity=severity)
+    for username, role, slugs in DEMO_STAFF:
+        if role == Role.AGENT:
+            user = User.objects.get(username=username)
+            for tenant_slug in slugs:
+                queue_grant_default(tenant=tenants[tenant_slug], user=user)

@@ -15,6 +15,7 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "audit.view_auditevent",
         "alerts.view_alert",
         "alerts.change_alert",
+        "desk.view_queue",  # every queue of the tenant; agents see only the queues granted to them
     },
     Role.ADMIN: {
         "accounts.view_tenant",
@@ -26,6 +27,7 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "audit.view_auditevent",
         "alerts.view_alert",
         "alerts.change_alert",
+        "desk.view_queue",
     },
 }
 
@@ -38,6 +40,7 @@ BPO_ADMIN_PERMISSIONS: set[str] = {
     "audit.view_auditevent",
     "audit.view_auditcheckpoint",
     "alerts.view_alert",
+    "desk.view_queue",
     # Detection's dead letters: see them, and run detection over them again (the admin action).
     "alerts.view_eventdeadletter",
     "alerts.change_eventdeadletter",

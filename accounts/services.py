@@ -19,6 +19,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import Membership, Role, Tenant, User
 from accounts.roles import BPO_ADMIN_GROUP, BPO_ADMIN_PERMISSIONS, ROLE_PERMISSIONS
+from accounts.signals import tenant_created
 from audit.masking import audit_diff
 from audit.models import Action
 from audit.services import audit_record
@@ -62,6 +63,9 @@ def tenant_create(
     if audit_retention_days is not None:
         after["audit_retention_days"] = tenant.audit_retention_days
     audit_record(action=Action.CREATE, actor=actor, tenant=tenant, target=tenant, changes=audit_diff({}, after))
+    # In this transaction: the desk adds the tenant's default queue (a tenant without one would
+    # leave its alerts in no queue), without the identity domain importing the desk.
+    tenant_created.send(sender=Tenant, tenant=tenant, actor=actor)
     logger.info("tenant created", extra={"tenant_id": tenant.pk})
     return tenant
 

@@ -205,6 +205,13 @@ class Alert(models.Model):
         indexes = [
             models.Index(fields=["tenant", "status", "-last_seen_at"], name="alert_queue_idx"),
             models.Index(fields=["customer", "created_at"], name="alert_customer_idx"),
+            # A desk queue's active alerts in queue order (desk.selectors.QUEUE_ORDER), read straight
+            # from the index: the first page does not sort the tenant's active alerts.
+            models.Index(
+                fields=["tenant", "-severity", "first_seen_at", "id"],
+                condition=models.Q(status__in=["open", "acknowledged"]),
+                name="alert_active_queue_order_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -176,9 +176,11 @@ class TestTenants:
         assert response.status_code == 302, response.content[:3000]
         tenant = Tenant.objects.get(slug="initech")
         assert tenant.audit_retention_days == 400
-        (created,) = _writes(admin_user)
-        assert (created.action, created.tenant_id) == (Action.CREATE, tenant.pk)
+        # The tenant, and the default queue the desk gives it in the same transaction.
+        created, queue = _writes(admin_user)
+        assert (created.action, created.tenant_id, created.target_type) == (Action.CREATE, tenant.pk, "accounts.tenant")
         assert created.changes["audit_retention_days"] == {"before": None, "after": 400}
+        assert (queue.action, queue.tenant_id, queue.target_type) == (Action.CREATE, tenant.pk, "desk.queue")
 
     def test_deactivating_a_tenant_is_one_record_and_the_slug_stays(self, admin_user, tenant_a):
         response = verified_client(admin_user).post(

@@ -22,8 +22,11 @@ class Command(BaseCommand):
         parser.add_argument("--tenant", action="append", default=[], metavar="SLUG", help="repeat for several")
         parser.add_argument("--email", default="")
         parser.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+        parser.add_argument(
+            "--no-default-queue", action="store_true", help="an agent is not granted the tenants' default queues"
+        )
 
-    def handle(self, *args, username, role, tenant, email, password_stdin, **options):
+    def handle(self, *args, username, role, tenant, email, password_stdin, no_default_queue, **options):
         slugs = tenant
         if not slugs and role != Role.ADMIN:
             raise CommandError(f"A {role} needs at least one --tenant.")
@@ -49,6 +52,13 @@ class Command(BaseCommand):
                     action = "Updated"
                 for t in tenants:
                     services.membership_set(user=user, tenant=t, role=role)
+                if role == Role.AGENT and not no_default_queue:
+                    # A command is an entry point, not the identity domain: it may reach the desk
+                    # (accounts' services and models never import it).
+                    from desk.services import queue_grant_default
+
+                    for t in tenants:
+                        queue_grant_default(tenant=t, user=user)
         except ValidationError as exc:
             raise CommandError(_messages(exc)) from exc
         where = ", ".join(t.slug for t in tenants) if tenants else "every tenant (BPO-wide admin)"

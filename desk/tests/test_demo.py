@@ -1,0 +1,40 @@
+"""The demo data's queues, and the data migration that gave tenants made before queues their default."""
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+from accounts.demo import seed_demo
+from accounts.models import Tenant, User
+from desk.models import Queue
+from desk.selectors import queue_list_for
+
+
+@pytest.mark.django_db
+def test_demo_tenants_have_two_queues_and_agents_their_default_queues_idempotently(settings, tmp_path):
+    settings.BASE_DIR = tmp_path
+    seed_demo("demo-password-long-enough")
+    seed_demo("demo-password-long-enough")
+    assert set(Queue.objects.values_list("tenant__slug", "slug")) == {
+        (t, q) for t in ("acme-bank", "globex-telecom") for q in ("default", "takeover")
+    }
+
+    def queues(username):
+        return set(queue_list_for(user=User.objects.get(username=username)).values_list("tenant__slug", "slug"))
+
+    assert queues("agent.acme") == {("acme-bank", "default")}
+    assert queues("agent.globex") == {("globex-telecom", "default")}
+    assert queues("agent.both") == {("acme-bank", "default"), ("globex-telecom", "default")}
+    assert len(queues("supervisor")) == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_data_migration_gives_every_existing_tenant_a_default_queue():
+    executor = MigrationExecutor(connection)
+    executor.migrate([("desk", "0001_queue")])
+    old = executor.loader.project_state([("desk", "0001_queue")]).apps
+    old.get_model("accounts", "Tenant").objects.create(slug="before-queues", name="Old")
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+    queue = Queue.objects.get(tenant=Tenant.objects.get(slug="before-queues"))
+    assert (queue.slug, queue.is_default) == ("default", True)
