@@ -4,13 +4,13 @@ role carries alerts.view_alert (every role today; the desk will narrow agents to
 from datetime import timedelta
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import User
 from accounts.selectors import tenant_ids_with_perm
-from alerts.models import AccountEvent, Alert
+from alerts.models import AccountEvent, Alert, AlertEvidence
 
 ALERT_VIEW_PERM = "alerts.view_alert"
 ALERT_CHANGE_PERM = "alerts.change_alert"
@@ -28,10 +28,15 @@ def alert_list_for(*, user: User, perm: str = ALERT_VIEW_PERM) -> QuerySet[Alert
     return alerts.filter(tenant_id__in=alert_tenant_ids_for(user=user, perm=perm))
 
 
-def alert_get_for(*, user: User, alert_id, perm: str = ALERT_VIEW_PERM) -> Alert:
-    """One alert `user` may see (or work on). Missing and forbidden both raise Http404."""
+def alert_get_for(*, user: User, alert_id, perm: str = ALERT_VIEW_PERM, with_evidence: bool = True) -> Alert:
+    """One alert `user` may see (or work on). Missing and forbidden both raise Http404.
+    `with_evidence=False` leaves the evidence unfetched, for a caller that pages it
+    (`alert_evidence_for`): a folding alert's evidence grows without bound."""
+    alerts = alert_list_for(user=user, perm=perm)
+    if with_evidence:
+        alerts = alerts.prefetch_related("evidence")
     try:
-        return alert_list_for(user=user, perm=perm).prefetch_related("evidence").get(pk=int(alert_id))
+        return alerts.get(pk=int(alert_id))
     except (Alert.DoesNotExist, ValueError, TypeError):
         raise Http404("No such alert.") from None
 
@@ -54,3 +59,34 @@ def event_ids_unprocessed(*, older_than: timedelta, after_id: int = 0, limit: in
     events = AccountEvent.objects.filter(processed_at__isnull=True, received_at__lt=cutoff, id__gt=after_id)
     ids = events.order_by("id").values_list("id", flat=True)
     return list(ids[:limit] if limit is not None else ids)
+
+
+# Reads for one alert's page. Each takes an alert the caller already fetched through an access
+# function (`alert_get_for`): they add no access check of their own, and must not be given anything else.
+
+
+def alert_evidence_for(*, alert: Alert, limit: int = 50) -> tuple[list[AccountEvent], int]:
+    """The newest `limit` evidence events of `alert`, in the order they happened, and how many it has
+    in all. At most two queries (the count only when there are more than `limit`), whatever the size."""
+    events = list(
+        AccountEvent.objects.filter(alerts__pk=alert.pk).order_by("-occurred_at", "-id")[: limit + 1]
+    )  # the links come from the (alert, event) unique index; the database sorts the alert's events
+    total = len(events)
+    if total > limit:
+        events = events[:limit]
+        total = AlertEvidence.objects.filter(alert_id=alert.pk).count()
+    events.reverse()
+    return events, total
+
+
+def alert_related_for(*, user: User, alert: Alert) -> list[Alert]:
+    """The alerts linked to `alert` in either direction (the escalation it is part of, or the alerts
+    an escalation links), those `user` may see only, oldest first. Each carries `escalates` (True
+    when it is an escalation that links `alert`). One query."""
+    links = Alert.related.through.objects
+    linked = Q(pk__in=links.filter(from_alert_id=alert.pk).values("to_alert_id")) | Q(
+        pk__in=links.filter(to_alert_id=alert.pk).values("from_alert_id")
+    )
+    escalates = Exists(links.filter(from_alert_id=OuterRef("pk"), to_alert_id=alert.pk))
+    related = alert_list_for(user=user).filter(linked).exclude(pk=alert.pk).annotate(escalates=escalates)
+    return list(related.order_by("first_seen_at", "id"))

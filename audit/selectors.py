@@ -12,7 +12,7 @@ from django.db.models import F, Max, Min, Q, QuerySet
 
 from accounts.models import Tenant, User
 from accounts.selectors import bpo_admin_has_perm, tenant_ids_with_perm
-from audit.models import AuditEvent
+from audit.models import Action, AuditEvent
 
 AUDIT_VIEW_PERM = "audit.view_auditevent"
 
@@ -144,3 +144,17 @@ def audit_event_page_for(
 
 def audit_actor_get(*, username: str) -> User | None:
     return User.objects.filter(username=username).first()
+
+
+def audit_changes_of(*, obj, limit: int = 20) -> list[AuditEvent]:
+    """The changes recorded on one object (its creation and updates; never views or lists), newest
+    first: the working history that a screen showing `obj` shows beside it. Adds no access check:
+    the caller shows `obj` only after its own access function allowed it. One query, served by
+    the (target_type, target_id, id) index."""
+    target_type = f"{obj._meta.app_label}.{obj._meta.model_name}"
+    events = AuditEvent.objects.filter(
+        target_type=target_type, target_id=str(obj.pk), action__in=[Action.CREATE, Action.UPDATE]
+    )
+    return list(
+        events.only("id", "occurred_at", "action", "actor_label", "changes", "reason", "origin").order_by("-id")[:limit]
+    )
