@@ -15,6 +15,7 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "audit.view_auditevent",
         "alerts.view_alert",
         "alerts.change_alert",
+        "alerts.reassign_alert",  # release or reassign an alert another staff member holds
     },
     Role.ADMIN: {
         "accounts.view_tenant",
@@ -26,6 +27,7 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "audit.view_auditevent",
         "alerts.view_alert",
         "alerts.change_alert",
+        "alerts.reassign_alert",
     },
 }
 
