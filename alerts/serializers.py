@@ -72,6 +72,12 @@ class AssignSerializer(serializers.Serializer):
     username = StrictCharField(max_length=150)
 
 
-class AssigneeResultSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    assignee = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+class AssigneeResultSerializer(serializers.ModelSerializer):
+    assignee = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True, help_text="Who holds the alert, or null."
+    )
+
+    class Meta:
+        model = Alert
+        fields = ["id", "assignee"]
+        read_only_fields = fields
