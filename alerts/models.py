@@ -67,9 +67,10 @@ class Customer(models.Model):
     phone = EncryptedTextField(blank=True)
     display_name = EncryptedTextField(blank=True)
     # The masked forms that staff screens show (audit.masking.mask), written with the contacts: a
-    # list of alerts never decrypts personal data to mask it.
-    email_masked = models.CharField(max_length=64, blank=True)
-    phone_masked = models.CharField(max_length=64, blank=True)
+    # list of alerts never decrypts personal data to mask it. A database default too: rows inserted in
+    # SQL (bench/ingest.py) without contacts need none.
+    email_masked = models.CharField(max_length=64, blank=True, default="", db_default="")
+    phone_masked = models.CharField(max_length=64, blank=True, default="", db_default="")
     locale = models.CharField(max_length=35, blank=True)
     channels = models.JSONField(default=dict, blank=True)  # {"email": true, "sms": false, ...}
     # Keyed digests of the encrypted fields ({"email": ...}): ingestion tells a change without
