@@ -16,6 +16,7 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "alerts.view_alert",
         "alerts.change_alert",
         "desk.view_queue",  # every queue of the tenant; agents see only the queues granted to them
+        "alerts.reassign_alert",  # release or reassign an alert another staff member holds
     },
     Role.ADMIN: {
         "accounts.view_tenant",
@@ -28,6 +29,7 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "alerts.view_alert",
         "alerts.change_alert",
         "desk.view_queue",
+        "alerts.reassign_alert",
     },
 }
 

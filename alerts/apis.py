@@ -14,14 +14,32 @@ from accounts.decorators import mfa_not_required
 from alerts.filters import alert_list_filtered
 from alerts.keys import EventApiKeyAuthentication, TenantIsActive
 from alerts.models import AlertStatus, AlertType
-from alerts.selectors import ALERT_CHANGE_PERM, alert_get_for, alert_get_to_act
+from alerts.selectors import (
+    ALERT_CHANGE_PERM,
+    ALERT_REASSIGN_PERM,
+    alert_get_for,
+    alert_get_to_act,
+    staff_get_by_username,
+)
 from alerts.serializers import (
     AlertDetailSerializer,
     AlertSerializer,
+    AssigneeResultSerializer,
+    AssignSerializer,
     TransitionResultSerializer,
     TransitionSerializer,
 )
-from alerts.services import AlertTransitionError, alert_acknowledge, alert_dismiss, alert_resolve, events_ingest
+from alerts.services import (
+    AlertClaimConflict,
+    AlertTransitionError,
+    alert_acknowledge,
+    alert_claim,
+    alert_dismiss,
+    alert_reassign,
+    alert_release,
+    alert_resolve,
+    events_ingest,
+)
 from alerts.throttles import TenantEventRateThrottle
 from alerts.validation import EVENT_TYPES, validate_body
 from audit.decorators import audit_shown, shows_data
@@ -250,3 +268,82 @@ class AlertResolveApi(_AlertTransitionApi):
 class AlertDismissApi(_AlertTransitionApi):
     def step(self, *, alert, actor, note):
         return alert_dismiss(alert=alert, actor=actor, note=note)
+
+
+def _assignee_schema(operation_id: str, summary: str, conflict: str, request=None, extra: dict | None = None):
+    return extend_schema(
+        operation_id=operation_id,
+        summary=summary,
+        tags=["alerts"],
+        request=request,
+        responses={
+            200: AssigneeResultSerializer,
+            403: OpenApiResponse(description="The caller sees the alert, but their role may not do this."),
+            404: OpenApiResponse(description="No such alert, or one the caller may not see."),
+            409: OpenApiResponse(description=conflict),
+            **(extra or {}),
+        },
+    )
+
+
+class _AlertAssigneeApi(APIView):
+    """Who holds an alert. Answers `{"id", "assignee"}`; the desk reads the rest through the
+    (recorded) detail endpoint. 404 for an alert the caller cannot see, 403 for a role that may not
+    do this, 409 when the holder or the status does not allow it."""
+
+    http_method_names = ["post"]
+    perm = ALERT_CHANGE_PERM
+
+    def change(self, *, alert, request):
+        raise NotImplementedError
+
+    def post(self, request, alert_id):
+        alert = alert_get_to_act(user=request.user, alert_id=alert_id, perm=self.perm)
+        try:
+            alert = self.change(alert=alert, request=request)
+        except AlertClaimConflict as error:
+            raise Conflict(error.message) from None
+        return Response(AssigneeResultSerializer(alert).data)
+
+
+@extend_schema_view(
+    post=_assignee_schema(
+        "alerts_claim",
+        "Claim: the caller works the alert (again: no change)",
+        "Another staff member holds the alert, or it is resolved or dismissed.",
+    )
+)
+class AlertClaimApi(_AlertAssigneeApi):
+    def change(self, *, alert, request):
+        return alert_claim(alert=alert, actor=request.user)
+
+
+@extend_schema_view(
+    post=_assignee_schema(
+        "alerts_release",
+        "Release: give the alert back to its queue (a supervisor of the tenant may release anyone's)",
+        "The caller does not hold the alert (and may not release others'), or it is resolved or dismissed.",
+    )
+)
+class AlertReleaseApi(_AlertAssigneeApi):
+    def change(self, *, alert, request):
+        return alert_release(alert=alert, actor=request.user)
+
+
+@extend_schema_view(
+    post=_assignee_schema(
+        "alerts_assign",
+        "Assign: a supervisor hands the alert to a staff member who works the tenant's alerts",
+        "The alert is resolved or dismissed.",
+        request=AssignSerializer,
+        extra={400: OpenApiResponse(description="Malformed body, or nobody by that name works this client's alerts.")},
+    )
+)
+class AlertAssignApi(_AlertAssigneeApi):
+    perm = ALERT_REASSIGN_PERM
+
+    def change(self, *, alert, request):
+        data = AssignSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        to = staff_get_by_username(username=data.validated_data["username"])
+        return alert_reassign(alert=alert, actor=request.user, to=to)

@@ -66,6 +66,11 @@ class Customer(models.Model):
     email = EncryptedTextField(blank=True)
     phone = EncryptedTextField(blank=True)
     display_name = EncryptedTextField(blank=True)
+    # The masked forms that staff screens show (audit.masking.mask), written with the contacts: a
+    # list of alerts never decrypts personal data to mask it. A database default too: rows inserted in
+    # SQL (bench/ingest.py) without contacts need none.
+    email_masked = models.CharField(max_length=64, blank=True, default="", db_default="")
+    phone_masked = models.CharField(max_length=64, blank=True, default="", db_default="")
     locale = models.CharField(max_length=35, blank=True)
     channels = models.JSONField(default=dict, blank=True)  # {"email": true, "sms": false, ...}
     # Keyed digests of the encrypted fields ({"email": ...}): ingestion tells a change without
@@ -190,11 +195,22 @@ class Alert(models.Model):
     closed_at = models.DateTimeField(null=True, blank=True)  # resolved or dismissed
     closed_by = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     resolution_note = models.CharField(max_length=500, blank=True)
+    # Working the alert: one staff member holds it at a time (alerts.services.alert_claim). Kept
+    # when the alert is resolved or dismissed: who worked it is history.
+    assignee = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    assigned_at = models.DateTimeField(null=True, blank=True)
+    first_response_at = models.DateTimeField(null=True, blank=True)  # the first claim or acknowledgement
+    # The tenant's SLA for the alert's severity (alerts.sla), from when it was raised. `sla_due_at`
+    # is the one that applies now: first response until it happens, then resolution; none once final.
+    first_response_due_at = models.DateTimeField(null=True, blank=True)
+    resolution_due_at = models.DateTimeField(null=True, blank=True)
+    sla_due_at = models.DateTimeField(null=True, blank=True)
     evidence = models.ManyToManyField(AccountEvent, through="AlertEvidence", related_name="alerts")
     related = models.ManyToManyField("self", symmetrical=False, blank=True, related_name="escalations")
 
     class Meta:
         ordering = ["-last_seen_at"]
+        permissions = [("reassign_alert", "Can release or reassign an alert another staff member holds")]
         constraints = [
             models.UniqueConstraint(
                 fields=["tenant", "dedupe_key"],
@@ -219,6 +235,23 @@ class Alert(models.Model):
 
     def audit_label(self) -> str:
         return self.get_type_display().lower()  # the audit shows "Alert #2 (password change)"
+
+
+class SlaPolicy(models.Model):
+    """A tenant's service level for one severity: minutes from raising an alert to its first
+    response (a claim or an acknowledgement) and to its resolution. A tenant without a row for a
+    severity gets the defaults in alerts.sla."""
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="sla_policies")
+    severity = models.PositiveSmallIntegerField(choices=Severity.choices)
+    first_response_minutes = models.PositiveIntegerField()
+    resolution_minutes = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "severity"], name="sla_policy_tenant_severity_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.tenant}: SLA for {self.get_severity_display().lower()}"
 
 
 class AlertEvidence(models.Model):

@@ -23,6 +23,7 @@ from django.db import IntegrityError, transaction
 from accounts.models import Tenant
 from alerts.findings import Finding, Known, cut, cut_key
 from alerts.models import ACTIVE_STATUSES, Alert, AlertEvidence, AlertStatus
+from alerts.sla import Policies, sla_apply, sla_policies_for
 from audit.masking import audit_diff
 from audit.models import Action
 from audit.services import audit_record_many
@@ -58,6 +59,7 @@ class AlertBook:
         """Load the alerts of these accounts, of these rules, seen since `since` (None: none)."""
         self.entries: dict[tuple[int, str], Entry] = {}
         self.known: dict[int, list[Known]] = {}
+        self._policies: Policies | None = None
         if since is None or not customer_ids:
             return
         stored = (
@@ -156,9 +158,15 @@ class AlertBook:
             payload = {"id": alert.pk, "type": alert.type, "severity": alert.severity, "count": alert.count}
             announcements.add(alert.tenant_id, "alert.created" if id(entry) in created else "alert.updated", payload)
 
-    @staticmethod
-    def _new_alert(entry: Entry, now) -> Alert:
-        return Alert(
+    def _sla_policies(self) -> Policies:
+        """The SLA policies of the chunk's tenants: one query per chunk, and only if an alert is
+        raised or its severity rises."""
+        if self._policies is None:
+            self._policies = sla_policies_for(tenant_ids={tenant_id for tenant_id, _ in self.entries})
+        return self._policies
+
+    def _new_alert(self, entry: Entry, now) -> Alert:
+        alert = Alert(
             tenant=entry.tenant,
             customer_id=entry.customer_id,
             type=entry.finding.type,
@@ -172,6 +180,8 @@ class AlertBook:
             created_at=now,
             updated_at=now,
         )
+        sla_apply(alert, self._sla_policies(), raised_at=now)
+        return alert
 
     def _create(self, entries: list[Entry], now) -> set[int]:
         # An account's alerts cannot race: its state row is locked for the chunk.
@@ -194,7 +204,11 @@ class AlertBook:
             )
             return set()
 
-    _UPDATE = BulkUpdate(Alert, fields=["count", "severity", "reason", "last_seen_at", "updated_at"])
+    _UPDATE = BulkUpdate(
+        Alert,
+        fields=["count", "severity", "reason", "last_seen_at", "updated_at",
+                "first_response_due_at", "resolution_due_at", "sla_due_at"],
+    )  # fmt: skip
 
     def _fold(self, entries: list[Entry], now) -> list[dict]:
         records = []
@@ -202,7 +216,9 @@ class AlertBook:
             alert = entry.alert
             before = {"count": alert.count, "severity": alert.severity}
             alert.count += entry.count
-            alert.severity = max(alert.severity, entry.severity)
+            if entry.severity > alert.severity:  # a tighter SLA, counted from when it was raised
+                alert.severity = entry.severity
+                sla_apply(alert, self._sla_policies(), raised_at=alert.created_at)
             alert.reason = entry.finding.reason
             alert.last_seen_at = max(alert.last_seen_at, entry.last_seen)
             alert.updated_at = now

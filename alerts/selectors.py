@@ -14,6 +14,8 @@ from alerts.models import AccountEvent, Alert, AlertEvidence
 
 ALERT_VIEW_PERM = "alerts.view_alert"
 ALERT_CHANGE_PERM = "alerts.change_alert"
+ALERT_REASSIGN_PERM = "alerts.reassign_alert"
+ENCRYPTED_CUSTOMER_FIELDS = ("email", "phone", "display_name")
 
 
 def alert_tenant_ids_for(*, user: User, perm: str = ALERT_VIEW_PERM) -> list[int]:
@@ -23,8 +25,13 @@ def alert_tenant_ids_for(*, user: User, perm: str = ALERT_VIEW_PERM) -> list[int
 
 
 def alert_list_for(*, user: User, perm: str = ALERT_VIEW_PERM) -> QuerySet[Alert]:
-    """Alerts `user` may see (or, with perm=ALERT_CHANGE_PERM, work on), newest first."""
-    alerts = Alert.objects.select_related("tenant", "customer").order_by("-id")
+    """Alerts `user` may see (or, with perm=ALERT_CHANGE_PERM, work on), newest first. The
+    customer's encrypted contacts are not loaded (so not decrypted): lists show the masked forms."""
+    alerts = (
+        Alert.objects.select_related("tenant", "customer", "assignee")
+        .defer(*(f"customer__{name}" for name in ENCRYPTED_CUSTOMER_FIELDS))
+        .order_by("-id")
+    )
     return alerts.filter(tenant_id__in=alert_tenant_ids_for(user=user, perm=perm))
 
 
@@ -90,3 +97,9 @@ def alert_related_for(*, user: User, alert: Alert) -> list[Alert]:
     escalates = Exists(links.filter(from_alert_id=OuterRef("pk"), to_alert_id=alert.pk))
     related = alert_list_for(user=user).filter(linked).exclude(pk=alert.pk).annotate(escalates=escalates)
     return list(related.order_by("first_seen_at", "id"))
+
+
+def staff_get_by_username(*, username: str) -> User | None:
+    """The active staff member with this username, or None (the caller's service decides whether
+    they may be given the alert, and answers both cases alike)."""
+    return User.objects.filter(username=username, is_active=True).first()

@@ -1,21 +1,17 @@
+from django.utils import timezone
 from rest_framework import serializers
 
 from alerts.models import Alert
-from audit.masking import mask
 
 
 class CustomerBriefSerializer(serializers.Serializer):
-    """The account an alert is about, masked: staff reveal details only through the desk."""
+    """The account an alert is about, masked: staff reveal details only through the desk. The
+    masked forms are stored beside the encrypted contacts, so a page of alerts decrypts nothing."""
 
     id = serializers.IntegerField()
-    email = serializers.SerializerMethodField()
-    phone = serializers.SerializerMethodField()
-
-    def get_email(self, customer) -> str:
-        return mask(customer.email) if customer.email else ""
-
-    def get_phone(self, customer) -> str:
-        return mask(customer.phone) if customer.phone else ""
+    external_id = serializers.CharField(help_text="The client's own id for the account.")
+    email = serializers.CharField(source="email_masked", help_text="Masked, e.g. a***@e***.")
+    phone = serializers.CharField(source="phone_masked", help_text="Masked, e.g. +***67.")
 
 
 class EvidenceSerializer(serializers.Serializer):
@@ -28,14 +24,21 @@ class AlertSerializer(serializers.ModelSerializer):
     tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     customer = CustomerBriefSerializer(read_only=True, allow_null=True)
     severity_label = serializers.CharField(source="get_severity_display", read_only=True)
+    assignee = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True, help_text="Who holds the alert, or null."
+    )
+    breaching = serializers.SerializerMethodField(help_text="Whether the SLA due time has passed.")
 
     class Meta:
         model = Alert
         fields = [
             "id", "tenant", "type", "rule", "severity", "severity_label", "status", "reason", "count",
-            "first_seen_at", "last_seen_at", "customer",
+            "first_seen_at", "last_seen_at", "customer", "assignee", "sla_due_at", "breaching",
         ]  # fmt: skip
         read_only_fields = fields
+
+    def get_breaching(self, alert) -> bool:
+        return alert.sla_due_at is not None and alert.sla_due_at < timezone.now()
 
 
 class AlertDetailSerializer(AlertSerializer):
@@ -63,3 +66,18 @@ class TransitionSerializer(serializers.Serializer):
 class TransitionResultSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     status = serializers.CharField()
+
+
+class AssignSerializer(serializers.Serializer):
+    username = StrictCharField(max_length=150)
+
+
+class AssigneeResultSerializer(serializers.ModelSerializer):
+    assignee = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True, help_text="Who holds the alert, or null."
+    )
+
+    class Meta:
+        model = Alert
+        fields = ["id", "assignee"]
+        read_only_fields = fields

@@ -2,15 +2,28 @@
 
 import logging
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from alerts.models import ALERT_TRANSITIONS, AccountEvent, Alert, AlertStatus, Customer, IngestSettings
+from accounts.selectors import user_has_tenant_perm
+from alerts.models import (
+    ACTIVE_STATUSES,
+    ALERT_TRANSITIONS,
+    AccountEvent,
+    Alert,
+    AlertStatus,
+    Customer,
+    IngestSettings,
+    Severity,
+    SlaPolicy,
+)
 from alerts.raising import alerts_announce
+from alerts.selectors import ALERT_CHANGE_PERM, ALERT_REASSIGN_PERM
+from alerts.sla import sla_due_now
 from alerts.validation import ValidEvent
-from audit.masking import audit_diff
+from audit.masking import audit_diff, mask
 from audit.models import Action
 from audit.services import audit_record, audit_record_many
 from config.bulk import BulkInsert, BulkUpdate
@@ -19,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 CONTACT_FIELDS = ("email", "phone", "display_name", "locale", "channels")
 PERSONAL_FIELDS = {"email", "phone", "display_name"}
+MASKED_FIELDS = {"email": "email_masked", "phone": "phone_masked"}  # what staff lists show, kept beside
 
 
 def contact_digest(name: str, value: str) -> str:
@@ -27,7 +41,14 @@ def contact_digest(name: str, value: str) -> str:
     return salted_hmac("alerts.contact_digest", f"{name}\0{value}", algorithm="sha256").hexdigest()[:32]
 
 
-_CUSTOMER_UPDATE = BulkUpdate(Customer, fields=[*CONTACT_FIELDS, "contact_digests", "updated_at"])
+_CUSTOMER_UPDATE = BulkUpdate(
+    Customer, fields=[*CONTACT_FIELDS, *MASKED_FIELDS.values(), "contact_digests", "updated_at"]
+)
+
+
+def _masked(account: dict) -> dict:
+    """The masked forms of the contacts this account object gives."""
+    return {masked: mask(account[name]) for name, masked in MASKED_FIELDS.items() if name in account}
 
 
 def customers_upsert(*, tenant, accounts: list[dict], key_prefix: str = "") -> dict[str, int]:
@@ -53,6 +74,7 @@ def customers_upsert(*, tenant, accounts: list[dict], key_prefix: str = "") -> d
             updated_at=now,
             contact_digests=_digests({}, account),
             **{name: account[name] for name in CONTACT_FIELDS if name in account},
+            **_masked(account),
         )
         for external_id, account in latest.items()
         if external_id not in known
@@ -82,7 +104,7 @@ def customers_upsert(*, tenant, accounts: list[dict], key_prefix: str = "") -> d
             before = {name: getattr(customer, name) for name in CONTACT_FIELDS if name in account}
             after = {name: account[name] for name in CONTACT_FIELDS if name in account}
             diff = audit_diff(before, after, personal=PERSONAL_FIELDS)
-            for name, value in after.items():
+            for name, value in {**after, **_masked(account)}.items():
                 setattr(customer, name, value)
             customer.contact_digests = _digests(customer.contact_digests, account)
             rows.append(customer)
@@ -223,11 +245,13 @@ def _alert_transition(*, alert: Alert, actor, to: str, note: str) -> Alert:
     fields = ["status", "updated_at"]
     if to == AlertStatus.ACKNOWLEDGED:
         locked.acknowledged_at, locked.acknowledged_by = now, actor
-        fields += ["acknowledged_at", "acknowledged_by"]
-    else:
+        fields += ["acknowledged_at", "acknowledged_by", "first_response_at"]
+        locked.first_response_at = locked.first_response_at or now
+    else:  # the assignee stays: who worked the alert is history
         locked.closed_at, locked.closed_by, locked.resolution_note = now, actor, note
         fields += ["closed_at", "closed_by", "resolution_note"]
-    locked.save(update_fields=fields)
+    locked.sla_due_at = sla_due_now(locked)  # resolution next, or none once final
+    locked.save(update_fields=[*fields, "sla_due_at"])
     audit_record(
         action=Action.UPDATE,
         actor=actor,
@@ -236,9 +260,142 @@ def _alert_transition(*, alert: Alert, actor, to: str, note: str) -> Alert:
         changes=audit_diff(before, {"status": to}),
         reason=note,
     )
-    payload = {"id": locked.pk, "type": locked.type, "severity": locked.severity, "status": to}
-    alerts_announce([(locked.tenant_id, "alert.updated", payload)])  # sent once this commits
+    _alert_announce(locked)
     return locked
+
+
+def _alert_announce(alert: Alert, *, assignee: bool = False) -> None:
+    """Tell the desk an alert changed, once this commits: ids and states only. A change of holder
+    also carries the holder's username (shown to staff, as the contract's `assignee` is)."""
+    payload = {"id": alert.pk, "type": alert.type, "severity": alert.severity, "status": alert.status}
+    if assignee:
+        payload["assignee"] = alert.assignee.username if alert.assignee_id else None
+    alerts_announce([(alert.tenant_id, "alert.updated", payload)])
+
+
+class AlertClaimConflict(Exception):  # noqa: N818 (the name the design gives: it is a 409)
+    """The alert cannot be claimed, released or reassigned as asked (the API answers 409): another
+    staff member holds it, the caller does not, or it is final. The message names at most the
+    holder's username."""
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+def _alert_lock_active(alert: Alert, verb: str) -> Alert:
+    """The alert locked and read again (concurrent claims are judged one after the other against
+    what the first left); a final one is refused."""
+    # No select_related here: after waiting on a concurrent claim, PostgreSQL re-reads the locked
+    # row but not the rows joined to it, so a joined assignee would be the stale one (none).
+    locked = Alert.objects.select_for_update().get(pk=alert.pk)
+    if locked.status not in ACTIVE_STATUSES:
+        raise AlertClaimConflict(f"This alert is {locked.get_status_display().lower()}: it can no longer be {verb}.")
+    return locked
+
+
+def _alert_assign(*, locked: Alert, actor, to, now, first_response: bool) -> Alert:
+    before = {"assignee": locked.assignee.username if locked.assignee_id else None}
+    locked.assignee, locked.assigned_at, locked.updated_at = to, (now if to is not None else None), now
+    fields = ["assignee", "assigned_at", "updated_at"]
+    if first_response and locked.first_response_at is None:
+        locked.first_response_at = now
+        locked.sla_due_at = sla_due_now(locked)
+        fields += ["first_response_at", "sla_due_at"]
+    locked.save(update_fields=fields)
+    audit_record(
+        action=Action.UPDATE,
+        actor=actor,
+        tenant=locked.tenant,
+        target=locked,
+        changes=audit_diff(before, {"assignee": to.username if to is not None else None}),
+    )
+    _alert_announce(locked, assignee=True)
+    return locked
+
+
+@transaction.atomic
+def alert_claim(*, alert: Alert, actor) -> Alert:
+    """`actor` takes the alert to work it: one staff member per alert. Claiming one's own alert
+    again changes nothing; an alert someone else holds, or a final one, raises AlertClaimConflict.
+    The first claim (or acknowledgement) is the alert's first response for its SLA."""
+    locked = _alert_lock_active(alert, "claimed")
+    if locked.assignee_id == actor.pk:
+        return locked
+    if locked.assignee_id is not None:
+        raise AlertClaimConflict(f"{locked.assignee.username} holds this alert.")
+    return _alert_assign(locked=locked, actor=actor, to=actor, now=timezone.now(), first_response=True)
+
+
+@transaction.atomic
+def alert_release(*, alert: Alert, actor) -> Alert:
+    """The holder gives the alert back to the queue; a supervisor or admin of its tenant (a role
+    carrying alerts.reassign_alert) may release anyone's. Anyone else gets AlertClaimConflict."""
+    locked = _alert_lock_active(alert, "released")
+    if locked.assignee_id is None:
+        raise AlertClaimConflict("Nobody holds this alert.")
+    if locked.assignee_id != actor.pk and not user_has_tenant_perm(
+        user=actor, tenant=locked.tenant, perm=ALERT_REASSIGN_PERM
+    ):
+        raise AlertClaimConflict("You do not hold this alert.")
+    return _alert_assign(locked=locked, actor=actor, to=None, now=timezone.now(), first_response=False)
+
+
+@transaction.atomic
+def alert_reassign(*, alert: Alert, actor, to) -> Alert:
+    """A supervisor (a role carrying alerts.reassign_alert in the alert's tenant) hands the alert to
+    `to`, a staff member who may work the tenant's alerts (ValidationError otherwise). Not a first
+    response: the SLA clock runs until someone claims or acknowledges it."""
+    if not user_has_tenant_perm(user=actor, tenant=alert.tenant, perm=ALERT_REASSIGN_PERM):
+        raise PermissionDenied("Your role may not reassign alerts of this client.")
+    if to is None or not user_has_tenant_perm(user=to, tenant=alert.tenant, perm=ALERT_CHANGE_PERM):
+        raise ValidationError({"username": "No staff member by that name works this client's alerts."})
+    locked = _alert_lock_active(alert, "reassigned")
+    if locked.assignee_id == to.pk:
+        return locked
+    return _alert_assign(locked=locked, actor=actor, to=to, now=timezone.now(), first_response=False)
+
+
+SLA_MAX_MINUTES = 525_600  # a year: anything longer is a typo, not a service level
+
+
+@transaction.atomic
+def sla_policy_set(
+    *, tenant, severity: int, first_response_minutes: int, resolution_minutes: int, actor=None
+) -> SlaPolicy:
+    """Set a tenant's SLA for one severity (replacing its earlier one); audited. Applies to alerts
+    raised from now on (and to an alert whose severity rises): alerts already timed keep theirs."""
+    if isinstance(severity, bool) or severity not in Severity.values:
+        raise ValidationError({"severity": f"Give one of {', '.join(map(str, Severity.values))}."})
+    for name, value in (("first_response_minutes", first_response_minutes), ("resolution_minutes", resolution_minutes)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValidationError({name: "Give a whole number of minutes, 1 or more."})
+        if value > SLA_MAX_MINUTES:
+            raise ValidationError({name: f"Give at most {SLA_MAX_MINUTES:,} minutes (a year)."})
+    if first_response_minutes > resolution_minutes:
+        raise ValidationError({"first_response_minutes": "The first response cannot be due after the resolution."})
+    policy = SlaPolicy.objects.select_for_update().filter(tenant=tenant, severity=severity).first()
+    before = (
+        {}
+        if policy is None
+        else {"first_response_minutes": policy.first_response_minutes, "resolution_minutes": policy.resolution_minutes}
+    )
+    after = {"first_response_minutes": first_response_minutes, "resolution_minutes": resolution_minutes}
+    if policy is None:
+        policy = SlaPolicy(tenant=tenant, severity=severity)
+    changes = audit_diff(before, after)
+    if changes:
+        policy.first_response_minutes, policy.resolution_minutes = first_response_minutes, resolution_minutes
+        policy.save()
+        audit_record(
+            action=Action.UPDATE if before else Action.CREATE,
+            actor=actor,
+            tenant=tenant,
+            target=policy,
+            changes=changes,
+            metadata={"severity": severity},
+        )
+    return policy
 
 
 @transaction.atomic

@@ -20,6 +20,9 @@ urlpatterns = [
     path("api/v1/alerts/<int:alert_id>/acknowledge/", apis.AlertAcknowledgeApi.as_view(), name="alert_acknowledge"),
     path("api/v1/alerts/<int:alert_id>/resolve/", apis.AlertResolveApi.as_view(), name="alert_resolve"),
     path("api/v1/alerts/<int:alert_id>/dismiss/", apis.AlertDismissApi.as_view(), name="alert_dismiss"),
+    path("api/v1/alerts/<int:alert_id>/claim/", apis.AlertClaimApi.as_view(), name="alert_claim"),
+    path("api/v1/alerts/<int:alert_id>/release/", apis.AlertReleaseApi.as_view(), name="alert_release"),
+    path("api/v1/alerts/<int:alert_id>/assign/", apis.AlertAssignApi.as_view(), name="alert_assign"),
     path("api/schema/", _public(SpectacularAPIView.as_view()), name="schema"),
     path("api/docs/", _public(SpectacularSwaggerSplitView.as_view(url_name="alerts:schema")), name="docs"),
 ]

@@ -20,7 +20,6 @@ from alerts.selectors import (
 )
 from alerts.services import AlertTransitionError, alert_acknowledge, alert_dismiss, alert_resolve
 from audit.decorators import audit_shown, shows_data
-from audit.masking import mask
 from audit.models import Action, AuditEvent
 from audit.selectors import audit_changes_of
 
@@ -63,11 +62,11 @@ class HistoryRow:
 
 
 def customer_contacts(customer) -> dict[str, str]:
-    """What the page shows of the customer's contacts: masked. Today that means decrypting to mask;
-    once masked forms are stored beside the encrypted ones, this is the one place to read them."""
+    """What the page shows of the customer's contacts: the masked forms stored beside the encrypted
+    ones (written when the contacts change), so showing an alert decrypts nothing."""
     if customer is None:
         return {}
-    return {"email": mask(customer.email) or "", "phone": mask(customer.phone) or ""}
+    return {"email": customer.email_masked, "phone": customer.phone_masked}
 
 
 def _place(event: AccountEvent) -> str:

@@ -10,6 +10,7 @@ from factory.django import DjangoModelFactory
 from accounts import services as account_services
 from accounts.models import Tenant
 from alerts.models import AccountEvent, Alert, AlertStatus, AlertType, Customer, EventType, Severity
+from audit.masking import mask
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -36,6 +37,9 @@ class CustomerFactory(DjangoModelFactory):
     external_id = factory.Sequence(lambda n: f"account-{n}")
     created_at = T0
     updated_at = T0
+    # Stored beside the encrypted contacts, as customers_upsert writes them.
+    email_masked = factory.LazyAttribute(lambda c: mask(c.email) if getattr(c, "email", "") else "")
+    phone_masked = factory.LazyAttribute(lambda c: mask(c.phone) if getattr(c, "phone", "") else "")
 
 
 class AccountEventFactory(DjangoModelFactory):

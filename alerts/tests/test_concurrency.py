@@ -99,3 +99,29 @@ def test_two_workers_raising_one_source_alert_make_one(tenant_a):
     (alert,) = Alert.objects.filter(rule="credential_stuffing")
     # The k-th failure in time sees k accounts: the 10th to the 24th fire, whoever went first.
     assert alert.count == 15 and alert.customer_id is None
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_two_agents_claiming_one_alert_at_once_one_wins(tenant_a, round_):
+    from accounts.models import Role
+    from accounts.testing import make_staff
+    from alerts.services import AlertClaimConflict, alert_claim
+    from alerts.tests.factories import AlertFactory
+
+    alert = AlertFactory(customer__tenant=tenant_a)
+    agents = [make_staff(f"racer-{round_}-{n}", role=Role.AGENT, tenants=[tenant_a]) for n in range(4)]
+
+    def claim(agent):
+        def job():
+            try:
+                return alert_claim(alert=Alert.objects.get(pk=alert.pk), actor=agent).assignee_id
+            except AlertClaimConflict:
+                return None
+
+        return job
+
+    won = _race(*(claim(agent) for agent in agents))
+    winners = [w for w in won if w is not None]
+    assert len(winners) == 1
+    alert.refresh_from_db()
+    assert alert.assignee_id == winners[0]

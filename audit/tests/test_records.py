@@ -32,6 +32,8 @@ NO_DATA_VIEWS = {
     "alerts.apis.EventIngestApi",  # machine-to-machine: takes events in, shows no data back
     # Lifecycle steps answer only the new status; the change itself is recorded by the service.
     "alerts.apis.AlertAcknowledgeApi", "alerts.apis.AlertResolveApi", "alerts.apis.AlertDismissApi",
+    # Claim, release, assign answer the id and the holder's username; the change is recorded by the service.
+    "alerts.apis.AlertClaimApi", "alerts.apis.AlertReleaseApi", "alerts.apis.AlertAssignApi",
     # The API's description, no data.
     "drf_spectacular.views.SpectacularAPIView", "drf_spectacular.views.SpectacularSwaggerSplitView",
 }  # fmt: skip

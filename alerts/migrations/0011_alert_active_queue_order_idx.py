@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('alerts', '0008_event_unprocessed_index'),
+        ('alerts', '0010_fill_masked_contacts_and_sla'),
     ]
 
     operations = [
