@@ -67,7 +67,8 @@ def tenant_b(db):
 
 @pytest.fixture
 def agent(tenant_a):
-    return make_staff("agent", role=Role.AGENT, tenants=[tenant_a])
+    """An agent of tenant A, granted its default queue (as add_staff grants it)."""
+    return make_staff("agent", role=Role.AGENT, tenants=[tenant_a], default_queue=True)
 
 
 @pytest.fixture
@@ -83,7 +84,7 @@ def admin_user(db):
 
 @pytest.fixture
 def agent_b(tenant_b):
-    return make_staff("agent-b", role=Role.AGENT, tenants=[tenant_b])
+    return make_staff("agent-b", role=Role.AGENT, tenants=[tenant_b], default_queue=True)
 
 
 @pytest.fixture

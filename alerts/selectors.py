@@ -1,6 +1,8 @@
 """Reads of alerts, and their access functions: staff see the alerts of the tenants where their
-role carries alerts.view_alert (every role today; the desk will narrow agents to their queues)."""
+role carries alerts.view_alert, narrowed by the scopes other apps register: the desk narrows an
+agent to the queues granted to them (alerts never imports the desk; it registers at start-up)."""
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.core.exceptions import PermissionDenied
@@ -24,15 +26,47 @@ def alert_tenant_ids_for(*, user: User, perm: str = ALERT_VIEW_PERM) -> list[int
     return tenant_ids_with_perm(user=user, perm=perm)
 
 
+# Narrowings of the tenant scope: each takes (user, tenant_ids) and answers a Q over Alert that the
+# user's alerts must also match. Registered by apps at start-up (desk.apps: queue grants).
+AlertScope = Callable[..., Q]
+_ALERT_SCOPES: list[AlertScope] = []
+
+
+def alert_scope_register(scope: AlertScope) -> None:
+    """Add a narrowing to every alert access function (once per process, from AppConfig.ready)."""
+    if scope not in _ALERT_SCOPES:
+        _ALERT_SCOPES.append(scope)
+
+
+def alert_scope_q(*, user: User, perm: str = ALERT_VIEW_PERM) -> Q:
+    """The alerts `user` may see (or work on) as a filter: the tenants where their role carries
+    `perm`, narrowed by every registered scope. Deny by default: no tenant, no alert.
+
+    Worked out once per user object and permission (a page asks several times): like Django's own
+    permission cache, it lives as long as the request's user; a socket re-reads its user on every
+    re-check, so a revoked grant narrows it then."""
+    cache = getattr(user, "_alert_scope_cache", None)
+    if cache is None:
+        cache = user._alert_scope_cache = {}
+    if perm not in cache:
+        tenant_ids = alert_tenant_ids_for(user=user, perm=perm)
+        q = Q(tenant_id__in=tenant_ids) if tenant_ids else Q(pk__in=[])
+        for scope in _ALERT_SCOPES if tenant_ids else ():
+            q &= scope(user=user, tenant_ids=tenant_ids)
+        cache[perm] = q
+    return cache[perm]
+
+
 def alert_list_for(*, user: User, perm: str = ALERT_VIEW_PERM) -> QuerySet[Alert]:
-    """Alerts `user` may see (or, with perm=ALERT_CHANGE_PERM, work on), newest first. The
-    customer's encrypted contacts are not loaded (so not decrypted): lists show the masked forms."""
+    """Alerts `user` may see (or, with perm=ALERT_CHANGE_PERM, work on), newest first: the one
+    access function of the staff API, the desk's pages and fragments. The customer's encrypted
+    contacts are not loaded (so not decrypted): lists show the masked forms."""
     alerts = (
         Alert.objects.select_related("tenant", "customer", "assignee")
         .defer(*(f"customer__{name}" for name in ENCRYPTED_CUSTOMER_FIELDS))
         .order_by("-id")
     )
-    return alerts.filter(tenant_id__in=alert_tenant_ids_for(user=user, perm=perm))
+    return alerts.filter(alert_scope_q(user=user, perm=perm))
 
 
 def alert_get_for(*, user: User, alert_id, perm: str = ALERT_VIEW_PERM, with_evidence: bool = True) -> Alert:

@@ -156,7 +156,7 @@ class TestReauthCheck:
 class TestUpdates:
     def test_user_update_records_one_masked_diff_and_refuses_access_fields(self, agent, admin_user):
         services.user_update(user=agent, data={"email": "a.b@example.com", "last_name": "Brown"}, actor=admin_user)
-        (event,) = AuditEvent.objects.filter(action=Action.UPDATE, target_id=str(agent.pk))
+        (event,) = AuditEvent.objects.filter(action=Action.UPDATE, target_id=str(agent.pk), actor=admin_user)
         assert event.changes == {
             "email": {"before": "", "after": "a***@e***"},
             "last_name": {"before": "", "after": "B***wn"},

@@ -149,10 +149,11 @@ def _post(client, url, body=None, **extra):
 class TestApi:
     @pytest.mark.parametrize("role", [Role.AGENT, Role.SUPERVISOR, Role.ADMIN])
     def test_each_tenant_role_works_its_alerts(self, alert, tenant_a, role):
-        client = verified_client(make_staff(f"staff-{role}", role=role, tenants=[tenant_a]))
-        response = _post(client, _url(alert.pk, "acknowledge"))
+        # An agent works the queues granted to it (the default one, as add_staff grants it).
+        staff = make_staff(f"staff-{role}", role=role, tenants=[tenant_a], default_queue=True)
+        response = _post(verified_client(staff), _url(alert.pk, "acknowledge"))
         assert response.status_code == 200 and response.json() == {"id": alert.pk, "status": "acknowledged"}
-        response = _post(client, _url(alert.pk, "resolve"), {"note": "secured"})
+        response = _post(verified_client(staff), _url(alert.pk, "resolve"), {"note": "secured"})
         assert response.json()["status"] == "resolved"
         assert "email" not in response.content.decode()
 

@@ -183,9 +183,10 @@ class TestThePage:
             assert client.get(_url(alert)).status_code == 200
 
 
-# Session, user, device, tenant scopes (view, change), the alert, its evidence (and their count once
-# there are more than shown), linked alerts, history, the top bar, and the two audit records.
-QUERY_BUDGET = 15
+# Session, user, device, tenant scopes (view, change), the agent's granted queues and their
+# tenant's queues (once per request), the alert, its evidence (and their count once there are more
+# than shown), linked alerts, history, the top bar, and the two audit records.
+QUERY_BUDGET = 18
 
 
 class TestRefusals:

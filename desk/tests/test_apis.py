@@ -71,8 +71,9 @@ def test_a_supervisor_lists_every_queue_of_the_tenant_and_a_bpo_admin_every_tena
     }
 
 
-def test_an_agent_without_grants_lists_nothing(agent_b, floor):
-    assert verified_client(agent_b).get(LIST).json() == []
+def test_an_agent_without_grants_lists_nothing(tenant_b, floor):
+    ungranted = make_staff("agent-no-queue", role=Role.AGENT, tenants=[tenant_b])
+    assert verified_client(ungranted).get(LIST).json() == []
 
 
 def test_a_queues_active_alerts_in_queue_order(otp_client, floor):

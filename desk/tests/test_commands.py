@@ -6,11 +6,21 @@ import sys
 import pytest
 from django.core.management import CommandError, call_command
 
-from accounts.models import User
+from accounts.models import Role, User
+from accounts.testing import make_staff
 from desk.models import Queue
 from desk.selectors import queue_list_for
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def agent(tenant_a):
+    """An agent of tenant A with no queue granted yet (the shared fixture's agent holds the default
+    queue, as add_staff grants it): these tests are about grants."""
+    return make_staff("agent", role=Role.AGENT, tenants=[tenant_a])
+
+
 STRONG = "a-long-enough-passphrase-77"
 
 

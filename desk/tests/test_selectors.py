@@ -20,6 +20,13 @@ from desk.services import queue_create, queue_grant
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture
+def agent(tenant_a):
+    """An agent of tenant A with no queue granted yet (the shared fixture's agent holds the default
+    queue, as add_staff grants it): these tests are about grants."""
+    return make_staff("agent", role=Role.AGENT, tenants=[tenant_a])
+
+
 def _every_kind_of_alert(tenant) -> list[Alert]:
     """One active alert of each type and severity: the whole space a queue filter looks at."""
     alerts = [
