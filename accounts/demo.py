@@ -82,7 +82,16 @@ def seed_demo(password: str) -> list[DemoLogin]:
             codes = services.mfa_backup_codes_regenerate(user=user)
         logins.append(DemoLogin(username, role, slugs, totp_secret_base32(device), codes[:3]))
     _seed_queues(tenants)
+    _seed_alerts(tenants)
     return logins
+
+
+def _seed_alerts(tenants: dict[str, Tenant]) -> None:
+    """Hundreds of alerts per demo tenant, raised by the real pipeline (desk.demo); idempotent."""
+    from desk.demo import demo_alerts_seed
+
+    for tenant in tenants.values():
+        demo_alerts_seed(tenant=tenant)
 
 
 def _seed_queues(tenants: dict[str, Tenant]) -> None:

@@ -14,7 +14,7 @@ is set aside as a dead letter (alerts/dead_letters.py), so one bad event never s
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -61,22 +61,24 @@ def rule_configs_for(tenant_id: int) -> dict[str, RuleConfig]:
     return configs
 
 
-def events_process(*, event_ids: list[int]) -> int:
+def events_process(*, event_ids: list[int], now: datetime | None = None) -> int:
     """Process these events (skipping those already processed), one transaction per chunk.
     Returns how many it processed (those set aside as dead letters not counted). Transient
-    errors (see alerts.dead_letters.is_transient) propagate, for the task to retry."""
+    errors (see alerts.dead_letters.is_transient) propagate, for the task to retry. `now`: when
+    the processing counts as done (alerts raised, SLA clocks started); the present by default,
+    an earlier time only to replay history (demo data)."""
     configs: dict[int, dict[str, RuleConfig]] = {}
     done = 0
     for start in range(0, len(event_ids), CHUNK):
-        done += _process_isolating(event_ids[start : start + CHUNK], configs)
+        done += _process_isolating(event_ids[start : start + CHUNK], configs, now)
     return done
 
 
-def _process_isolating(event_ids: list[int], configs) -> int:
+def _process_isolating(event_ids: list[int], configs, now: datetime | None = None) -> int:
     """A chunk; if it fails on an event's own account, its halves, down to the one event that
     fails, which is set aside. The halves keep the chunk's order (time order, as ingested)."""
     try:
-        return _process_chunk(event_ids, configs)
+        return _process_chunk(event_ids, configs, now)
     except Exception as error:
         if is_transient(error):
             raise
@@ -84,7 +86,8 @@ def _process_isolating(event_ids: list[int], configs) -> int:
             event_set_aside(event_id=event_ids[0], error=error)
             return 0
         middle = len(event_ids) // 2
-        return _process_isolating(event_ids[:middle], configs) + _process_isolating(event_ids[middle:], configs)
+        first, second = event_ids[:middle], event_ids[middle:]
+        return _process_isolating(first, configs, now) + _process_isolating(second, configs, now)
 
 
 def dead_letters_reprocess(*, letter_ids: list[int] | None = None, actor=None) -> tuple[int, int]:
@@ -136,7 +139,7 @@ def dead_letters_reprocess(*, letter_ids: list[int] | None = None, actor=None) -
 CHUNK = 200
 
 
-def _process_chunk(event_ids: list[int], configs) -> int:
+def _process_chunk(event_ids: list[int], configs, now: datetime | None = None) -> int:
     with transaction.atomic():
         # FOR NO KEY UPDATE: it keeps a second worker off these events, yet lets one whose alert
         # links them as evidence (a foreign key check takes KEY SHARE) go on, which FOR UPDATE
@@ -151,7 +154,7 @@ def _process_chunk(event_ids: list[int], configs) -> int:
         tenants = Tenant.objects.in_bulk({e.tenant_id for e in events})
         for event in events:
             event.tenant = tenants[event.tenant_id]  # one instance per tenant, for the audit records
-        now = timezone.now()
+        now = now or timezone.now()
         states = _states_lock(sorted({e.customer_id for e in events}), now)
         for tenant_id in {e.tenant_id for e in events} - set(configs):
             configs[tenant_id] = rule_configs_for(tenant_id)

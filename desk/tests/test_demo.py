@@ -28,6 +28,30 @@ def test_demo_tenants_have_two_queues_and_agents_their_default_queues_idempotent
     assert len(queues("supervisor")) == 4
 
 
+@pytest.mark.django_db
+def test_demo_alerts_are_raised_by_the_pipeline_fill_several_queues_and_some_breach_their_sla(settings, tmp_path):
+    from django.utils import timezone
+
+    from alerts.models import AccountEvent, Alert, AlertType
+    from desk.selectors import queue_counts, queue_siblings
+
+    settings.BASE_DIR = tmp_path
+    seed_demo("demo-password-long-enough")
+    alerts = Alert.objects.all()
+    for slug in ("acme-bank", "globex-telecom"):
+        assert alerts.filter(tenant__slug=slug).count() >= 140
+    assert set(alerts.values_list("type", flat=True)) == set(AlertType.values)  # every kind, takeovers too
+    assert not AccountEvent.objects.filter(processed_at__isnull=True).exists()
+    assert all(alert.evidence.exists() for alert in alerts[:20])  # raised by detection, with their events
+    breaching = alerts.filter(sla_due_at__lt=timezone.now()).count()
+    assert 0 < breaching < alerts.count()
+    queues = list(Queue.objects.all())
+    assert all(count["active"] > 0 for count in queue_counts(queues=queues, siblings=queue_siblings(queues)).values())
+    raised = alerts.count()
+    seed_demo("demo-password-long-enough")
+    assert Alert.objects.count() == raised  # idempotent
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_data_migration_gives_every_existing_tenant_a_default_queue():
     executor = MigrationExecutor(connection)
