@@ -1,0 +1,207 @@
+"""The desk's queue at size: server time of a queue's pages and of the alert page (PostgreSQL).
+
+Generates --alerts alerts (default 1,000,000) over a year across 100 tenants, about 10% of them
+active, with 1,000 customers per tenant and two queues per tenant (its default queue and a
+"Takeover and recovery" queue: 200 queues), straight in SQL. Then, as an agent granted one
+tenant's default queue and as that tenant's supervisor, it asks through the whole middleware
+stack (session, MFA wall, audit record of what was shown included):
+- the queue API's first page of active alerts in queue order, and the page 20 pages deep;
+- the queue page (the desk's HTML), when the desk has it;
+- the alert page of an active alert.
+It prints median, p95 and p99 server time and the number of queries of each.
+
+Targets (issue 9): queue page p95 under 25 ms with at most 8 queries, flat from 10,000 to
+1,000,000 alerts, the same 20 pages deep; alert page p95 under 20 ms. Run it at two sizes on two
+databases to see the flatness:
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_queue_10k .venv/bin/python bench/queue_pages.py --alerts 10000
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_queue_1m .venv/bin/python bench/queue_pages.py
+"""
+
+import argparse
+import gc
+import os
+import time
+
+from _setup import django_setup, summary
+
+TENANTS = 100
+CUSTOMERS_PER_TENANT = 1000
+# (type, rule, severity) in the proportions a desk sees them.
+KINDS = (
+    [("login", "new_device", 2)] * 6
+    + [("location", "new_location", 2)] * 4
+    + [
+        ("suspicious", "brute_force", 3),
+        ("suspicious", "credential_stuffing", 3),
+        ("password", "password_change", 2),
+        ("password", "password_change", 1),
+        ("two_factor", "mfa_change", 3),
+        ("recovery", "recovery", 2),
+        ("third_party", "third_party", 2),
+        ("account_takeover", "account_takeover", 4),
+    ]
+)
+
+
+def generate(total: int) -> None:
+    from django.db import connection
+
+    from accounts.models import Tenant
+    from accounts.services import tenant_create
+    from alerts.models import Alert
+    from desk.services import queue_create
+
+    have = Alert.objects.count()
+    if have >= total:
+        print(f"{have:,} alerts already there")
+        return
+    started = time.perf_counter()
+    for i in range(TENANTS):
+        slug = f"bench-{i:03d}"
+        if not Tenant.objects.filter(slug=slug).exists():
+            tenant = tenant_create(slug=slug, name=f"Bench tenant {i}")  # with its default queue
+            queue_create(
+                tenant=tenant, slug="takeover", name="Takeover and recovery",
+                alert_types=["account_takeover", "recovery"], min_severity=3,
+            )  # fmt: skip
+    tenant_ids = list(Tenant.objects.filter(slug__startswith="bench-").order_by("pk").values_list("pk", flat=True))
+    kinds = {
+        "types": [k[0] for k in KINDS], "rules": [k[1] for k in KINDS], "severities": [k[2] for k in KINDS],
+    }  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO alerts_customer (tenant_id, external_id, email, phone, display_name, email_masked,
+                phone_masked, locale, channels, contact_digests, created_at, updated_at)
+            SELECT t, 'cust-' || c, '', '', '', 'c***@e***.com', '*** *** ' || lpad((c %% 10000)::text, 4, '0'),
+                   'en', '{"email": true}', '{}', now() - interval '400 days', now() - interval '400 days'
+            FROM unnest(%(tenants)s::bigint[]) AS t, generate_series(1, %(per)s) AS c
+            ON CONFLICT DO NOTHING
+            """,
+            {"tenants": tenant_ids, "per": CUSTOMERS_PER_TENANT},
+        )
+        chunk = 250_000
+        for start in range(have, total, chunk):
+            end = min(total, start + chunk)
+            # Alert g: tenant g % 100, one of the tenant's customers, raised over the past year in
+            # id order; the newest ~10% are active (open, some acknowledged), the rest closed.
+            cursor.execute(
+                """
+                WITH g AS (
+                    SELECT g, (%(tenants)s::bigint[])[1 + g %% 100] AS tenant_id, 1 + (g * 7) %% %(kinds)s AS k,
+                           now() - interval '365 days' * (1 - g::float8 / %(total)s) AS raised,
+                           g >= %(total)s * 0.9 AS active
+                    FROM generate_series(%(start)s, %(end)s - 1) AS g
+                )
+                INSERT INTO alerts_alert (tenant_id, customer_id, type, rule, severity, status, reason, dedupe_key,
+                    count, first_seen_at, last_seen_at, created_at, updated_at, resolution_note,
+                    first_response_due_at, resolution_due_at, sla_due_at, closed_at)
+                SELECT g.tenant_id,
+                       (SELECT id FROM alerts_customer c WHERE c.tenant_id = g.tenant_id
+                          AND c.external_id = 'cust-' || (1 + g.g %% %(per)s)),
+                       (%(types)s::text[])[g.k], (%(rules)s::text[])[g.k], (%(severities)s::int[])[g.k],
+                       CASE WHEN NOT g.active THEN 'resolved' WHEN g.g %% 5 = 0 THEN 'acknowledged' ELSE 'open' END,
+                       'A reason of the usual length for a bench alert, in one sentence.',
+                       (%(rules)s::text[])[g.k] || ':bench:' || g.g, 1, g.raised, g.raised, g.raised, g.raised, '',
+                       g.raised + interval '60 minutes', g.raised + interval '480 minutes',
+                       CASE WHEN g.active THEN g.raised + interval '60 minutes' END,
+                       CASE WHEN NOT g.active THEN g.raised + interval '2 hours' END
+                FROM g
+                """,  # noqa: S608 (no input: constants only)
+                {
+                    "total": total,
+                    "tenants": tenant_ids,
+                    "start": start,
+                    "end": end,
+                    "per": CUSTOMERS_PER_TENANT,
+                    "kinds": len(KINDS),
+                    **kinds,
+                },
+            )
+            print(f"  {end:,} alerts ({(end - have) / (time.perf_counter() - started):,.0f} rows/s)", flush=True)
+        cursor.execute("VACUUM ANALYZE alerts_alert")
+        cursor.execute("VACUUM ANALYZE alerts_customer")
+        cursor.execute(
+            "SELECT pg_size_pretty(pg_relation_size('alerts_alert')), pg_size_pretty(pg_indexes_size('alerts_alert'))"
+        )
+        table, indexes = cursor.fetchone()
+    print(f"generated in {time.perf_counter() - started:.0f} s; alerts table {table}, indexes {indexes}")
+
+
+def _timed(client, method: str, url: str, repeat: int, **params):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    times, queries, response = [], 0, None
+    gc.collect()
+    for _ in range(repeat):
+        with CaptureQueriesContext(connection) as captured:
+            started = time.perf_counter()
+            response = getattr(client, method)(url, params)
+            times.append((time.perf_counter() - started) * 1000)
+        queries = len(captured)
+    return times, queries, response
+
+
+def measure(repeat: int) -> None:
+    from django.urls import NoReverseMatch, reverse
+
+    from accounts.models import Role, Tenant, User
+    from accounts.testing import make_staff, verified_client
+    from alerts.models import ACTIVE_STATUSES, Alert
+    from desk.models import Queue
+
+    tenant = Tenant.objects.get(slug="bench-007")
+    default = Queue.objects.get(tenant=tenant, is_default=True)
+    agent = User.objects.filter(username="bench-agent").first() or make_staff(
+        "bench-agent", role=Role.AGENT, tenants=[tenant], default_queue=True
+    )
+    supervisor = User.objects.filter(username="bench-supervisor").first() or make_staff(
+        "bench-supervisor", role=Role.SUPERVISOR, tenants=[tenant]
+    )
+    active = Alert.objects.filter(tenant=tenant, status__in=ACTIVE_STATUSES, type="login").order_by("-id").first()
+    print(f"tenant bench-007: {Alert.objects.filter(tenant=tenant).count():,} alerts, "
+          f"{Alert.objects.filter(tenant=tenant, status__in=ACTIVE_STATUSES).count():,} active")  # fmt: skip
+    for who, user in (("agent", agent), ("supervisor", supervisor)):
+        client = verified_client(user)
+        api = f"/api/v1/queues/{default.pk}/alerts/"
+        times, queries, response = _timed(client, "get", api, repeat)
+        assert response.status_code == 200, response.status_code
+        print(summary(f"{who}: queue API, first page [{queries} q]", times))
+        cursor_url, depth = api, 0
+        while depth < 20:  # walk up to 20 pages deep, then time that page
+            following = client.get(cursor_url).json()["next"]
+            if following is None:
+                break
+            cursor_url, depth = following.split("testserver", 1)[-1], depth + 1
+        times, queries, response = _timed(client, "get", cursor_url, repeat)
+        assert response.status_code == 200, response.status_code
+        print(summary(f"{who}: queue API, {depth} pages deep [{queries} q]", times))
+        try:
+            page = reverse("desk:queue", args=[default.pk])
+        except NoReverseMatch:
+            page = None
+        if page:
+            times, queries, response = _timed(client, "get", page, repeat)
+            assert response.status_code == 200, response.status_code
+            print(summary(f"{who}: queue page (HTML), first page [{queries} q]", times))
+        times, queries, response = _timed(client, "get", f"/alerts/{active.pk}/", repeat)
+        assert response.status_code == 200, response.status_code
+        print(summary(f"{who}: alert page [{queries} q]", times))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--alerts", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=200)
+    args = parser.parse_args()
+    os.environ["AUDIT_SEAL_ON_COMMIT"] = "0"
+    os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver")
+    django_setup()
+    generate(args.alerts)
+    measure(args.repeat)
+
+
+if __name__ == "__main__":
+    main()
