@@ -71,3 +71,12 @@ def test_audit_pages_bench_runs_on_a_fresh_database():
     out = run_bench("audit_pages.py", "--events", "2000", "--repeat", "1")
     assert "generated in" in out, out
     assert out.count("median=") == 16, out  # eight filtered pages, as a supervisor and as a BPO admin
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_queue_pages_bench_runs_on_a_fresh_database():
+    out = run_bench("queue_pages.py", "--alerts", "3000", "--repeat", "1")
+    assert "generated in" in out, out
+    assert re.search(r"tenant bench-007: 30 alerts, 3 active", out), out
+    assert "agent: queue API, first page" in out and "supervisor: alert page" in out, out
