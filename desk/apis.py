@@ -14,6 +14,7 @@ from audit.decorators import audit_shown, shows_data
 from desk.selectors import (
     InvalidPositionError,
     QueuePosition,
+    queue_alerts,
     queue_alerts_page,
     queue_counts,
     queue_get_for,
@@ -21,6 +22,7 @@ from desk.selectors import (
     queue_siblings,
 )
 from desk.serializers import QueueAlertPageSerializer, QueueSerializer
+from desk.services import alert_claim_next
 
 _NOT_FOUND = OpenApiResponse(description="No such queue, or one the caller may not see (the same answer).")
 
@@ -84,3 +86,35 @@ class QueueAlertListApi(APIView):
         if value.isascii() and value.isdigit() and 0 < int(value):
             return min(int(value), self.max_page_size)
         return self.page_size
+
+
+@method_decorator(shows_data, name="dispatch")
+class QueueNextApi(APIView):
+    """Hand the caller the best alert of the queue that nobody holds, claimed for them (the claim is
+    recorded by the service, the alert shown by this answer). 204 when none is left."""
+
+    http_method_names = ["post"]
+
+    @extend_schema(
+        operation_id="queues_next",
+        summary="Next: claim the best unclaimed alert of the queue",
+        request=None,
+        responses={
+            200: AlertSerializer,
+            204: OpenApiResponse(description="Nothing left to claim in this queue."),
+            403: OpenApiResponse(description="The caller sees the queue, but their role may not work alerts."),
+            404: _NOT_FOUND,
+        },
+        tags=["queues"],
+    )
+    def post(self, request, queue_id):
+        queue = queue_get_for(user=request.user, queue_id=queue_id)
+        siblings = queue_siblings([queue])
+        claimed = alert_claim_next(queue=queue, siblings=siblings, actor=request.user)
+        if claimed is None:
+            # Nothing shown but the fact that the queue had nothing left: recorded as such.
+            audit_shown(request).page("desk.queue_next", tenant=queue.tenant, queue=queue.pk)
+            return Response(status=204)
+        alert = queue_alerts(queue=queue, siblings=siblings).filter(pk=claimed.pk).first() or claimed
+        audit_shown(request).object(alert)
+        return Response(AlertSerializer(alert).data)

@@ -32,7 +32,7 @@ QUEUE_WORK_PERM = "desk.work_queue"  # agents: a guardian object permission on e
 # alert_active_queue_order_idx. Active alerts all have a due time; one without (made before SLAs,
 # or in SQL) comes last of its severity, on both databases (PostgreSQL's default for ASC too).
 QUEUE_ORDER = ("-severity", "sla_due_at", "first_seen_at", "id")
-_QUEUE_ORDER_BY = (F("severity").desc(), F("sla_due_at").asc(nulls_last=True), F("first_seen_at").asc(), F("id").asc())
+QUEUE_ORDER_BY = (F("severity").desc(), F("sla_due_at").asc(nulls_last=True), F("first_seen_at").asc(), F("id").asc())
 
 
 def queue_specificity(queue: Queue) -> tuple:
@@ -126,7 +126,7 @@ def queue_alerts(*, queue: Queue, siblings: Iterable[Queue]) -> QuerySet[Alert]:
         Alert.objects.filter(queue_alerts_q(queue, siblings), status__in=ACTIVE_STATUSES)
         .select_related("tenant", "customer", "assignee")
         .defer(*(f"customer__{name}" for name in ENCRYPTED_CUSTOMER_FIELDS))  # lists show the masked forms
-        .order_by(*_QUEUE_ORDER_BY)
+        .order_by(*QUEUE_ORDER_BY)
     )
 
 

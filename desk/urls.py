@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("api/v1/queues/", apis.QueueListApi.as_view(), name="queue_list"),
     path("api/v1/queues/<int:queue_id>/alerts/", apis.QueueAlertListApi.as_view(), name="queue_alerts"),
+    path("api/v1/queues/<int:queue_id>/next/", apis.QueueNextApi.as_view(), name="queue_next_api"),
     path("alerts/<int:alert_id>/", views.alert_detail, name="alert_detail"),
     path("alerts/<int:alert_id>/acknowledge/", views.alert_acknowledge_view, name="alert_acknowledge"),
     path("alerts/<int:alert_id>/resolve/", views.alert_resolve_view, name="alert_resolve"),
