@@ -115,6 +115,15 @@ def queue_get_for(*, user: User, queue_id) -> Queue:
         raise Http404("No such queue.") from None
 
 
+def queue_pick(queues: Iterable[Queue], queue_id) -> Queue:
+    """The queue `queue_id` among `queues` from queue_list_for (a page that lists them anyway
+    saves the second query of queue_get_for). Missing and forbidden both raise Http404."""
+    for queue in queues:
+        if str(queue.pk) == str(queue_id):
+            return queue
+    raise Http404("No such queue.")
+
+
 def queue_siblings(queues: Sequence[Queue]) -> list[Queue]:
     """Every queue of the tenants of `queues` (placement needs them all, granted or not): one query."""
     return list(Queue.objects.filter(tenant_id__in={q.tenant_id for q in queues}))
@@ -223,6 +232,14 @@ def customer_ids_by_external_id(*, tenant_id: int, external_id: str) -> tuple[in
     if not external_id:
         return ()
     return tuple(Customer.objects.filter(tenant_id=tenant_id, external_id=external_id).values_list("pk", flat=True))
+
+
+def queue_alert_get(*, queue: Queue, siblings: Iterable[Queue], alert_id) -> Alert:
+    """One active alert of `queue` (from queue_get_for). Missing, elsewhere or final: Http404."""
+    try:
+        return queue_alerts(queue=queue, siblings=siblings).get(pk=int(alert_id))
+    except (Alert.DoesNotExist, ValueError, TypeError, OverflowError):
+        raise Http404("No such alert in this queue.") from None
 
 
 def queue_alerts_page(
