@@ -272,7 +272,7 @@ class QueueFilterForm(forms.Form):
         choices=[("", "Any severity"), *Severity.choices], coerce=int, empty_value=None, required=False
     )
     status = forms.ChoiceField(
-        choices=[("", "Open or acknowledged"), *((s.value, s.label) for s in ACTIVE_STATUSES)], required=False
+        choices=[("", "Any status"), *((s.value, s.label) for s in ACTIVE_STATUSES)], required=False
     )
     mine = forms.BooleanField(required=False, label="Mine")
     unassigned = forms.BooleanField(required=False, label="Unassigned")
@@ -304,7 +304,7 @@ def _span(delta: timedelta) -> str:
     minutes = int(delta.total_seconds() // 60)
     if minutes < 1:
         return "under a minute"
-    if minutes < 120:
+    if minutes < 60:
         return f"{minutes} min"
     hours = minutes // 60
     if hours < 48:
