@@ -224,7 +224,7 @@ class Alert(models.Model):
             # A desk queue's active alerts in queue order (desk.selectors.QUEUE_ORDER), read straight
             # from the index: the first page does not sort the tenant's active alerts.
             models.Index(
-                fields=["tenant", "-severity", "first_seen_at", "id"],
+                fields=["tenant", "-severity", "sla_due_at", "first_seen_at", "id"],
                 condition=models.Q(status__in=["open", "acknowledged"]),
                 name="alert_active_queue_order_idx",
             ),

@@ -2,12 +2,6 @@
 or supervise, and a queue's active alerts in queue order, in keyset pages. Errors come from the
 project's exception handler (config/api.py)."""
 
-import base64
-import binascii
-import json
-from datetime import datetime
-
-from django.db.models import Q
 from django.utils.decorators import method_decorator
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.exceptions import NotFound
@@ -15,11 +9,20 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
-from alerts.models import Severity
 from alerts.serializers import AlertSerializer
 from audit.decorators import audit_shown, shows_data
-from desk.selectors import queue_alerts, queue_counts, queue_get_for, queue_list_for, queue_siblings
+from desk.selectors import (
+    InvalidPositionError,
+    QueuePosition,
+    queue_alerts,
+    queue_alerts_page,
+    queue_counts,
+    queue_get_for,
+    queue_list_for,
+    queue_siblings,
+)
 from desk.serializers import QueueAlertPageSerializer, QueueSerializer
+from desk.services import alert_claim_next
 
 _NOT_FOUND = OpenApiResponse(description="No such queue, or one the caller may not see (the same answer).")
 
@@ -40,43 +43,11 @@ class QueueListApi(APIView):
         return Response(QueueSerializer(queues, many=True).data)
 
 
-class QueueCursor:
-    """A position in queue order: (severity, first_seen_at, id) of the last alert of a page, as
-    url-safe base64 of a JSON list. A cursor that does not decode to exactly that is refused with
-    404, as DRF refuses an undecodable cursor elsewhere in the API."""
-
-    @staticmethod
-    def encode(alert) -> str:
-        raw = json.dumps([alert.severity, alert.first_seen_at.isoformat(), alert.pk], separators=(",", ":"))
-        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-    @staticmethod
-    def decode(value: str) -> tuple[int, datetime, int]:
-        try:
-            if len(value) > 200:
-                raise ValueError
-            raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-            severity, seen, pk = json.loads(raw)
-            seen_at = datetime.fromisoformat(seen)
-            ok = (
-                type(severity) is int
-                and severity in Severity.values
-                and type(pk) is int
-                and 0 < pk < 2**63
-                and seen_at.tzinfo is not None
-            )
-        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-            ok = False
-        if not ok:
-            raise NotFound("Invalid cursor")
-        return severity, seen_at, pk
-
-
 @method_decorator(shows_data, name="dispatch")
 class QueueAlertListApi(APIView):
     """A queue's active alerts (open, acknowledged) in queue order: most severe first, then the
-    oldest, then by id (SLA due time joins between severity and age with SLAs). Keyset pages: the
-    cost of a page does not depend on how deep it is."""
+    soonest SLA due time, then the oldest, then by id. Keyset pages: the cost of a page does not
+    depend on how deep it is."""
 
     http_method_names = ["get"]
     page_size = 50
@@ -95,22 +66,17 @@ class QueueAlertListApi(APIView):
     )
     def get(self, request, queue_id):
         queue = queue_get_for(user=request.user, queue_id=queue_id)
-        alerts = queue_alerts(queue=queue, siblings=queue_siblings([queue]))
         cursor = request.query_params.get("cursor")
-        if cursor is not None:
-            severity, seen_at, pk = QueueCursor.decode(cursor)
-            # After the position in (-severity, first_seen_at, id) order.
-            alerts = alerts.filter(
-                Q(severity__lt=severity)
-                | Q(severity=severity, first_seen_at__gt=seen_at)
-                | Q(severity=severity, first_seen_at=seen_at, pk__gt=pk)
-            )
-        size = self._page_size(request)
-        page = list(alerts[: size + 1])
+        try:
+            after = QueuePosition.decode(cursor) if cursor is not None else None
+        except InvalidPositionError:
+            raise NotFound("Invalid cursor") from None
+        page, position = queue_alerts_page(
+            queue=queue, siblings=queue_siblings([queue]), after=after, size=self._page_size(request)
+        )
         next_url = None
-        if len(page) > size:
-            page = page[:size]
-            next_url = replace_query_param(request.build_absolute_uri(), "cursor", QueueCursor.encode(page[-1]))
+        if position is not None:
+            next_url = replace_query_param(request.build_absolute_uri(), "cursor", position.encode())
         audit_shown(request).objects(page, target_type="alerts.alert")
         return Response({"results": AlertSerializer(page, many=True).data, "next": next_url})
 
@@ -120,3 +86,35 @@ class QueueAlertListApi(APIView):
         if value.isascii() and value.isdigit() and 0 < int(value):
             return min(int(value), self.max_page_size)
         return self.page_size
+
+
+@method_decorator(shows_data, name="dispatch")
+class QueueNextApi(APIView):
+    """Hand the caller the best alert of the queue that nobody holds, claimed for them (the claim is
+    recorded by the service, the alert shown by this answer). 204 when none is left."""
+
+    http_method_names = ["post"]
+
+    @extend_schema(
+        operation_id="queues_next",
+        summary="Next: claim the best unclaimed alert of the queue",
+        request=None,
+        responses={
+            200: AlertSerializer,
+            204: OpenApiResponse(description="Nothing left to claim in this queue."),
+            403: OpenApiResponse(description="The caller sees the queue, but their role may not work alerts."),
+            404: _NOT_FOUND,
+        },
+        tags=["queues"],
+    )
+    def post(self, request, queue_id):
+        queue = queue_get_for(user=request.user, queue_id=queue_id)
+        siblings = queue_siblings([queue])
+        claimed = alert_claim_next(queue=queue, siblings=siblings, actor=request.user)
+        if claimed is None:
+            # Nothing shown but the fact that the queue had nothing left: recorded as such.
+            audit_shown(request).page("desk.queue_next", tenant=queue.tenant, queue=queue.pk)
+            return Response(status=204)
+        alert = queue_alerts(queue=queue, siblings=siblings).filter(pk=claimed.pk).first() or claimed
+        audit_shown(request).object(alert)
+        return Response(AlertSerializer(alert).data)

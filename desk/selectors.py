@@ -6,23 +6,33 @@ over alerts (for lists and counts), `queue_for_alert` in Python for one alert; b
 order of specificity, and a property test holds them to each other.
 """
 
+import base64
+import binascii
+import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.http import Http404
+from django.utils import timezone
 from guardian.shortcuts import get_objects_for_user
 
 from accounts.models import Membership, User
 from accounts.selectors import tenant_ids_with_perm
-from alerts.models import ACTIVE_STATUSES, Alert, AlertStatus
+from alerts.models import ACTIVE_STATUSES, Alert, AlertType, Customer, Severity
+from alerts.selectors import ENCRYPTED_CUSTOMER_FIELDS
 from desk.models import Queue
 
 QUEUE_VIEW_PERM = "desk.view_queue"  # supervisors and admins: every queue of their tenants
 QUEUE_WORK_PERM = "desk.work_queue"  # agents: a guardian object permission on each granted queue
 
-# Active alerts in the order a queue is worked: most severe first, then the oldest (SLA due time
-# comes in between once alerts have one). Served by alerts' alert_active_queue_order_idx.
-QUEUE_ORDER = ("-severity", "first_seen_at", "id")
+# Active alerts in the order a queue is worked (contract: severity, then SLA due time, then age):
+# most severe first, then the soonest due, then the oldest, the id breaking ties. Served by alerts'
+# alert_active_queue_order_idx. Active alerts all have a due time; one without (made before SLAs,
+# or in SQL) comes last of its severity, on both databases (PostgreSQL's default for ASC too).
+QUEUE_ORDER = ("-severity", "sla_due_at", "first_seen_at", "id")
+QUEUE_ORDER_BY = (F("severity").desc(), F("sla_due_at").asc(nulls_last=True), F("first_seen_at").asc(), F("id").asc())
 
 
 def queue_specificity(queue: Queue) -> tuple:
@@ -122,6 +132,15 @@ def alert_queue_scope(*, user: User, tenant_ids: list[int]) -> Q:
     return q
 
 
+def queue_pick(queues: Iterable[Queue], queue_id) -> Queue:
+    """The queue `queue_id` among `queues` from queue_list_for (a page that lists them anyway
+    saves the second query of queue_get_for). Missing and forbidden both raise Http404."""
+    for queue in queues:
+        if str(queue.pk) == str(queue_id):
+            return queue
+    raise Http404("No such queue.")
+
+
 def queue_siblings(queues: Sequence[Queue]) -> list[Queue]:
     """Every queue of the tenants of `queues` (placement needs them all, granted or not): one query."""
     return list(Queue.objects.filter(tenant_id__in={q.tenant_id for q in queues}))
@@ -131,24 +150,153 @@ def queue_alerts(*, queue: Queue, siblings: Iterable[Queue]) -> QuerySet[Alert]:
     """The queue's active alerts in queue order. Call it with a queue from queue_get_for."""
     return (
         Alert.objects.filter(queue_alerts_q(queue, siblings), status__in=ACTIVE_STATUSES)
-        .select_related("tenant", "customer")
-        .order_by(*QUEUE_ORDER)
+        .select_related("tenant", "customer", "assignee")
+        .defer(*(f"customer__{name}" for name in ENCRYPTED_CUSTOMER_FIELDS))  # lists show the masked forms
+        .order_by(*QUEUE_ORDER_BY)
     )
 
 
+class InvalidPositionError(ValueError):
+    """A queue cursor that does not decode to a position in queue order."""
+
+
+@dataclass(frozen=True)
+class QueuePosition:
+    """Where a keyset page of a queue ends: the queue-order key of its last alert. Encoded as
+    url-safe base64 of a JSON list, for the API's `cursor` and the page's "Older" link."""
+
+    severity: int
+    sla_due_at: datetime | None
+    first_seen_at: datetime
+    pk: int
+
+    @classmethod
+    def of(cls, alert: Alert) -> "QueuePosition":
+        return cls(alert.severity, alert.sla_due_at, alert.first_seen_at, alert.pk)
+
+    def encode(self) -> str:
+        due = self.sla_due_at.isoformat() if self.sla_due_at is not None else None
+        raw = json.dumps([self.severity, due, self.first_seen_at.isoformat(), self.pk], separators=(",", ":"))
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, value: str) -> "QueuePosition":
+        """The position, or InvalidPositionError for anything that is not exactly one."""
+        try:
+            if len(value) > 300:
+                raise ValueError
+            raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+            severity, due, seen, pk = json.loads(raw)
+            due_at = datetime.fromisoformat(due) if due is not None else None
+            seen_at = datetime.fromisoformat(seen)
+            ok = (
+                type(severity) is int
+                and severity in Severity.values
+                and type(pk) is int
+                and 0 < pk < 2**63
+                and seen_at.tzinfo is not None
+                and (due_at is None or due_at.tzinfo is not None)
+            )
+        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+            ok = False
+        if not ok:
+            raise InvalidPositionError("Invalid cursor")
+        return cls(severity, due_at, seen_at, pk)
+
+    def after_q(self) -> Q:
+        """The alerts after this position in queue order (a NULL due time sorts last)."""
+        s, due, seen, pk = self.severity, self.sla_due_at, self.first_seen_at, self.pk
+        same_due = Q(sla_due_at__isnull=True) if due is None else Q(sla_due_at=due)
+        later = Q(first_seen_at__gt=seen) | Q(first_seen_at=seen, pk__gt=pk)
+        q = Q(severity__lt=s) | (Q(severity=s) & same_due & later)
+        if due is not None:
+            q |= Q(severity=s) & (Q(sla_due_at__gt=due) | Q(sla_due_at__isnull=True))
+        return q
+
+
+@dataclass(frozen=True)
+class QueueFilters:
+    """What a queue list may be narrowed to. `customer_ids`: from customer_ids_by_external_id;
+    an empty tuple (a search that found nobody) matches nothing, None does not filter."""
+
+    type: str = ""
+    severity: int | None = None
+    status: str = ""
+    assignee_id: int | None = None  # "mine"
+    unassigned: bool = False
+    customer_ids: tuple[int, ...] | None = None
+
+    def q(self) -> Q:
+        q = Q()
+        if self.type in AlertType.values:
+            q &= Q(type=self.type)
+        if self.severity in Severity.values:
+            q &= Q(severity=self.severity)
+        if self.status in ACTIVE_STATUSES:
+            q &= Q(status=self.status)
+        if self.assignee_id is not None:
+            q &= Q(assignee_id=self.assignee_id)
+        if self.unassigned:
+            q &= Q(assignee__isnull=True)
+        if self.customer_ids is not None:
+            q &= Q(customer_id__in=list(self.customer_ids)) if self.customer_ids else Q(pk__in=[])
+        return q
+
+
+def customer_ids_by_external_id(*, tenant_id: int, external_id: str) -> tuple[int, ...]:
+    """The customer of one tenant with this client account id (exact match, served by the
+    (tenant, external_id) unique index), as ids to filter alerts by: none when there is none."""
+    if not external_id:
+        return ()
+    return tuple(Customer.objects.filter(tenant_id=tenant_id, external_id=external_id).values_list("pk", flat=True))
+
+
+def queue_alert_get(*, queue: Queue, siblings: Iterable[Queue], alert_id) -> Alert:
+    """One active alert of `queue` (from queue_get_for). Missing, elsewhere or final: Http404."""
+    try:
+        return queue_alerts(queue=queue, siblings=siblings).get(pk=int(alert_id))
+    except (Alert.DoesNotExist, ValueError, TypeError, OverflowError):
+        raise Http404("No such alert in this queue.") from None
+
+
+def queue_alerts_page(
+    *,
+    queue: Queue,
+    siblings: Iterable[Queue],
+    after: QueuePosition | None = None,
+    size: int,
+    filters: QueueFilters | None = None,
+) -> tuple[list[Alert], QueuePosition | None]:
+    """One keyset page of the queue's active alerts in queue order, after `after`: the alerts, and
+    the position to ask the next page from (None on the last page). One query, whatever the depth."""
+    alerts = queue_alerts(queue=queue, siblings=siblings)
+    if filters is not None:
+        alerts = alerts.filter(filters.q())
+    if after is not None:
+        alerts = alerts.filter(after.after_q())
+    rows = list(alerts[: size + 1])
+    if len(rows) > size:
+        rows = rows[:size]
+        return rows, QueuePosition.of(rows[-1])
+    return rows, None
+
+
 def queue_counts(*, queues: Sequence[Queue], siblings: Iterable[Queue]) -> dict[int, dict[str, int]]:
-    """{queue id: {"active", "unassigned"}} for `queues`, in one grouped query. There is no
-    assignee yet (claiming comes next): "unassigned" counts the open ones, which nobody has
-    acknowledged."""
+    """{queue id: {"active", "unassigned", "breaching"}} for `queues`, in one grouped query:
+    "unassigned" is the active alerts nobody holds, "breaching" those past their SLA due time."""
     if not queues:
         return {}
     siblings = list(siblings)
+    now = timezone.now()
     aggregates = {}
     for queue in queues:
         q = queue_alerts_q(queue, siblings)
         aggregates[f"a{queue.pk}"] = Count("pk", filter=q)
-        aggregates[f"u{queue.pk}"] = Count("pk", filter=q & Q(status=AlertStatus.OPEN))
+        aggregates[f"u{queue.pk}"] = Count("pk", filter=q & Q(assignee__isnull=True))
+        aggregates[f"b{queue.pk}"] = Count("pk", filter=q & Q(sla_due_at__lt=now))
     row = Alert.objects.filter(tenant_id__in={q.tenant_id for q in queues}, status__in=ACTIVE_STATUSES).aggregate(
         **aggregates
     )
-    return {q.pk: {"active": row[f"a{q.pk}"], "unassigned": row[f"u{q.pk}"]} for q in queues}
+    return {
+        q.pk: {"active": row[f"a{q.pk}"], "unassigned": row[f"u{q.pk}"], "breaching": row[f"b{q.pk}"]} for q in queues
+    }

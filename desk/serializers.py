@@ -5,7 +5,8 @@ from alerts.serializers import AlertSerializer
 
 class QueueCountsSerializer(serializers.Serializer):
     active = serializers.IntegerField(help_text="open and acknowledged alerts in the queue")
-    unassigned = serializers.IntegerField(help_text="active alerts nobody has picked up (today: the open ones)")
+    unassigned = serializers.IntegerField(help_text="active alerts nobody holds")
+    breaching = serializers.IntegerField(help_text="active alerts past their SLA due time")
 
 
 class QueueSerializer(serializers.Serializer):

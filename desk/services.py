@@ -2,18 +2,22 @@
 
 from collections.abc import Iterable
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from guardian.shortcuts import assign_perm, remove_perm
 from guardian.utils import get_user_obj_perms_model
 
 from accounts.models import Membership, Tenant, User
-from alerts.models import AlertType, Severity
+from accounts.selectors import user_has_tenant_perm
+from alerts.models import ACTIVE_STATUSES, Alert, AlertType, Severity
+from alerts.selectors import ALERT_CHANGE_PERM
+from alerts.services import AlertClaimConflict, alert_claim
 from audit.masking import audit_diff
 from audit.models import Action
 from audit.services import audit_record
 from config import push
 from desk.models import Queue
+from desk.selectors import QUEUE_ORDER_BY, queue_alerts_q
 
 DEFAULT_QUEUE_SLUG = "default"
 DEFAULT_QUEUE_NAME = "Default"
@@ -138,3 +142,35 @@ def queue_grant_default(*, tenant: Tenant, user: User, actor: User | None = None
     queue = queue_create_default(tenant=tenant, actor=actor)
     queue_grant(queue=queue, user=user, actor=actor)
     return queue
+
+
+NEXT_ATTEMPTS = 5
+
+
+def alert_claim_next(*, queue: Queue, siblings: Iterable[Queue], actor: User) -> Alert | None:
+    """Claim for `actor` the best alert of `queue` that nobody holds (the first in queue order), or
+    None when none is left. Safe under concurrency: callers at the same moment get different alerts
+    (PostgreSQL: the candidate row is locked with SKIP LOCKED, so a concurrent caller takes the next
+    one instead of waiting); the claim itself is alerts.services.alert_claim (audited, announced).
+    `queue` comes from desk.selectors.queue_get_for; a role that may not work the tenant's alerts
+    gets PermissionDenied."""
+    if not user_has_tenant_perm(user=actor, tenant=queue.tenant, perm=ALERT_CHANGE_PERM):
+        raise PermissionDenied("Your role may not work alerts of this client.")
+    siblings = list(siblings)
+    for _ in range(NEXT_ATTEMPTS):
+        with transaction.atomic():
+            # No joins in the locked query (of self only): PostgreSQL would lock the joined rows too.
+            pk = (
+                Alert.objects.filter(queue_alerts_q(queue, siblings), status__in=ACTIVE_STATUSES, assignee__isnull=True)
+                .order_by(*QUEUE_ORDER_BY)
+                .select_for_update(skip_locked=True, of=("self",))
+                .values_list("pk", flat=True)
+                .first()
+            )
+            if pk is None:
+                return None
+            try:
+                return alert_claim(alert=Alert(pk=pk), actor=actor)
+            except AlertClaimConflict:
+                continue  # taken or closed since it was read (SQLite has no row locks): the next one
+    return None

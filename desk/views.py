@@ -1,38 +1,74 @@
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, QueryDict
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.selectors import user_has_tenant_perm
 from alerts.geo import locate
-from alerts.models import ACTIVE_STATUSES, ALERT_TRANSITIONS, AccountEvent, AlertStatus, EventType
+from alerts.models import (
+    ACTIVE_STATUSES,
+    ALERT_TRANSITIONS,
+    AccountEvent,
+    Alert,
+    AlertStatus,
+    AlertType,
+    EventType,
+    Severity,
+)
 from alerts.rules import agent_family
 from alerts.selectors import (
     ALERT_CHANGE_PERM,
     alert_evidence_for,
     alert_get_for,
     alert_get_to_act,
-    alert_list_for,
     alert_related_for,
     alert_tenant_ids_for,
 )
-from alerts.services import AlertTransitionError, alert_acknowledge, alert_dismiss, alert_resolve
+from alerts.services import (
+    AlertClaimConflict,
+    AlertTransitionError,
+    alert_acknowledge,
+    alert_claim,
+    alert_dismiss,
+    alert_resolve,
+)
 from audit.decorators import audit_shown, shows_data
 from audit.models import Action, AuditEvent
 from audit.selectors import audit_changes_of
+from desk.selectors import (
+    InvalidPositionError,
+    QueueFilters,
+    QueuePosition,
+    customer_ids_by_external_id,
+    queue_alert_get,
+    queue_alerts_page,
+    queue_counts,
+    queue_get_for,
+    queue_list_for,
+    queue_pick,
+    queue_siblings,
+)
+from desk.services import alert_claim_next
 
 
 def home(request):
-    """The desk's home: where the agent's queues will live. Until they do, it says only what is
-    true: how many active alerts the current tenant has (a number: no alert's data is shown)."""
-    active_alerts = None
-    if request.tenant:
-        active_alerts = (
-            alert_list_for(user=request.user).filter(tenant=request.tenant, status__in=ACTIVE_STATUSES).count()
-        )
-    return render(request, "desk/desk_home.html", {"active_alerts": active_alerts})
+    """The desk's home: the user's first queue (of the tenant they work in, when it has one).
+    Someone with no queue sees no alert at all (alerts are seen through queues), and is told how
+    to get one."""
+    queues = list(queue_list_for(user=request.user))
+    if queues:
+        current = getattr(request.tenant, "pk", None) if request.tenant else None
+        first = next((q for q in queues if q.tenant_id == current), queues[0])
+        return redirect("desk:queue", queue_id=first.pk)
+    return render(request, "desk/desk_home.html")
 
 
 # The alert page: one alert with its evidence, the alerts linked to it, its history, and the steps
@@ -215,3 +251,169 @@ def alert_resolve_view(request, alert_id: int):
 @shows_data
 def alert_dismiss_view(request, alert_id: int):
     return _alert_step(request, alert_id, "dismiss")
+
+
+# The queue page: the queues the user may work, with counts, and one queue's active alerts in
+# queue order, filtered, in keyset pages. Read through the access functions (queue_list_for,
+# queue_get_for); claims go through the alert services.
+
+QUEUE_PAGE_SIZE = 50
+
+
+class QueueFilterForm(forms.Form):
+    type = forms.ChoiceField(choices=[("", "Any type"), *AlertType.choices], required=False)
+    severity = forms.TypedChoiceField(
+        choices=[("", "Any severity"), *Severity.choices], coerce=int, empty_value=None, required=False
+    )
+    status = forms.ChoiceField(
+        choices=[("", "Any status"), *((s.value, s.label) for s in ACTIVE_STATUSES)], required=False
+    )
+    mine = forms.BooleanField(required=False, label="Mine")
+    unassigned = forms.BooleanField(required=False, label="Unassigned")
+    customer = forms.CharField(max_length=200, required=False, strip=True, label="Customer id")
+
+    FIELDS = ("type", "severity", "status", "mine", "unassigned", "customer")
+
+    def query(self) -> dict[str, str]:
+        """The valid filters as query parameters (for links and redirects), empty ones left out."""
+        data = self.cleaned_data if self.is_valid() else {}
+        out = {}
+        for name in self.FIELDS:
+            value = data.get(name)
+            if value not in (None, "", False):
+                out[name] = "1" if value is True else str(value)
+        return out
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    alert: Alert
+    age: str
+    due: str
+    breaching: bool
+    mine: bool
+
+
+def _span(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 1:
+        return "under a minute"
+    if minutes < 60:
+        return f"{minutes} min"
+    hours = minutes // 60
+    if hours < 48:
+        return f"{hours} h"
+    return f"{hours // 24} d"
+
+
+def _queue_row(alert: Alert, *, user, now: datetime) -> QueueRow:
+    due, breaching = "", False
+    if alert.sla_due_at is not None:
+        breaching = alert.sla_due_at < now
+        due = f"overdue by {_span(now - alert.sla_due_at)}" if breaching else f"in {_span(alert.sla_due_at - now)}"
+    mine = alert.assignee_id == user.pk
+    return QueueRow(alert=alert, age=_span(now - alert.first_seen_at), due=due, breaching=breaching, mine=mine)
+
+
+def _queue_context(request, queue_id, query: QueryDict) -> dict:
+    """Everything the page and its rows fragment show: a fixed number of queries, whatever the
+    page size or the data (the user's queues, the queue, its siblings, the counts, the customer
+    looked up when searching, one page of alerts)."""
+    queues = list(queue_list_for(user=request.user))
+    queue = queue_pick(queues, queue_id)  # queue_get_for's answer, from the list already read
+    form = QueueFilterForm(query)
+    data = form.cleaned_data if form.is_valid() else {}
+    try:
+        after = QueuePosition.decode(query["cursor"]) if query.get("cursor") else None
+    except InvalidPositionError:
+        raise Http404("Invalid cursor") from None
+    customer = data.get("customer") or ""
+    filters = QueueFilters(
+        type=data.get("type") or "",
+        severity=data.get("severity"),
+        status=data.get("status") or "",
+        assignee_id=request.user.pk if data.get("mine") else None,
+        unassigned=bool(data.get("unassigned")),
+        customer_ids=customer_ids_by_external_id(tenant_id=queue.tenant_id, external_id=customer) if customer else None,
+    )
+    siblings = queue_siblings(queues or [queue])
+    counts = queue_counts(queues=queues, siblings=siblings)
+    alerts, position = queue_alerts_page(
+        queue=queue, siblings=siblings, after=after, size=QUEUE_PAGE_SIZE, filters=filters
+    )
+    audit_shown(request).objects(alerts, target_type="alerts.alert")
+    now = timezone.now()
+    filter_query = form.query()
+    base = reverse("desk:queue", kwargs={"queue_id": queue.pk})
+    for q in queues:
+        q.counts = counts.get(q.pk, {"active": 0, "unassigned": 0, "breaching": 0})
+    return {
+        "queues": queues,
+        "queue": queue,
+        "counts": counts.get(queue.pk),
+        "form": form,
+        "filtered": bool(filter_query),
+        "rows": [_queue_row(a, user=request.user, now=now) for a in alerts],
+        "first_page": after is None,
+        "older_url": f"{base}?{urlencode({**filter_query, 'cursor': position.encode()})}" if position else "",
+        "newest_url": f"{base}?{urlencode(filter_query)}" if filter_query else base,
+        "return_query": urlencode(filter_query),
+        "rows_url": reverse("desk:queue_rows", kwargs={"queue_id": queue.pk}),
+        "may_work": queue.tenant_id in alert_tenant_ids_for(user=request.user, perm=ALERT_CHANGE_PERM),
+    }
+
+
+@require_GET
+@shows_data
+def queue_page(request, queue_id: int):
+    return render(request, "desk/queue_page.html", _queue_context(request, queue_id, request.GET))
+
+
+@require_GET
+@shows_data
+def queue_rows(request, queue_id: int):
+    """The rows of the queue page alone (and its counts), for the page's refetch after a live signal."""
+    return render(request, "desk/queue_rows.html", _queue_context(request, queue_id, request.GET))
+
+
+def _back_to_queue(queue, return_query: str):
+    """The queue page with the filters the user had (only the known ones, validated again)."""
+    form = QueueFilterForm(QueryDict(return_query[:1000]))
+    query = urlencode(form.query())
+    url = reverse("desk:queue", kwargs={"queue_id": queue.pk})
+    return redirect(f"{url}?{query}" if query else url)
+
+
+@require_POST
+@shows_data
+def queue_claim(request, queue_id: int, alert_id: int):
+    """Claim one alert of the queue from its row: 404 for a queue or alert the user cannot see (or
+    not in this queue, or final), 403 for a role that may not work alerts, 409 with the queue page
+    and a message when someone else holds it; else back to the queue (post/redirect/get)."""
+    queue = queue_get_for(user=request.user, queue_id=queue_id)
+    alert = queue_alert_get(queue=queue, siblings=queue_siblings([queue]), alert_id=alert_id)
+    if not user_has_tenant_perm(user=request.user, tenant=queue.tenant, perm=ALERT_CHANGE_PERM):
+        raise PermissionDenied("Your role may not work alerts of this client.")
+    try:
+        alert_claim(alert=alert, actor=request.user)
+    except AlertClaimConflict as error:
+        query = QueryDict(request.POST.get("return_query", "")[:1000])
+        context = _queue_context(request, queue.pk, query)
+        context["conflict"] = error.message
+        response = render(request, "desk/queue_page.html", context, status=409)
+        audit_shown(request).record(request)  # a refusal that shows the queue: recorded here
+        return response
+    messages.success(request, f"Alert #{alert.pk} is yours.")
+    return _back_to_queue(queue, request.POST.get("return_query", ""))
+
+
+@require_POST
+@shows_data
+def queue_next(request, queue_id: int):
+    """Take the next alert of the queue: to its page when there was one, else back with a message."""
+    queue = queue_get_for(user=request.user, queue_id=queue_id)
+    claimed = alert_claim_next(queue=queue, siblings=queue_siblings([queue]), actor=request.user)
+    if claimed is None:
+        messages.info(request, "Nothing left to claim in this queue.")
+        return _back_to_queue(queue, request.POST.get("return_query", ""))
+    return redirect("desk:alert_detail", alert_id=claimed.pk)

@@ -12,38 +12,40 @@ SWITCH = reverse("accounts:tenant_switch")
 
 
 def test_desk_shows_the_user_their_tenant_and_role(otp_client):
-    page = otp_client.get(HOME)
-    assert page.status_code == 200
+    page = otp_client.get(HOME, follow=True)  # their first queue
+    assert page.status_code == 200 and page.resolver_match.view_name == "desk:queue"
     html = page.content.decode()
-    assert 'data-testid="tenant-name">Tenant A<' in html and 'data-testid="desk-tenant">Tenant A<' in html
+    assert 'data-testid="tenant-name">Tenant A<' in html
     assert 'data-testid="role">Agent<' in html and '<span class="user-name">agent</span>' in html
     assert "tenant-select" not in html  # one tenant: no switcher
 
 
-def test_desk_counts_the_current_tenants_active_alerts_and_nothing_else(otp_client, tenant_a, tenant_b):
-    from alerts.models import AlertStatus
+def test_the_home_sends_an_agent_to_the_first_queue_of_the_tenant_they_work_in(tenant_a, tenant_b):
+    from desk.models import Queue
+
+    user = make_staff("both", role=Role.AGENT, tenants=[tenant_a, tenant_b], default_queue=True)
+    client = verified_client(user)
+    first = Queue.objects.get(tenant=tenant_a, is_default=True)
+    assert client.get(HOME)["Location"] == reverse("desk:queue", args=[first.pk])
+    client.post(SWITCH, {"tenant": tenant_b.pk, "next": "/"})
+    other = Queue.objects.get(tenant=tenant_b, is_default=True)
+    assert client.get(HOME)["Location"] == reverse("desk:queue", args=[other.pk])
+
+
+def test_without_a_queue_the_desk_shows_no_alert_and_says_how_to_get_one(tenant_a, tenant_b):
     from alerts.tests.factories import AlertFactory, CustomerFactory
 
-    customer = CustomerFactory(tenant=tenant_a)
-    AlertFactory.create_batch(2, customer=customer)
-    AlertFactory(customer=customer, status=AlertStatus.ACKNOWLEDGED)
-    AlertFactory(customer=customer, status=AlertStatus.RESOLVED)
-    AlertFactory(customer=customer, status=AlertStatus.DISMISSED)
-    AlertFactory(customer=CustomerFactory(tenant=tenant_b))
-    html = otp_client.get(HOME).content.decode()
-    assert 'data-testid="active-alerts">3<' in html
-    assert "No alerts yet" not in html
-
-
-def test_desk_says_zero_when_the_tenant_has_no_active_alert(otp_client, tenant_b):
-    from alerts.tests.factories import AlertFactory, CustomerFactory
-
-    AlertFactory(customer=CustomerFactory(tenant=tenant_b))  # another tenant's
-    assert 'data-testid="active-alerts">0<' in otp_client.get(HOME).content.decode()
+    AlertFactory(customer=CustomerFactory(tenant=tenant_a))
+    idle = make_staff("idle", role=Role.AGENT, tenants=[tenant_a])  # a membership, no queue granted
+    page = verified_client(idle).get(HOME)
+    html = page.content.decode()
+    assert page.status_code == 200 and 'data-testid="desk-tenant">Tenant A<' in html
+    assert "You have no queues yet: ask a supervisor to grant you one." in html
+    assert "alert" not in html.split('<main id="main"', 1)[1].lower()  # no alert, no count of them
 
 
 def test_the_top_bar_has_only_working_links(otp_client):
-    html = otp_client.get(HOME).content.decode()
+    html = otp_client.get(HOME, follow=True).content.decode()
     nav = html[html.index('<nav class="mainnav"') : html.index("</nav>")]
     assert ">Alerts<" not in nav and ">Cases<" not in nav and "nav-soon" not in nav
     assert nav.count("<li>") == nav.count("<li><a href=")  # every item is a link
@@ -63,7 +65,7 @@ def test_staff_in_two_tenants_switch_between_them(tenant_a, tenant_b):
 def test_switching_to_a_tenant_one_does_not_belong_to_is_404(otp_client, tenant_b, bad):
     value = str(tenant_b.pk) if bad == "foreign" else bad
     assert otp_client.post(SWITCH, {"tenant": value}).status_code == 404
-    assert "Tenant A" in otp_client.get(HOME).content.decode()
+    assert 'data-testid="tenant-name">Tenant A<' in otp_client.get(HOME, follow=True).content.decode()
 
 
 def test_switch_is_post_only(otp_client, tenant_a):
@@ -107,5 +109,5 @@ def test_security_page_counts_backup_codes_without_showing_them(agent, otp_clien
 
 def test_desk_home_query_budget(otp_client, django_assert_max_num_queries):
     otp_client.get(HOME)
-    with django_assert_max_num_queries(11):  # 10, and the agent's granted queues for the alert count
-        assert otp_client.get(HOME).status_code == 200
+    with django_assert_max_num_queries(8):  # session, user, device, the user's queues, and the redirect
+        assert otp_client.get(HOME).status_code == 302

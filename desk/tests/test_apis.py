@@ -4,6 +4,7 @@ audited, keyset pages, a query budget that does not grow with the page)."""
 from datetime import timedelta
 
 import pytest
+from django.db.models import F
 from django.test import Client
 
 from accounts.models import Role
@@ -11,8 +12,8 @@ from accounts.testing import make_staff, verified_client
 from alerts.models import Alert, AlertStatus, AlertType, Severity
 from alerts.tests.factories import T0, AlertFactory, CustomerFactory
 from audit.models import Action, AuditEvent
-from desk.apis import QueueCursor
 from desk.models import Queue
+from desk.selectors import QueuePosition
 from desk.services import queue_create, queue_grant
 
 pytestmark = pytest.mark.django_db
@@ -51,7 +52,7 @@ def test_an_agent_lists_the_queues_granted_with_counts_and_the_view_is_recorded(
             "tenant": "tenant-a",
             "slug": "default",
             "name": "Default",
-            "counts": {"active": 4, "unassigned": 3},
+            "counts": {"active": 4, "unassigned": 4, "breaching": 0},
         }
     ]
     record = AuditEvent.objects.get(actor=agent, action=Action.LIST, target_type="desk.queue")
@@ -97,7 +98,7 @@ def test_cursor_pages_walk_the_whole_queue_once_in_order(otp_client, tenant_a, a
     expected = list(
         Alert.objects.filter(tenant=tenant_a, status__in=["open", "acknowledged"])
         .exclude(type="account_takeover")
-        .order_by("-severity", "first_seen_at", "id")
+        .order_by("-severity", F("sla_due_at").asc(nulls_last=True), "first_seen_at", "id")
         .values_list("pk", flat=True)
     )
     seen, url = [], alerts_url(floor["default_a"].pk) + "?page_size=3"
@@ -151,11 +152,13 @@ def test_password_only_and_anonymous_sessions_are_refused(password_only_client, 
         "abc",
         "!!!",
         "x" * 300,
-        QueueCursor.encode(Alert(severity=9, first_seen_at=T0, pk=1)),
-        QueueCursor.encode(Alert(severity=4, first_seen_at=T0, pk=0)),
-        QueueCursor.encode(Alert(severity=4, first_seen_at=T0, pk=2**63)),
-        QueueCursor.encode(Alert(severity=4, first_seen_at=T0.replace(tzinfo=None), pk=1)),
-        "WzQsIjIwMjYtMTEtMjBUMDk6MDA6MDArMDA6MDAiLCIxIl0",  # [4,"2026-11-20T09:00:00+00:00","1"]
+        QueuePosition(9, None, T0, 1).encode(),
+        QueuePosition(4, T0, T0, 0).encode(),
+        QueuePosition(4, None, T0, 2**63).encode(),
+        QueuePosition(4, None, T0.replace(tzinfo=None), 1).encode(),
+        QueuePosition(4, T0.replace(tzinfo=None), T0, 1).encode(),
+        "WzQsbnVsbCwiMjAyNi0xMS0yMFQwOTowMDowMCswMDowMCIsIjEiXQ",  # [4,null,"2026-11-20T09:00:00+00:00","1"]
+        "WzQsIjIwMjYtMTEtMjBUMDk6MDA6MDArMDA6MDAiLDFd",  # [4,"2026-11-20T09:00:00+00:00",1]: the old shape
         "WzQsNSw2XQ",  # [4,5,6]
         "e30",  # {}
     ],
@@ -199,3 +202,38 @@ def test_query_budget_does_not_grow_with_the_page_or_the_data(
 def test_both_endpoints_are_in_the_schema(client):
     paths = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()["paths"]
     assert {"/api/v1/queues/", "/api/v1/queues/{queue_id}/alerts/"} <= set(paths)
+
+
+def test_queue_order_is_severity_then_sla_due_time_then_age_and_cursors_walk_it(otp_client, tenant_a, floor):
+    """The contract's order; an alert without a due time comes last of its severity, and a cursor
+    from any position (a due time or none) continues exactly after it."""
+    Alert.objects.filter(tenant=tenant_a).delete()
+    customer = CustomerFactory(tenant=tenant_a)
+    made = {
+        name: AlertFactory(customer=customer, severity=severity, first_seen_at=T0 + timedelta(minutes=seen),
+                           sla_due_at=None if due is None else T0 + timedelta(minutes=due))
+        for name, severity, due, seen in [
+            ("high-due-late-old", Severity.HIGH, 90, 0),
+            ("high-due-soon-new", Severity.HIGH, 30, 50),
+            ("high-no-due", Severity.HIGH, None, -100),
+            ("high-due-soon-old", Severity.HIGH, 30, 10),
+            ("critical-due-late", Severity.CRITICAL, 500, 0),
+            ("low-due-first", Severity.LOW, 1, 0),
+            ("high-no-due-new", Severity.HIGH, None, 0),
+        ]
+    }  # fmt: skip
+    expected = [
+        made[n].pk
+        for n in (
+            "critical-due-late", "high-due-soon-old", "high-due-soon-new", "high-due-late-old",
+            "high-no-due", "high-no-due-new", "low-due-first",
+        )
+    ]  # fmt: skip
+    assert [r["id"] for r in otp_client.get(alerts_url(floor["default_a"].pk)).json()["results"]] == expected
+    for size in (1, 2, 3):
+        seen, url = [], alerts_url(floor["default_a"].pk) + f"?page_size={size}"
+        while url:
+            body = otp_client.get(url).json()
+            seen += [r["id"] for r in body["results"]]
+            url = body["next"]
+        assert seen == expected
