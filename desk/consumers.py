@@ -6,8 +6,9 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from accounts.realtime import SessionState, session_state_now
-from alerts.selectors import alert_tenant_ids_for
 from config import push
+from desk import live
+from desk.selectors import queue_list_for
 
 logger = logging.getLogger(__name__)
 
@@ -20,8 +21,8 @@ CLOSE_SESSION, CLOSE_NO_ACCESS = 4401, 4403
 
 def scope_groups_for(*, user) -> dict[str, int]:
     """The groups a desk connection of `user` hears, from the same access function as the HTTP
-    reads (today a group per tenant whose alerts they may see; queues come next), with their ids."""
-    return {push.tenant_group(pk): pk for pk in alert_tenant_ids_for(user=user)}
+    reads: a group per queue they may see (desk.selectors.queue_list_for), with the queue ids."""
+    return {push.queue_group(pk): pk for pk in queue_list_for(user=user).values_list("pk", flat=True)}
 
 
 class DeskConsumer(AsyncJsonWebsocketConsumer):
@@ -29,9 +30,11 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
     past the OTP step, within the session's lifetime).
 
     Every message to the client is `{"type", "seq", "queue", "payload"}`, `seq` counting up from 1 on
-    the connection. A connection hears only the scope groups its user may see now: on a push of
-    `access.changed` (to the user's group), at the session's idle or absolute deadline and every
-    RECHECK_SECONDS it re-reads its session and the access function, and narrows or closes.
+    the connection: `hello` (the queue ids it hears), `queue.changed` (desk.live's coalesced
+    signals), `access.changed`, `session.ended`, `pong`. A connection hears only the queues its user
+    may see now: on a push of `access.changed` (to the user's group), at the session's idle or
+    absolute deadline and every RECHECK_SECONDS it re-reads its session and the access function,
+    and narrows or closes.
     """
 
     async def connect(self):
@@ -53,7 +56,8 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
         await self._rescope(groups)
         await self.accept()
         self._arm(state.expires_at)
-        await self._push("hello", {"tenants": sorted(self.scope_groups.values())})
+        live.flusher_ensure()
+        await self._push("hello", {"queues": sorted(self.scope_groups.values())})
 
     async def disconnect(self, code):
         if self.timer is not None:
@@ -66,22 +70,22 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
 
     # --- channel-layer messages (config.push) ---------------------------------------------------
 
-    async def push_event(self, message):
+    async def queue_changed(self, message):
         # A message already on its way from a group this connection has just left is dropped here.
         if message["group"] in self.scope_groups:
-            await self._push(message["event"], message["payload"], queue=message.get("queue"))
+            await self._push("queue.changed", message["payload"], queue=message["queue"])
 
     async def access_changed(self, message):
         state, groups = await self._access_now()
         if state.ended:
             await self._end(state.ended)
         elif not groups:
-            await self._push("access.changed", {"tenants": []})
+            await self._push("access.changed", {"queues": []})
             await self._close(CLOSE_NO_ACCESS)
         else:
             if groups.keys() != self.scope_groups.keys():
                 await self._rescope(groups)
-                await self._push("access.changed", {"tenants": sorted(groups.values())})
+                await self._push("access.changed", {"queues": sorted(groups.values())})
             self._arm(state.expires_at)
 
     async def session_end(self, message):
