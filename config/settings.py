@@ -388,7 +388,10 @@ LOG_JSON = env_bool("LOG_JSON", default=PRODUCTION)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "config.logging.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "config.logging.RequestIdFilter"},
+        "layer_losses": {"()": "config.logging.ChannelLayerLossFilter"},
+    },
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
@@ -409,5 +412,7 @@ LOGGING = {
         # axes puts usernames and IPs in its messages: keep them out of the logs.
         "axes": {"level": "ERROR"},
         "django.db.backends": {"level": "INFO"},
+        # channels_redis logs the group messages it skipped for full channels at INFO: at WARNING here.
+        "channels_redis.core": {"level": "INFO", "filters": ["layer_losses"]},
     },
 }

@@ -55,3 +55,18 @@ def test_a_push_that_cannot_be_sent_is_logged_at_warning_and_the_caller_goes_on(
     (record,) = caplog.records
     assert record.levelno == logging.WARNING and record.getMessage() == "live push not sent"
     assert (record.push_types, record.push_count) == (["access.changed"], 2)
+
+
+def test_channel_layer_losses_are_raised_to_warning_and_counted(caplog):
+    from config.logging import ChannelLayerLossFilter
+
+    layer_logger = logging.getLogger("channels_redis.core")
+    assert any(isinstance(f, ChannelLayerLossFilter) for f in layer_logger.filters)  # wired in settings.LOGGING
+    before = ChannelLayerLossFilter.dropped
+    with caplog.at_level(logging.INFO):
+        layer_logger.info("%s of %s channels over capacity in group %s", 3, 50, "queue.7")  # as channels_redis says it
+    (record,) = [r for r in caplog.records if r.name == "channels_redis.core"]
+    assert (
+        record.levelno == logging.WARNING and record.getMessage() == "3 of 50 channels over capacity in group queue.7"
+    )
+    assert ChannelLayerLossFilter.dropped == before + 3
