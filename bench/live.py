@@ -55,9 +55,10 @@ def agents_setup(count: int, tenant_slugs: list[str]) -> list[tuple[str, int, in
     agents = []
     for i in range(count):
         tenant, queue = tenants[i % len(tenants)], queues[i % len(tenants)]
-        user = User.objects.filter(username=f"live-agent-{i}").first()
+        username = f"live-agent-{i}-of-{len(tenants)}"  # one tenant each, whatever an earlier run used
+        user = User.objects.filter(username=username).first()
         if user is None:
-            user = services.user_create(username=f"live-agent-{i}", password=TEST_PASSWORD)
+            user = services.user_create(username=username, password=TEST_PASSWORD)
             TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=True)
         services.membership_set(user=user, tenant=tenant, role=Role.AGENT)
         queue_grant(queue=queue, user=user)
@@ -76,6 +77,7 @@ class Socket:
         self.listed: dict[int, list[float]] = {}
         self.refetches: list[float] = []
         self.gaps = 0
+        self.errors: list[str] = []
         self.hello = asyncio.Event()
         self.task = None
 
@@ -129,6 +131,8 @@ class Socket:
                         self.listed.setdefault(alert["id"], []).append(now)
         except (asyncio.IncompleteReadError, ConnectionError):
             return
+        except Exception as error:  # counted, not hidden: a reader that died would look like losses
+            self.errors.append(repr(error))
 
     async def close(self) -> None:
         if self.writer is None:
@@ -218,6 +222,7 @@ def main():
     parser.add_argument("--storms", type=int, default=3)
     parser.add_argument("--port", type=int, default=8400)
     parser.add_argument("--drain-limit", type=float, default=300)
+    parser.add_argument("--log", help="a file for the web and worker processes' log lines (warnings)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for the test suite")
     args = parser.parse_args()
     if args.smoke:
@@ -236,7 +241,8 @@ def main():
     keys = [(*k, tenant_ids[k[0]]) for k in keys]
     agents = agents_setup(args.agents, [k[0] for k in keys])
     connection.close()
-    procs, ports = start_services(args.web, args.concurrency, args.port)
+    log = open(args.log, "w") if args.log else subprocess.DEVNULL  # noqa: SIM115 (open for the processes' lifetime)
+    procs, ports = start_services(args.web, args.concurrency, args.port, log=log)
     PORTS[:] = ports
     try:
         asyncio.run(run(args, keys, agents, ports, AccountEvent, AlertEvidence))
@@ -283,7 +289,12 @@ async def run(args, keys, agents, ports, AccountEvent, AlertEvidence):  # noqa: 
             print(f"  gave up waiting for the worker after {args.drain_limit:.0f} s")
             break
         await asyncio.sleep(0.5)
-    await asyncio.sleep(2)  # the last flush windows
+    # The last signals: until no socket has heard anything for 3 s (at most 60 s).
+    quiet_since, heard, deadline = time.time(), sum(s.frames for s in sockets), time.time() + 60
+    while time.time() - quiet_since < 3 and time.time() < deadline:
+        await asyncio.sleep(0.5)
+        if (now_heard := sum(s.frames for s in sockets)) != heard:
+            heard, quiet_since = now_heard, time.time()
 
     def mapping():
         rows = AlertEvidence.objects.filter(event__external_id__in=list(sent)).values_list(
@@ -297,9 +308,12 @@ async def run(args, keys, agents, ports, AccountEvent, AlertEvidence):  # noqa: 
     by_tenant: dict[int, list[Socket]] = {}
     for s in sockets:
         by_tenant.setdefault(tenant_of_queue[s.queue], []).append(s)
-    latencies, never, by_refetch = [], 0, 0
+    latencies, never, by_refetch, after_commit, worker = [], 0, 0, [], []
+    missed_alerts: Counter = Counter()
+    missing_sockets: Counter = Counter()
     for ext, alert_id, processed_at in rows:
         at, tenant_id = sent[ext]
+        worker.append((processed_at - at) * 1000)
         for s in by_tenant.get(tenant_id, []):
             times = sorted(s.listed.get(alert_id, []))
             i = bisect.bisect_left(times, at)
@@ -309,15 +323,22 @@ async def run(args, keys, agents, ports, AccountEvent, AlertEvidence):  # noqa: 
             reached = min(t for t in (listed, refetch) if t is not None) if (listed or refetch) else None
             if reached is None:
                 never += 1
+                missed_alerts[alert_id] += 1
+                missing_sockets[id(s)] += 1
                 continue
             if listed is None or (refetch is not None and refetch < listed):
                 by_refetch += 1
             latencies.append((reached - at) * 1000)
+            after_commit.append((reached - processed_at) * 1000)
     pairs = len(latencies) + never
     print(f"  {len(rows):,} of {len(sent):,} alerting events linked to an alert; {pairs:,} (alert, socket) pairs")
     if latencies:
         print("  " + summary("202 -> on each socket of its queue", latencies))
-    print(f"  never reached a screen: {never} pairs; reached by a refetch signal: {by_refetch}")
+        print("  " + summary("  of which 202 -> processed (the worker)", worker))
+        print("  " + summary("  and processed -> on the socket (live)", after_commit))
+    errors = sum(len(s.errors) for s in sockets)
+    print(f"  never reached a screen: {never} pairs ({len(missed_alerts)} alerts, on {len(missing_sockets)} sockets); "
+          f"reached by a refetch signal: {by_refetch}; socket reader errors: {errors}")  # fmt: skip
     frames = Counter(s.frames for s in sockets)
     per_socket = sorted(s.frames for s in sockets)
     print(f"  frames per socket: min {per_socket[0]}, median {per_socket[len(per_socket) // 2]}, "

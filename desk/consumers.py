@@ -86,6 +86,9 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
             if groups.keys() != self.scope_groups.keys():
                 await self._rescope(groups)
                 await self._push("access.changed", {"queues": sorted(groups.values())})
+            else:  # renew the memberships: the layer forgets them after its group_expiry (settings)
+                for group in [*self.control_groups, *self.scope_groups]:
+                    await self.channel_layer.group_add(group, self.channel_name)
             self._arm(state.expires_at)
 
     async def session_end(self, message):

@@ -1,6 +1,7 @@
 """The desk WebSocket: the same session, MFA wall and access function as HTTP; every change that
 narrows access narrows or closes an open connection at once; pushes carry ids, states and a seq."""
 
+import asyncio
 import json
 import time
 from datetime import UTC, datetime, timedelta
@@ -486,6 +487,23 @@ def test_the_periodic_recheck_notices_a_session_deleted_out_of_band(otp_client, 
         refused = WebsocketCommunicator(application, "/ws/desk/", headers=_headers(otp_client))
         connected, code = await refused.connect()
         assert (connected, code) == (False, 4401)  # ... and its handshake is refused: signed out
+
+    async_to_sync(scenario)()
+
+
+def test_a_long_connection_renews_its_group_memberships_at_each_recheck(otp_client, tenant_a, monkeypatch):
+    """The layer forgets a membership after its group_expiry (so a dead process's channels leave the
+    queue groups); a live connection renews its own at every re-check and keeps hearing."""
+    from channels.layers import get_channel_layer
+
+    monkeypatch.setattr(consumers, "RECHECK_SECONDS", 0.5)
+    monkeypatch.setattr(get_channel_layer(), "group_expiry", 2)
+
+    async def scenario():
+        comm, _ = await _open(otp_client)
+        await asyncio.sleep(3)  # past the expiry of the memberships made at connect
+        await _assert_hears(comm, tenant_a)
+        await comm.disconnect()
 
     async_to_sync(scenario)()
 
