@@ -42,6 +42,7 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
         self.closing = False
         self.scope_groups: dict[str, int] = {}
         self.timer: asyncio.Task | None = None
+        self.viewing: tuple[int, int] | None = None  # (alert id, its queue id) this page has open
         state: SessionState = self.scope["session_state"]
         # Control groups first: a revocation committed from now on reaches this connection, and one
         # committed before is seen by the read below.
@@ -63,10 +64,41 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
         if self.timer is not None:
             self.timer.cancel()
         await self._leave_all()
+        await self._view(None)
 
     async def receive_json(self, content, **kwargs):
-        if content.get("type") == "ping":
+        kind = content.get("type")
+        if kind == "ping":
             await self._push("pong", {})
+        elif kind == "viewing" and not self.closing:
+            await self._view(content.get("alert"))
+
+    async def _view(self, alert_id) -> None:
+        """Presence: this page has `alert_id` open (None: none). Told to the alert's queue, and only
+        for an alert the user may see in one of this connection's queues; anything else is none."""
+        target = None
+        if isinstance(alert_id, int) and not isinstance(alert_id, bool) and self.scope_groups:
+            queue_id = await database_sync_to_async(live.presence_queue)(
+                user=self.scope["user"], alert_id=alert_id, queue_ids=set(self.scope_groups.values())
+            )
+            target = None if queue_id is None else (alert_id, queue_id)
+        previous, self.viewing = self.viewing, target
+        if previous is not None and previous != target:
+            await self._presence(previous, viewing=False)
+        if target is not None:
+            await self._presence(target, viewing=True)
+
+    async def _presence(self, target: tuple[int, int], *, viewing: bool) -> None:
+        alert_id, queue_id = target
+        try:
+            users = await database_sync_to_async(live.presence_set)(
+                alert_id=alert_id, username=self.scope["user"].username, viewing=viewing
+            )
+            group = push.queue_group(queue_id)
+            message = {"type": "presence.update", "group": group, "queue": queue_id, "alert": alert_id, "users": users}
+            await self.channel_layer.group_send(group, message)
+        except Exception:  # best effort: the next ping repeats it
+            logger.warning("presence not relayed", exc_info=True)
 
     # --- channel-layer messages (config.push) ---------------------------------------------------
 
@@ -74,6 +106,10 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
         # A message already on its way from a group this connection has just left is dropped here.
         if message["group"] in self.scope_groups:
             await self._push("queue.changed", message["payload"], queue=message["queue"])
+
+    async def presence_update(self, message):
+        if message["group"] in self.scope_groups:
+            await self._push("presence", {"alert": message["alert"], "users": message["users"]}, queue=message["queue"])
 
     async def access_changed(self, message):
         state, groups = await self._access_now()
@@ -86,6 +122,8 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
             if groups.keys() != self.scope_groups.keys():
                 await self._rescope(groups)
                 await self._push("access.changed", {"queues": sorted(groups.values())})
+                if self.viewing is not None and self.viewing[1] not in groups.values():
+                    await self._view(None)
             else:  # renew the memberships: the layer forgets them after its group_expiry (settings)
                 for group in [*self.control_groups, *self.scope_groups]:
                     await self.channel_layer.group_add(group, self.channel_name)

@@ -20,7 +20,10 @@ from types import SimpleNamespace
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from django.core.cache import cache
+from django.http import Http404
 
+from alerts.selectors import alert_get_for
 from config import push
 from desk.selectors import queue_for_alert, queues_of_tenants
 
@@ -128,3 +131,35 @@ async def flush_once(*, reader=None, limit: int = BATCH) -> int:
             group, {"type": push.QUEUE_CHANGED, "group": group, "queue": queue_id, "payload": payload}
         )
     return len(signals)
+
+
+# --- presence: who has each alert open ------------------------------------------------------------
+
+PRESENCE_SECONDS = 60  # a viewer not heard of for this long is gone (pages repeat it with each ping)
+
+
+def presence_queue(*, user, alert_id: int, queue_ids) -> int | None:
+    """The queue of `alert_id` when `user` may see the alert and it is in one of `queue_ids` (the
+    connection's queues), else None: presence is told only where the alert itself may be seen."""
+    try:
+        alert = alert_get_for(user=user, alert_id=alert_id, with_evidence=False)
+    except Http404:
+        return None
+    queue = queue_for_alert(alert, queues_of_tenants(tenant_ids=[alert.tenant_id]))
+    return queue.pk if queue is not None and queue.pk in queue_ids else None
+
+
+def presence_set(*, alert_id: int, username: str, viewing: bool) -> list[str]:
+    """Note that `username` opened (or left) the alert; returns who has it open now. Kept in the
+    cache (Redis with REDIS_URL): best effort, a lost update heals with the viewer's next ping."""
+    key, now = f"desk:presence:{alert_id}", time.time()
+    viewers = {name: until for name, until in (cache.get(key) or {}).items() if until > now}
+    if viewing:
+        viewers[username] = now + PRESENCE_SECONDS
+    else:
+        viewers.pop(username, None)
+    if viewers:
+        cache.set(key, viewers, PRESENCE_SECONDS)
+    else:
+        cache.delete(key)
+    return sorted(viewers)

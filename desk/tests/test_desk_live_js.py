@@ -52,3 +52,11 @@ def test_it_reconnects_by_itself_with_jittered_backoff_capped_at_fifteen_seconds
 def test_a_replaced_session_reconnects_and_a_refused_handshake_goes_to_sign_in(run):
     assert run["replaced"] == {"assigned": 0, "timers": 1}
     assert run["refused"] == {"assigned": ["/accounts/login/?next=%2Fdesk%2F"], "state": "offline", "timers": 0}
+
+
+def test_the_open_alert_is_told_for_presence_on_each_connection_and_others_presence_is_an_event(run):
+    assert run["presence"]["sent"] == [{"type": "viewing", "alert": 42}]
+    assert run["presence"]["events"] == [
+        ["desk:refetch", {"queue": None}],
+        ["desk:presence", {"queue": 5, "alert": 42, "users": ["amy"]}],
+    ]

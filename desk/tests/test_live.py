@@ -288,3 +288,54 @@ def test_a_burst_of_a_thousand_alerts_makes_a_handful_of_frames_per_connection(t
         for c in burst
     }
     assert all(alert_id in listed or queue in refetched for alert_id, queue in expected.items())
+
+
+# --- presence ------------------------------------------------------------------------------------------
+
+
+def test_presence_is_told_to_the_alerts_queue_only_and_cleared_on_leaving(tenant_a, tenant_b, queues):
+    from django.utils import timezone
+
+    from alerts.models import Alert
+
+    now = timezone.now()
+    alert = Alert.objects.create(tenant=tenant_a, type="login", rule="new_device", severity=2, reason="r",
+                                 dedupe_key="k", first_seen_at=now, last_seen_at=now, created_at=now,
+                                 updated_at=now)  # fmt: skip
+    takeover_alert = Alert.objects.create(tenant=tenant_a, type="account_takeover", rule="takeover", severity=4,
+                                          reason="r", dedupe_key="t", first_seen_at=now, last_seen_at=now,
+                                          created_at=now, updated_at=now)  # fmt: skip
+    viewer, colleague, other = (
+        make_staff(name, role=Role.AGENT, tenants=[tenant_a]) for name in ("viewer", "colleague", "other")
+    )
+    for user in (viewer, colleague):
+        queue_grant(queue=queues["default"], user=user)
+    queue_grant(queue=queues["takeover"], user=other)
+    clients = [verified_client(u) for u in (viewer, colleague, other)]
+    default = queues["default"].pk
+
+    async def scenario():
+        mine, theirs, elsewhere = [(await _open(c))[0] for c in clients]
+        await mine.send_json_to({"type": "viewing", "alert": alert.pk})
+        heard = await theirs.receive_json_from(timeout=5)
+        assert (heard["type"], heard["queue"], heard["payload"]) == (
+            "presence",
+            default,
+            {"alert": alert.pk, "users": ["viewer"]},
+        )
+        assert (await mine.receive_json_from(timeout=5))["payload"]["users"] == ["viewer"]
+        assert await elsewhere.receive_nothing(timeout=0.3)  # another queue's agent hears nothing of it
+
+        # An alert of a queue this connection does not hear: nothing is told, and the old one is left.
+        await mine.send_json_to({"type": "viewing", "alert": takeover_alert.pk})
+        assert (await theirs.receive_json_from(timeout=5))["payload"] == {"alert": alert.pk, "users": []}
+        assert await elsewhere.receive_nothing(timeout=0.3)
+
+        await mine.send_json_to({"type": "viewing", "alert": alert.pk})
+        await theirs.receive_json_from(timeout=5)
+        await mine.disconnect()  # leaving the page
+        assert (await theirs.receive_json_from(timeout=5))["payload"] == {"alert": alert.pk, "users": []}
+        await theirs.disconnect()
+        await elsewhere.disconnect()
+
+    async_to_sync(scenario)()

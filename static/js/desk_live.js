@@ -24,6 +24,7 @@ let attempt = 0;
 let retryTimer = null;
 let pingTimer = null;
 let stopped = false;
+let openAlert = null; // the alert this page has open, told to the server for presence
 
 function emit(name, detail) {
   document.dispatchEvent(new CustomEvent(name, { detail }));
@@ -75,6 +76,7 @@ function onMessage(event) {
   if (type === "hello") {
     attempt = 0;
     showState("live");
+    if (openAlert !== null) send({ type: "viewing", alert: openAlert }); // a new connection knows nothing
     emit("desk:refetch", { queue: null }); // whatever happened while we were away
   } else if (type === "queue.changed") {
     if (payload.refetch) emit("desk:refetch", { queue });
@@ -103,7 +105,10 @@ function connect() {
   socket.addEventListener("message", onMessage);
   socket.addEventListener("open", () => {
     window.clearInterval(pingTimer);
-    pingTimer = window.setInterval(() => send({ type: "ping" }), PING_MS);
+    pingTimer = window.setInterval(() => {
+      send({ type: "ping" });
+      if (openAlert !== null) send({ type: "viewing", alert: openAlert }); // presence lapses unless repeated
+    }, PING_MS);
   });
   socket.addEventListener("close", (event) => {
     window.clearInterval(pingTimer);
@@ -125,6 +130,7 @@ function send(message) {
 
 /** Tell the server which alert this page has open (null: none), for presence. */
 export function viewing(alertId) {
+  openAlert = alertId;
   send({ type: "viewing", alert: alertId });
 }
 

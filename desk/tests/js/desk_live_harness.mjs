@@ -85,4 +85,17 @@ out.replaced = { assigned: assigned.length, timers: timers.length };
 fireTimer();
 last().fire("close", { code: 4401 });
 out.refused = { assigned: assigned.slice(), state: status.dataset.state, timers: timers.length };
+
+// Presence, on a fresh copy of the module: the open alert is told once the connection is up (and
+// again on every new one); others' presence becomes an event.
+const again = await import(`${process.argv[2]}?presence`);
+const fresh = last();
+const sent = [];
+fresh.send = (data) => sent.push(JSON.parse(data));
+again.viewing(42); // not open yet: nothing sent
+fresh.readyState = 1;
+take();
+fresh.message({ type: "hello", seq: 1, queue: null, payload: { queues: [5] } });
+fresh.message({ type: "presence", seq: 2, queue: 5, payload: { alert: 42, users: ["amy"] } });
+out.presence = { sent, events: take() };
 console.log(JSON.stringify(out));
