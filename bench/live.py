@@ -34,6 +34,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 from _setup import django_setup, summary
 from ingest import Sender, generate, make_event, start_services
@@ -204,6 +205,33 @@ def send_load(keys, per_tenant: int, rate: int, seconds: float, sent: dict[str, 
 
 SENDERS = 3
 PORTS: list[int] = []
+WEB_PIDS: list[int] = []
+
+
+def redis_sockets_of(pids: list[int]) -> list[int]:
+    """Open TCP connections to Redis's port held by each of these processes (or their children)."""
+    import redis
+    from django.conf import settings
+
+    port = redis.Redis.from_url(settings.REDIS_URL).connection_pool.connection_kwargs.get("port", 6379)
+    counts = []
+    for pid in pids:
+        inodes = set()
+        for fd in Path(f"/proc/{pid}/fd").glob("*"):
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+        count = 0
+        for table in ("tcp", "tcp6"):
+            for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+                fields = line.split()
+                if int(fields[2].split(":")[1], 16) == port and fields[3] == "01" and fields[9] in inodes:
+                    count += 1
+        counts.append(count)
+    return counts
 
 
 async def storm(sockets: list[Socket]) -> tuple[float, int]:
@@ -263,6 +291,7 @@ def main():
     log = open(args.log, "w") if args.log else subprocess.DEVNULL  # noqa: SIM115 (open for the processes' lifetime)
     procs, ports = start_services(args.web, args.concurrency, args.port, log=log)
     PORTS[:] = ports
+    WEB_PIDS[:] = [p.pid for p in procs[: args.web]]
     try:
         asyncio.run(run(args, keys, agents, ports, AccountEvent, AlertEvidence))
     finally:
@@ -366,12 +395,13 @@ async def run(args, keys, agents, ports, AccountEvent, AlertEvidence):  # noqa: 
     del frames
 
     for n in range(args.storms):
-        before = await asyncio.to_thread(redis_clients)
+        before, web_before = await asyncio.to_thread(redis_clients), redis_sockets_of(WEB_PIDS)
         took, errors = await storm(sockets)
         await asyncio.sleep(2)
-        after = await asyncio.to_thread(redis_clients)
+        after, web_after = await asyncio.to_thread(redis_clients), redis_sockets_of(WEB_PIDS)
         print(f"reconnect storm {n + 1}: {len(sockets)} sockets again in {took:.2f} s, {errors.total()} errors; "
-              f"Redis clients on this database {before} -> {after}")  # fmt: skip
+              f"Redis clients on this database {before} -> {after}; "
+              f"held by the daphne processes {web_before} -> {web_after}")  # fmt: skip
         for reason, count in errors.most_common(3):
             print(f"  {count} x {reason}")
     await asyncio.gather(*(s.close() for s in sockets))
