@@ -288,7 +288,8 @@ class Announcements:
 
 
 def alerts_announce(messages: list[tuple[int, str, dict]]) -> None:
-    """Tell the desk connections that hear each tenant of these (tenant id, event, payload), once
-    the caller's transaction commits. Payloads carry ids and states only; a push that cannot be
-    sent is logged by config.push, and the queue's next read catches up."""
+    """Tell the desk these alerts changed (tenant id, event, payload with id, type, severity, status,
+    assignee, and previous_severity when it rose), once the caller's transaction commits: config.push
+    buffers them and the desk coalesces them per queue. Ids and states only; what cannot be sent is
+    logged by config.push, and pages catch up on their next refetch."""
     push.tenant_events(messages)
