@@ -20,7 +20,7 @@ from datetime import datetime
 
 from django.db import IntegrityError, transaction
 
-from accounts.models import Tenant
+from accounts.models import Tenant, User
 from alerts.findings import Finding, Known, cut, cut_key
 from alerts.models import ACTIVE_STATUSES, Alert, AlertEvidence, AlertStatus
 from alerts.sla import Policies, sla_apply, sla_policies_for
@@ -52,6 +52,7 @@ class Entry:
     evidence: dict[int, None] = field(default_factory=dict)
     related: list[Known] = field(default_factory=list)
     alert: Alert | None = None
+    previous_severity: int | None = None  # a stored alert's severity before this chunk raised it
 
 
 class AlertBook:
@@ -153,10 +154,22 @@ class AlertBook:
         )
         self._relate()
         audit_record_many(records)
+        holders = self._holders([e.alert.assignee_id for e in folds if e.alert.assignee_id is not None])
         for entry in self.entries.values():
             alert = entry.alert
-            payload = {"id": alert.pk, "type": alert.type, "severity": alert.severity, "count": alert.count}
+            payload = {"id": alert.pk, "type": alert.type, "severity": alert.severity, "status": alert.status,
+                       "assignee": holders.get(alert.assignee_id), "count": alert.count}  # fmt: skip
+            if entry.previous_severity is not None:  # it may have moved to another queue
+                payload["previous_severity"] = entry.previous_severity
             announcements.add(alert.tenant_id, "alert.created" if id(entry) in created else "alert.updated", payload)
+
+    @staticmethod
+    def _holders(user_ids: list[int]) -> dict[int, str]:
+        """Usernames of the staff holding folded alerts (the desk shows who holds each): one query,
+        and none when no folded alert is held."""
+        if not user_ids:
+            return {}
+        return dict(User.objects.filter(pk__in=set(user_ids)).values_list("pk", "username"))
 
     def _sla_policies(self) -> Policies:
         """The SLA policies of the chunk's tenants: one query per chunk, and only if an alert is
@@ -217,6 +230,7 @@ class AlertBook:
             before = {"count": alert.count, "severity": alert.severity}
             alert.count += entry.count
             if entry.severity > alert.severity:  # a tighter SLA, counted from when it was raised
+                entry.previous_severity = entry.previous_severity or alert.severity
                 alert.severity = entry.severity
                 sla_apply(alert, self._sla_policies(), raised_at=alert.created_at)
             alert.reason = entry.finding.reason
@@ -274,7 +288,8 @@ class Announcements:
 
 
 def alerts_announce(messages: list[tuple[int, str, dict]]) -> None:
-    """Tell the desk connections that hear each tenant of these (tenant id, event, payload), once
-    the caller's transaction commits. Payloads carry ids and states only; a push that cannot be
-    sent is logged by config.push, and the queue's next read catches up."""
+    """Tell the desk these alerts changed (tenant id, event, payload with id, type, severity, status,
+    assignee, and previous_severity when it rose), once the caller's transaction commits: config.push
+    buffers them and the desk coalesces them per queue. Ids and states only; what cannot be sent is
+    logged by config.push, and pages catch up on their next refetch."""
     push.tenant_events(messages)

@@ -264,12 +264,11 @@ def _alert_transition(*, alert: Alert, actor, to: str, note: str) -> Alert:
     return locked
 
 
-def _alert_announce(alert: Alert, *, assignee: bool = False) -> None:
-    """Tell the desk an alert changed, once this commits: ids and states only. A change of holder
-    also carries the holder's username (shown to staff, as the contract's `assignee` is)."""
+def _alert_announce(alert: Alert) -> None:
+    """Tell the desk an alert changed, once this commits: ids and states only, and the holder's
+    username (shown to staff, as the contract's `assignee` is): what the desk's queue signals carry."""
     payload = {"id": alert.pk, "type": alert.type, "severity": alert.severity, "status": alert.status}
-    if assignee:
-        payload["assignee"] = alert.assignee.username if alert.assignee_id else None
+    payload["assignee"] = alert.assignee.username if alert.assignee_id else None
     alerts_announce([(alert.tenant_id, "alert.updated", payload)])
 
 
@@ -310,7 +309,7 @@ def _alert_assign(*, locked: Alert, actor, to, now, first_response: bool) -> Ale
         target=locked,
         changes=audit_diff(before, {"assignee": to.username if to is not None else None}),
     )
-    _alert_announce(locked, assignee=True)
+    _alert_announce(locked)
     return locked
 
 

@@ -68,7 +68,8 @@ def generate(customers: int) -> list[tuple[str, str, str]]:
     return keys
 
 
-def start_services(web: int, concurrency: int, base_port: int = 8300) -> tuple[list, list[int]]:
+def start_services(web: int, concurrency: int, base_port: int = 8300, log=subprocess.DEVNULL) -> tuple[list, list[int]]:
+    """`log`: where the processes' output goes (a file to read their warnings; none by default)."""
     env = {**os.environ, "LOG_LEVEL": "WARNING", "DJANGO_SETTINGS_MODULE": "config.settings"}
     python = str(Path(sys.executable).parent)
     procs, ports = [], []
@@ -89,7 +90,7 @@ def start_services(web: int, concurrency: int, base_port: int = 8300) -> tuple[l
                 cwd=ROOT,
                 env=env,
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stderr=log,
             )  # fmt: skip
         )
         ports.append(port)
@@ -110,7 +111,7 @@ def start_services(web: int, concurrency: int, base_port: int = 8300) -> tuple[l
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=log,
         )  # fmt: skip
     )
     schedule = f"/tmp/alertdesk-bench-beat-{os.getpid()}"  # its own: several benches may run at once
@@ -120,7 +121,7 @@ def start_services(web: int, concurrency: int, base_port: int = 8300) -> tuple[l
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=log,
         )  # fmt: skip
     )
     for port in ports:

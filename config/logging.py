@@ -93,3 +93,22 @@ class RequestIdMiddleware:
             _context.reset(token)
         response[self.header] = request_id
         return response
+
+
+class ChannelLayerLossFilter(logging.Filter):
+    """Makes the channel layer's losses visible. channels_redis skips a group message for every
+    connection whose queue is full (capacity, 100 by default) and says so only at INFO: raise that
+    line to WARNING and count the channels it skipped (`dropped`, per process). With the desk's
+    coalesced signals a connection gets a few messages a second, so this means a stuck consumer;
+    its page refetches on the `seq` gap all the same. Wired in settings.LOGGING on
+    `channels_redis.core` (a logger's filters do not apply to its children's records)."""
+
+    dropped = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "over capacity" in str(record.msg):
+            record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+            skipped = record.args[0] if isinstance(record.args, tuple) and record.args else 1
+            ChannelLayerLossFilter.dropped += skipped if isinstance(skipped, int) else 1
+            return True
+        return record.levelno >= logging.getLogger().getEffectiveLevel()  # the rest as the root level says

@@ -4,21 +4,31 @@ to them once the caller's transaction commits, so nothing rolled back is announc
 domain app, so identity and the domain never import the desk.
 
 Groups: a connection joins its user's group and its session's group (control messages), plus the
-"scope groups" the desk's access function yields for it (today one per tenant whose alerts the
-user may see). Payloads carry ids and states only, never personal data.
+"scope groups" the desk's access function yields for it: one per queue the user may see. Payloads
+carry ids and states only, never personal data.
+
+Alert changes are not fanned out here (one frame per alert per connection did not survive load): after
+commit they are appended to a change buffer (`changes_buffer()`), which the desk's flusher
+(desk.live) drains every fraction of a second, coalesced into one `queue.changed` signal per changed
+queue. The buffer is a Redis list on the channel layer's Redis when REDIS_URL is set (every web
+process's flusher takes distinct items from it), else an in-process deque (the embedded defaults: an
+in-memory channel layer, one process).
 """
 
+import json
 import logging
+from collections import deque
 from collections.abc import Iterable
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
 
 # Channel-layer message types; desk.consumers.DeskConsumer has a handler for each.
-EVENT = "push.event"  # forward to the client if the connection still hears the group
+QUEUE_CHANGED = "queue.changed"  # a coalesced signal: what changed in one queue (desk.live)
 ACCESS_CHANGED = "access.changed"  # re-read the session and the access function, narrow or close
 SESSION_END = "session.end"  # tell the client session.ended, then close
 
@@ -29,8 +39,8 @@ SESSION_END = "session.end"  # tell the client session.ended, then close
 SIGNED_OUT, EXPIRED, REVOKED, REPLACED = "signed_out", "expired", "revoked", "replaced"
 
 
-def tenant_group(tenant_id: int) -> str:
-    return f"tenant.{tenant_id}"
+def queue_group(queue_id: int) -> str:
+    return f"queue.{queue_id}"
 
 
 def user_group(user_id: int) -> str:
@@ -43,23 +53,125 @@ def session_group(push_id: str) -> str:
 
 
 def tenant_events(messages: list[tuple[int, str, dict]]) -> None:
-    """Announce (tenant id, event type, payload) to the connections that hear each tenant, in order,
-    after commit."""
-    _send_on_commit(
-        [
-            (
-                tenant_group(tenant_id),
-                {
-                    "type": EVENT,
-                    "group": tenant_group(tenant_id),
-                    "event": event,
-                    "queue": None,  # queues come with the next issue
-                    "payload": {**payload, "tenant": tenant_id},
-                },
-            )
-            for tenant_id, event, payload in messages
-        ]
-    )
+    """Note that alerts changed: (tenant id, event type, payload with the alert's id, type, severity,
+    status, assignee and, when it changed, previous_severity). After commit each goes to the change
+    buffer; the desk's flusher tells each changed queue's connections, coalesced."""
+    changes = [alert_change(tenant_id, payload) for tenant_id, _, payload in messages]
+    if changes:
+        transaction.on_commit(lambda: changes_append(changes))
+
+
+def alert_change(tenant_id: int, payload: dict) -> dict:
+    """A change buffer entry: what placement needs (tenant, type, severity) and what a queue's
+    signal carries (id, status, severity, assignee). Never personal data: a staff username at most."""
+    change = {
+        "tenant": tenant_id,
+        "id": payload["id"],
+        "type": payload.get("type"),
+        "severity": payload.get("severity"),
+        "status": payload.get("status"),
+        "assignee": payload.get("assignee"),
+    }
+    if payload.get("previous_severity") is not None and payload["previous_severity"] != payload.get("severity"):
+        change["previous_severity"] = payload["previous_severity"]
+    return change
+
+
+# --- the change buffer -----------------------------------------------------------------------------
+
+# Kept at most: with no flusher running anywhere (no desk connection open) the buffer would grow
+# without end; the oldest changes go first, and a page that connects refetches anyway.
+CHANGES_MAX = 50_000
+CHANGES_KEY = "alertdesk:live:changes"
+
+
+class MemoryBuffer:
+    """One process: the producers (request and task threads) append, the flusher (event loop) takes.
+    deque.extend and popleft are thread-safe."""
+
+    def __init__(self):
+        self.items: deque = deque(maxlen=CHANGES_MAX)
+
+    def append(self, changes: list[dict]) -> None:
+        self.items.extend(changes)
+
+    def reader(self) -> "MemoryBuffer":
+        return self
+
+    async def take(self, limit: int) -> list[dict]:
+        taken = []
+        while len(taken) < limit:
+            try:
+                taken.append(self.items.popleft())
+            except IndexError:
+                break
+        return taken
+
+    async def aclose(self) -> None:
+        pass
+
+    def clear(self) -> None:
+        self.items.clear()
+
+
+class RedisBuffer:
+    """A Redis list shared by every process: RPUSH (and a trim to CHANGES_MAX) in one pipelined
+    call per batch; a reader takes the head atomically (LRANGE + LTRIM in one MULTI), so several
+    flushers take distinct items."""
+
+    def __init__(self, url: str):
+        import redis
+
+        self.url = url
+        self.client = redis.Redis.from_url(url)  # a pool per process, shared by the producing threads
+
+    def append(self, changes: list[dict]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.rpush(CHANGES_KEY, *[json.dumps(c, separators=(",", ":")) for c in changes])
+        pipe.ltrim(CHANGES_KEY, -CHANGES_MAX, -1)
+        pipe.execute()
+
+    def reader(self) -> "_RedisReader":
+        return _RedisReader(self.url)
+
+    def clear(self) -> None:
+        self.client.delete(CHANGES_KEY)
+
+
+class _RedisReader:
+    """The flusher's own asyncio client (one connection, bound to the flusher's event loop)."""
+
+    def __init__(self, url: str):
+        import redis.asyncio
+
+        self.client = redis.asyncio.Redis.from_url(url, max_connections=1)
+
+    async def take(self, limit: int) -> list[dict]:
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.lrange(CHANGES_KEY, 0, limit - 1)
+            pipe.ltrim(CHANGES_KEY, limit, -1)
+            items, _ = await pipe.execute()
+        return [json.loads(item) for item in items]
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+_buffer: MemoryBuffer | RedisBuffer | None = None
+
+
+def changes_buffer() -> MemoryBuffer | RedisBuffer:
+    global _buffer
+    if _buffer is None:
+        _buffer = RedisBuffer(settings.REDIS_URL) if settings.REDIS_URL else MemoryBuffer()
+    return _buffer
+
+
+def changes_append(changes: list[dict]) -> None:
+    try:
+        changes_buffer().append(changes)
+    except Exception:  # committed all the same; pages refetch on (re)connect and on a gap
+        logger.warning("live changes not buffered", extra={"push_count": len(changes)}, exc_info=True)
 
 
 def user_access_changed(user_id: int) -> None:

@@ -132,7 +132,16 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
+    # group_expiry: a connection's group memberships outlive it by at most this when its process dies
+    # without a goodbye (a restart, a crash); the desk's connections renew theirs at every re-check
+    # (desk.consumers.RECHECK_SECONDS, 300 s). Left at channels_redis's day, every restart left a
+    # queue's group with dead channels that each signal still went to (and filled to capacity).
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "group_expiry": 900},
+        }
+    }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -388,7 +397,10 @@ LOG_JSON = env_bool("LOG_JSON", default=PRODUCTION)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "config.logging.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "config.logging.RequestIdFilter"},
+        "layer_losses": {"()": "config.logging.ChannelLayerLossFilter"},
+    },
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
@@ -409,5 +421,7 @@ LOGGING = {
         # axes puts usernames and IPs in its messages: keep them out of the logs.
         "axes": {"level": "ERROR"},
         "django.db.backends": {"level": "INFO"},
+        # channels_redis logs the group messages it skipped for full channels at INFO: at WARNING here.
+        "channels_redis.core": {"level": "INFO", "filters": ["layer_losses"]},
     },
 }

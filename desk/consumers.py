@@ -6,8 +6,9 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from accounts.realtime import SessionState, session_state_now
-from alerts.selectors import alert_tenant_ids_for
 from config import push
+from desk import live
+from desk.selectors import queue_list_for
 
 logger = logging.getLogger(__name__)
 
@@ -20,8 +21,9 @@ CLOSE_SESSION, CLOSE_NO_ACCESS = 4401, 4403
 
 def scope_groups_for(*, user) -> dict[str, int]:
     """The groups a desk connection of `user` hears, from the same access function as the HTTP
-    reads (today a group per tenant whose alerts they may see; queues come next), with their ids."""
-    return {push.tenant_group(pk): pk for pk in alert_tenant_ids_for(user=user)}
+    reads: a group per queue they may see (desk.selectors.queue_list_for), with the queue ids."""
+    # Unordered: the ordering of the listing joins the tenant for nothing here (a handshake storm pays it).
+    return {push.queue_group(pk): pk for pk in queue_list_for(user=user).order_by().values_list("pk", flat=True)}
 
 
 class DeskConsumer(AsyncJsonWebsocketConsumer):
@@ -29,9 +31,11 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
     past the OTP step, within the session's lifetime).
 
     Every message to the client is `{"type", "seq", "queue", "payload"}`, `seq` counting up from 1 on
-    the connection. A connection hears only the scope groups its user may see now: on a push of
-    `access.changed` (to the user's group), at the session's idle or absolute deadline and every
-    RECHECK_SECONDS it re-reads its session and the access function, and narrows or closes.
+    the connection: `hello` (the queue ids it hears), `queue.changed` (desk.live's coalesced
+    signals), `access.changed`, `session.ended`, `pong`. A connection hears only the queues its user
+    may see now: on a push of `access.changed` (to the user's group), at the session's idle or
+    absolute deadline and every RECHECK_SECONDS it re-reads its session and the access function,
+    and narrows or closes.
     """
 
     async def connect(self):
@@ -39,6 +43,7 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
         self.closing = False
         self.scope_groups: dict[str, int] = {}
         self.timer: asyncio.Task | None = None
+        self.viewing: tuple[int, int] | None = None  # (alert id, its queue id) this page has open
         state: SessionState = self.scope["session_state"]
         # Control groups first: a revocation committed from now on reaches this connection, and one
         # committed before is seen by the read below.
@@ -53,35 +58,76 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
         await self._rescope(groups)
         await self.accept()
         self._arm(state.expires_at)
-        await self._push("hello", {"tenants": sorted(self.scope_groups.values())})
+        live.flusher_ensure()
+        await self._push("hello", {"queues": sorted(self.scope_groups.values())})
 
     async def disconnect(self, code):
         if self.timer is not None:
             self.timer.cancel()
         await self._leave_all()
+        await self._view(None)
 
     async def receive_json(self, content, **kwargs):
-        if content.get("type") == "ping":
+        kind = content.get("type")
+        if kind == "ping":
             await self._push("pong", {})
+        elif kind == "viewing" and not self.closing:
+            await self._view(content.get("alert"))
+
+    async def _view(self, alert_id) -> None:
+        """Presence: this page has `alert_id` open (None: none). Told to the alert's queue, and only
+        for an alert the user may see in one of this connection's queues; anything else is none."""
+        target = None
+        if isinstance(alert_id, int) and not isinstance(alert_id, bool) and self.scope_groups:
+            queue_id = await database_sync_to_async(live.presence_queue)(
+                user=self.scope["user"], alert_id=alert_id, queue_ids=set(self.scope_groups.values())
+            )
+            target = None if queue_id is None else (alert_id, queue_id)
+        previous, self.viewing = self.viewing, target
+        if previous is not None and previous != target:
+            await self._presence(previous, viewing=False)
+        if target is not None:
+            await self._presence(target, viewing=True)
+
+    async def _presence(self, target: tuple[int, int], *, viewing: bool) -> None:
+        alert_id, queue_id = target
+        try:
+            users = await database_sync_to_async(live.presence_set)(
+                alert_id=alert_id, username=self.scope["user"].username, viewing=viewing
+            )
+            group = push.queue_group(queue_id)
+            message = {"type": "presence.update", "group": group, "queue": queue_id, "alert": alert_id, "users": users}
+            await self.channel_layer.group_send(group, message)
+        except Exception:  # best effort: the next ping repeats it
+            logger.warning("presence not relayed", exc_info=True)
 
     # --- channel-layer messages (config.push) ---------------------------------------------------
 
-    async def push_event(self, message):
+    async def queue_changed(self, message):
         # A message already on its way from a group this connection has just left is dropped here.
         if message["group"] in self.scope_groups:
-            await self._push(message["event"], message["payload"], queue=message.get("queue"))
+            await self._push("queue.changed", message["payload"], queue=message["queue"])
+
+    async def presence_update(self, message):
+        if message["group"] in self.scope_groups:
+            await self._push("presence", {"alert": message["alert"], "users": message["users"]}, queue=message["queue"])
 
     async def access_changed(self, message):
         state, groups = await self._access_now()
         if state.ended:
             await self._end(state.ended)
         elif not groups:
-            await self._push("access.changed", {"tenants": []})
+            await self._push("access.changed", {"queues": []})
             await self._close(CLOSE_NO_ACCESS)
         else:
             if groups.keys() != self.scope_groups.keys():
                 await self._rescope(groups)
-                await self._push("access.changed", {"tenants": sorted(groups.values())})
+                await self._push("access.changed", {"queues": sorted(groups.values())})
+                if self.viewing is not None and self.viewing[1] not in groups.values():
+                    await self._view(None)
+            else:  # renew the memberships: the layer forgets them after its group_expiry (settings)
+                for group in [*self.control_groups, *self.scope_groups]:
+                    await self.channel_layer.group_add(group, self.channel_name)
             self._arm(state.expires_at)
 
     async def session_end(self, message):

@@ -300,3 +300,9 @@ def queue_counts(*, queues: Sequence[Queue], siblings: Iterable[Queue]) -> dict[
     return {
         q.pk: {"active": row[f"a{q.pk}"], "unassigned": row[f"u{q.pk}"], "breaching": row[f"b{q.pk}"]} for q in queues
     }
+
+
+def queues_of_tenants(*, tenant_ids) -> list[Queue]:
+    """Every queue of these tenants, for placing alerts (desk.live): no access check, it serves no one
+    directly; a connection hears only the queues queue_list_for gives it."""
+    return list(Queue.objects.filter(tenant_id__in=tenant_ids))

@@ -235,7 +235,20 @@ class TestSettingsAndLifecycle:
         record = AuditEvent.objects.get(target_type="alerts.alert", target_id=str(alert.pk))
         assert record.action == "create" and record.tenant_id == tenant_a.pk and record.origin == "system"
         announce.assert_called_once_with(
-            [(tenant_a.pk, "alert.created", {"id": alert.pk, "type": "two_factor", "severity": 3, "count": 1})]
+            [
+                (
+                    tenant_a.pk,
+                    "alert.created",
+                    {
+                        "id": alert.pk,
+                        "type": "two_factor",
+                        "severity": 3,
+                        "status": "open",
+                        "assignee": None,
+                        "count": 1,
+                    },
+                )
+            ]
         )
 
     def test_a_chunk_announces_once_after_commit_each_alert_with_its_latest_count(
@@ -252,13 +265,34 @@ class TestSettingsAndLifecycle:
                 callback()
         (messages,) = announce.call_args.args
         brute, mfa = Alert.objects.get(rule="brute_force"), Alert.objects.get(rule="mfa_change")
+        shown = {"severity": 3, "status": "open", "assignee": None}
         assert sorted(messages, key=lambda m: m[2]["id"]) == sorted(
             [
-                (tenant_a.pk, "alert.created", {"id": brute.pk, "type": "suspicious", "severity": 3, "count": 3}),
-                (tenant_a.pk, "alert.created", {"id": mfa.pk, "type": "two_factor", "severity": 3, "count": 1}),
+                (tenant_a.pk, "alert.created", {**shown, "id": brute.pk, "type": "suspicious", "count": 3}),
+                (tenant_a.pk, "alert.created", {**shown, "id": mfa.pk, "type": "two_factor", "count": 1}),
             ],
             key=lambda m: m[2]["id"],
         )
+
+    def test_a_fold_that_raises_the_severity_announces_the_previous_one_and_the_holder(
+        self, tenant_a, agent, django_capture_on_commit_callbacks
+    ):
+        """The desk places alerts in queues by severity: a rise may move an alert out of a queue,
+        so the announcement says what it was; and it names who holds the alert, as claims do."""
+        from unittest import mock
+
+        feed(tenant_a, "mfa.disabled")
+        Alert.objects.update(severity=Severity.LOW, assignee=agent)  # held, and lower than a new finding
+        with (
+            mock.patch("config.push.tenant_events") as announce,
+            django_capture_on_commit_callbacks(execute=True),
+        ):
+            feed(tenant_a, "mfa.disabled", minutes=5)
+        alert = Alert.objects.get()
+        ((tenant_id, name, payload),) = announce.call_args.args[0]
+        assert (tenant_id, name) == (tenant_a.pk, "alert.updated")
+        assert payload == {"id": alert.pk, "type": "two_factor", "severity": 3, "previous_severity": 1,
+                           "status": "open", "assignee": "agent", "count": 2}  # fmt: skip
 
 
 def test_processing_killed_mid_way_then_rerun_yields_each_alert_once(tenant_a, monkeypatch):

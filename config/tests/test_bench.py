@@ -80,3 +80,14 @@ def test_queue_pages_bench_runs_on_a_fresh_database():
     assert "generated in" in out, out
     assert re.search(r"tenant bench-007: 30 alerts, 3 active", out), out
     assert "agent: queue API, first page" in out and "supervisor: alert page" in out, out
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_live_bench_runs_on_a_fresh_database():
+    out = run_bench("live.py", "--smoke", "--port", str(free_port()), timeout=180)
+    assert re.search(r"6 sockets across 2 tenants on 1 daphne processes: open in [\d.]+ s, 0 failed", out), out
+    linked = re.search(r"(\d+) of (\d+) alerting events linked to an alert", out)
+    assert linked and linked[1] == linked[2] != "0", out
+    assert "never reached a screen: 0 pairs" in out, out
+    assert re.search(r"reconnect storm 1: 6 sockets again in [\d.]+ s, 0 errors", out), out

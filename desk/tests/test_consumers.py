@@ -1,6 +1,7 @@
 """The desk WebSocket: the same session, MFA wall and access function as HTTP; every change that
 narrows access narrows or closes an open connection at once; pushes carry ids, states and a seq."""
 
+import asyncio
 import json
 import time
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,9 @@ from accounts.models import Role
 from accounts.testing import make_staff, verified_client
 from config import push
 from config.asgi import application
-from desk import consumers
+from desk import consumers, live
+from desk.models import Queue
+from desk.services import queue_grant, queue_revoke
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -55,17 +58,44 @@ async def _open(client) -> tuple[WebsocketCommunicator, dict]:
 _alert_ids = iter(range(1000, 100000))
 
 
-async def _announce(*tenants) -> list[int]:
-    """An alert.created for each tenant, as alerts_announce sends it; returns the alert ids."""
+@pytest.fixture(autouse=True)
+def _fresh_live():
+    """An empty change buffer and no cached queues: ids of an earlier test's queues may come back."""
+    push.changes_buffer().clear()
+    live.reset()
+    yield
+    push.changes_buffer().clear()
+    live.reset()
+
+
+def _default_queue(tenant) -> Queue:
+    return Queue.objects.get(tenant=tenant, is_default=True)
+
+
+def _grant_defaults(user, *tenants) -> None:
+    for tenant in tenants:
+        queue_grant(queue=_default_queue(tenant), user=user)
+
+
+async def _announce(*tenants, severity=2) -> list[int]:
+    """A committed change of a new alert in each tenant's default queue, as alerts_announce sends
+    it, then one flush (the flusher would take it within COALESCE_SECONDS); returns the alert ids."""
     ids = [next(_alert_ids) for _ in tenants]
-    payloads = [{"id": i, "type": "login", "severity": 2} for i in ids]
+    payloads = [{"id": i, "type": "login", "severity": severity, "status": "open", "assignee": None} for i in ids]
     messages = [(t.pk, "alert.created", p) for t, p in zip(tenants, payloads, strict=True)]
     await sync_to_async(push.tenant_events)(messages)
+    await live.flush_once()
     return ids
 
 
 async def _ids_received(comm, count: int) -> list[int]:
-    return [(await comm.receive_json_from(timeout=5))["payload"]["id"] for _ in range(count)]
+    """The alert ids of the next `count` queue.changed signals (one alert each)."""
+    ids = []
+    for _ in range(count):
+        message = await comm.receive_json_from(timeout=5)
+        assert message["type"] == "queue.changed", message
+        ids += [a["id"] for a in message["payload"]["alerts"]]
+    return ids
 
 
 async def _assert_ended(comm, reason: str) -> None:
@@ -80,30 +110,44 @@ async def _assert_hears_nothing_of(comm, *tenants) -> None:
 
 
 @pytest.fixture
+def otp_client(agent, tenant_a):
+    """The agent, granted tenant A's default queue, and a verified browser of theirs."""
+    _grant_defaults(agent, tenant_a)
+    return verified_client(agent)
+
+
+@pytest.fixture
 def both(tenant_a, tenant_b):
     """An agent of tenants A and B, and a verified browser of theirs."""
     user = make_staff("agent-both", role=Role.AGENT, tenants=[tenant_a, tenant_b])
+    _grant_defaults(user, tenant_a, tenant_b)
     return user, verified_client(user)
 
 
 # --- the handshake ----------------------------------------------------------------------------------
 
 
-def test_verified_staff_get_their_tenants_events_and_no_one_elses(otp_client, tenant_a, tenant_b):
-    other_client = verified_client(make_staff("other", role=Role.AGENT, tenants=[tenant_b]))
+def test_verified_staff_hear_their_queues_and_no_one_elses(otp_client, tenant_a, tenant_b):
+    other = make_staff("other", role=Role.AGENT, tenants=[tenant_b])
+    _grant_defaults(other, tenant_b)
+    other_client = verified_client(other)
+    queue_a, queue_b = _default_queue(tenant_a).pk, _default_queue(tenant_b).pk
 
     async def scenario():
         mine, hello = await _open(otp_client)
         theirs, their_hello = await _open(other_client)
-        assert hello == {"type": "hello", "seq": 1, "queue": None, "payload": {"tenants": [tenant_a.pk]}}
-        assert their_hello["payload"] == {"tenants": [tenant_b.pk]}
+        assert hello == {"type": "hello", "seq": 1, "queue": None, "payload": {"queues": [queue_a]}}
+        assert their_hello["payload"] == {"queues": [queue_b]}
 
         (alert_id,) = await _announce(tenant_a)
         assert await mine.receive_json_from() == {
-            "type": "alert.created",
+            "type": "queue.changed",
             "seq": 2,
-            "queue": None,
-            "payload": {"id": alert_id, "type": "login", "severity": 2, "tenant": tenant_a.pk},
+            "queue": queue_a,
+            "payload": {
+                "alerts": [{"id": alert_id, "status": "open", "severity": 2, "assignee": None}],
+                "refetch": False,
+            },
         }
         assert await theirs.receive_nothing(timeout=0.3)
 
@@ -121,7 +165,8 @@ def test_seq_counts_up_per_connection(both, tenant_a, tenant_b):
     async def scenario():
         first, hello = await _open(client)
         assert hello["seq"] == 1
-        await _announce(tenant_a, tenant_b, tenant_a)
+        for tenant in (tenant_a, tenant_b, tenant_a):
+            await _announce(tenant)
         assert [(await first.receive_json_from())["seq"] for _ in range(3)] == [2, 3, 4]
         second, hello = await _open(client)  # its own count
         assert hello["seq"] == 1
@@ -138,9 +183,11 @@ def test_a_bpo_admin_hears_every_active_tenant(admin_user, tenant_a, tenant_b):
     services.tenant_set_active(tenant=tenant_b, is_active=False)
     client = verified_client(admin_user)
 
+    queue_a = _default_queue(tenant_a).pk
+
     async def scenario():
         comm, hello = await _open(client)
-        assert hello["payload"] == {"tenants": [tenant_a.pk]}
+        assert hello["payload"] == {"queues": [queue_a]}
         await comm.disconnect()
 
     async_to_sync(scenario)()
@@ -182,37 +229,85 @@ def test_a_user_with_no_tenant_is_refused(tenant_a):
     assert _connect_result(verified_client(lonely)) == (False, consumers.CLOSE_NO_ACCESS)
 
 
+def test_an_agent_granted_no_queue_is_refused(tenant_a):
+    idle = make_staff("idle", role=Role.AGENT, tenants=[tenant_a])  # a membership, no queue granted
+    assert _connect_result(verified_client(idle)) == (False, consumers.CLOSE_NO_ACCESS)
+
+
 # --- every path that narrows access narrows the open connection ------------------------------------
 
 
 def test_removing_a_membership_narrows_the_connection(both, tenant_a, tenant_b):
     user, client = both
 
+    queue_a = _default_queue(tenant_a).pk
+
     async def scenario():
         comm, _ = await _open(client)
         await sync_to_async(services.membership_remove)(user=user, tenant=tenant_b)
         message = await comm.receive_json_from(timeout=5)
-        assert (message["type"], message["payload"]) == ("access.changed", {"tenants": [tenant_a.pk]})
+        assert (message["type"], message["payload"]) == ("access.changed", {"queues": [queue_a]})
         await _assert_hears_nothing_of(comm, tenant_b)
         ids = await _announce(tenant_b, tenant_a)
         assert await _ids_received(comm, 1) == ids[1:]  # A still arrives, B does not
 
         # The last membership: nothing left to hear, so the connection closes.
         await sync_to_async(services.membership_remove)(user=user, tenant=tenant_a)
-        assert (await comm.receive_json_from(timeout=5))["payload"] == {"tenants": []}
+        assert (await comm.receive_json_from(timeout=5))["payload"] == {"queues": []}
         assert await comm.receive_output(timeout=5) == {"type": "websocket.close", "code": consumers.CLOSE_NO_ACCESS}
 
     async_to_sync(scenario)()
 
 
-def test_a_new_membership_widens_the_connection(agent, otp_client, tenant_a, tenant_b):
+def test_a_new_supervisor_membership_widens_the_connection(agent, otp_client, tenant_a, tenant_b):
+    queues = sorted([_default_queue(tenant_a).pk, _default_queue(tenant_b).pk])
+
     async def scenario():
         comm, _ = await _open(otp_client)
-        await sync_to_async(services.membership_set)(user=agent, tenant=tenant_b, role=Role.AGENT)
-        assert (await comm.receive_json_from(timeout=5))["payload"] == {"tenants": sorted([tenant_a.pk, tenant_b.pk])}
+        await sync_to_async(services.membership_set)(user=agent, tenant=tenant_b, role=Role.SUPERVISOR)
+        assert (await comm.receive_json_from(timeout=5))["payload"] == {"queues": queues}
         ids = await _announce(tenant_b)
         assert await _ids_received(comm, 1) == ids
         await comm.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_granting_and_revoking_a_queue_widens_and_narrows_the_connection(agent, otp_client, tenant_a):
+    from desk.services import queue_create
+
+    takeover = queue_create(tenant=tenant_a, slug="takeover", name="Takeover", alert_types=["account_takeover"])
+    default = _default_queue(tenant_a)
+
+    async def hears_takeover(comm) -> bool:
+        change = {"id": next(_alert_ids), "type": "account_takeover", "severity": 4, "status": "open", "assignee": None}
+        await sync_to_async(push.tenant_events)([(tenant_a.pk, "alert.created", change)])
+        await live.flush_once()
+        return not await comm.receive_nothing(timeout=0.3)
+
+    async def scenario():
+        comm, hello = await _open(otp_client)
+        assert hello["payload"] == {"queues": [default.pk]}
+        assert not await hears_takeover(comm)  # an alert of the ungranted queue reaches nobody here
+
+        await sync_to_async(queue_grant)(queue=takeover, user=agent)
+        message = await comm.receive_json_from(timeout=5)
+        assert (message["type"], message["payload"]) == (
+            "access.changed",
+            {"queues": sorted([default.pk, takeover.pk])},
+        )
+        assert await hears_takeover(comm)
+        message = await comm.receive_json_from(timeout=5)
+        assert (message["type"], message["queue"]) == ("queue.changed", takeover.pk)
+
+        await sync_to_async(queue_revoke)(queue=takeover, user=agent)
+        assert (await comm.receive_json_from(timeout=5))["payload"] == {"queues": [default.pk]}
+        assert not await hears_takeover(comm)
+        await _assert_hears(comm, tenant_a)  # the default queue still arrives
+
+        await sync_to_async(queue_revoke)(queue=default, user=agent)  # nothing left: closed
+        assert (await comm.receive_json_from(timeout=5))["payload"] == {"queues": []}
+        assert await comm.receive_output(timeout=5) == {"type": "websocket.close", "code": consumers.CLOSE_NO_ACCESS}
 
     async_to_sync(scenario)()
 
@@ -224,14 +319,16 @@ def test_the_grant_hook_rescopes_through_the_access_function(both, tenant_a, ten
 
     user, client = both
 
+    queue_a = _default_queue(tenant_a).pk
+
     async def scenario():
         comm, _ = await _open(client)
         # Changed behind the services' back (as a grant store would be), then the hook alone.
         await sync_to_async(Membership.objects.filter(user=user, tenant=tenant_b).delete)()
         await _announce(tenant_b)
-        assert (await comm.receive_json_from(timeout=5))["type"] == "alert.created"  # not told yet
+        assert (await comm.receive_json_from(timeout=5))["type"] == "queue.changed"  # not told yet
         await sync_to_async(push.user_access_changed)(user.pk)
-        assert (await comm.receive_json_from(timeout=5))["payload"] == {"tenants": [tenant_a.pk]}
+        assert (await comm.receive_json_from(timeout=5))["payload"] == {"queues": [queue_a]}
         await _assert_hears_nothing_of(comm, tenant_b)
         await comm.disconnect()
 
@@ -242,12 +339,14 @@ def test_deactivating_a_tenant_narrows_members_and_bpo_admins(both, admin_user, 
     _, client = both
     admin_client = verified_client(admin_user)
 
+    queue_a = _default_queue(tenant_a).pk
+
     async def scenario():
         member, _ = await _open(client)
         admin, _ = await _open(admin_client)
         await sync_to_async(services.tenant_set_active)(tenant=tenant_b, is_active=False)
         for comm in (member, admin):
-            assert (await comm.receive_json_from(timeout=5))["payload"] == {"tenants": [tenant_a.pk]}
+            assert (await comm.receive_json_from(timeout=5))["payload"] == {"queues": [queue_a]}
             await _assert_hears_nothing_of(comm, tenant_b)
             await comm.disconnect()
 
@@ -393,8 +492,26 @@ def test_the_periodic_recheck_notices_a_session_deleted_out_of_band(otp_client, 
     async_to_sync(scenario)()
 
 
+def test_a_long_connection_renews_its_group_memberships_at_each_recheck(otp_client, tenant_a, monkeypatch):
+    """The layer forgets a membership after its group_expiry (so a dead process's channels leave the
+    queue groups); a live connection renews its own at every re-check and keeps hearing."""
+    from channels.layers import get_channel_layer
+
+    monkeypatch.setattr(consumers, "RECHECK_SECONDS", 0.5)
+    monkeypatch.setattr(get_channel_layer(), "group_expiry", 2)
+
+    async def scenario():
+        comm, _ = await _open(otp_client)
+        await asyncio.sleep(3)  # past the expiry of the memberships made at connect
+        await _assert_hears(comm, tenant_a)
+        await comm.disconnect()
+
+    async_to_sync(scenario)()
+
+
 def test_re_authentication_rotates_the_session_and_the_client_reconnects(agent, tenant_a, monkeypatch):
     monkeypatch.setattr(consumers, "RECHECK_SECONDS", 0.5)
+    _grant_defaults(agent, tenant_a)
     client = verified_client(agent)
 
     async def scenario():
@@ -417,7 +534,8 @@ def test_nothing_is_pushed_before_commit_or_after_a_rollback(otp_client, tenant_
     def announce_then_roll_back():
         try:
             with transaction.atomic():
-                push.tenant_events([(tenant_a.pk, "alert.created", {"id": 1})])
+                change = {"id": 1, "type": "login", "severity": 2, "status": "open", "assignee": None}
+                push.tenant_events([(tenant_a.pk, "alert.created", change)])
                 raise RolledBackError
         except RolledBackError:
             pass
@@ -425,6 +543,7 @@ def test_nothing_is_pushed_before_commit_or_after_a_rollback(otp_client, tenant_
     async def scenario():
         comm, _ = await _open(otp_client)
         await sync_to_async(announce_then_roll_back)()
+        assert await live.flush_once() == 0  # nothing reached the buffer
         assert await comm.receive_nothing(timeout=0.3)
         await comm.disconnect()
 
@@ -442,27 +561,31 @@ def test_alert_pushes_carry_ids_and_states_never_personal_data(otp_client, agent
                "display_name": "Alice Example"}  # fmt: skip
     raw = {"id": "ev-1", "type": "mfa.disabled", "occurred_at": now.isoformat(), "account": account, "context": {}}
 
-    def raise_then_acknowledge():
+    def raise_():
         _, _, ids = events_ingest(tenant=tenant_a, events=[validate_event(raw, now=now)])
         events_process(event_ids=ids)
-        return alert_acknowledge(alert=Alert.objects.get(), actor=agent)
+        return Alert.objects.get()
 
     async def scenario():
         comm, _ = await _open(otp_client)
-        alert = await sync_to_async(raise_then_acknowledge)()
-        pushes = [await comm.receive_json_from(timeout=5) for _ in range(2)]
+        alert = await sync_to_async(raise_)()
+        await live.flush_once()
+        created = await comm.receive_json_from(timeout=5)
+        await sync_to_async(alert_acknowledge)(alert=alert, actor=agent)
+        await live.flush_once()
+        updated = await comm.receive_json_from(timeout=5)
         await comm.disconnect()
-        return pushes, alert
+        return created, updated, alert
 
-    (created, updated), alert = async_to_sync(scenario)()
-    assert (created["type"], created["payload"]["id"]) == ("alert.created", alert.pk)
-    assert (updated["type"], updated["payload"]["id"], updated["payload"]["status"]) == (
-        "alert.updated",
-        alert.pk,
-        "acknowledged",
+    created, updated, alert = async_to_sync(scenario)()
+    queue = _default_queue(tenant_a).pk
+    assert (created["type"], created["queue"], created["payload"]) == (
+        "queue.changed",
+        queue,
+        {"alerts": [{"id": alert.pk, "status": "open", "severity": 3, "assignee": None}], "refetch": False},
     )
+    assert updated["payload"]["alerts"] == [{"id": alert.pk, "status": "acknowledged", "severity": 3, "assignee": None}]
     for message in (created, updated):
-        assert set(message["payload"]) <= {"id", "type", "severity", "status", "count", "tenant"}
         text = json.dumps(message)
         for personal in ("cust-4711", "alice", "example.com", "4155550100", "Alice Example", "agent"):
             assert personal not in text

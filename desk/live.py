@@ -1,0 +1,165 @@
+"""The coalescing flusher: alert changes to `queue.changed` signals, a few per second per queue.
+
+Producers (alerts' services and detection) append each committed alert change to config.push's
+change buffer. Every COALESCE_SECONDS the flusher of each ASGI process (an asyncio task, started by
+the first desk connection; one per process and event loop) takes up to BATCH changes, places each
+alert in its queue (desk.selectors.queue_for_alert, with the tenant's queues cached a few seconds)
+and sends one channel-layer message per changed queue to the queue's group. So the fan-out grows
+with connected agents times changed queues, not with alerts per second times agents.
+
+A signal lists the changed alerts (id, status, severity, assignee); past MAX_LISTED alerts it says
+`refetch` instead. An alert whose severity moved it out of a queue makes that queue refetch. Signals
+are hints: a page refetches its slice on connect, on a `seq` gap and on `refetch`.
+"""
+
+import asyncio
+import logging
+import time
+import weakref
+from types import SimpleNamespace
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.core.cache import cache
+from django.http import Http404
+
+from alerts.selectors import alert_get_for
+from config import push
+from desk.selectors import queue_for_alert, queues_of_tenants
+
+logger = logging.getLogger(__name__)
+
+COALESCE_SECONDS = 0.25
+BATCH = 5_000  # changes taken per window at most; the rest wait for the next one
+MAX_LISTED = 50  # alerts listed in one queue's signal; more and it says "refetch"
+QUEUE_CACHE_SECONDS = 5.0  # a new or changed queue is seen by the flusher within this time
+
+_queues: dict[int, tuple[float, list]] = {}  # tenant id -> (loaded at, its queues)
+_flushers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task]" = weakref.WeakKeyDictionary()
+
+
+def flusher_ensure() -> None:
+    """Start this event loop's flusher unless it runs (called by every desk connection; cheap)."""
+    loop = asyncio.get_running_loop()
+    task = _flushers.get(loop)
+    if task is None or task.done():
+        _flushers[loop] = loop.create_task(_flush_forever(), name="desk-live-flusher")
+
+
+async def _flush_forever() -> None:
+    reader = push.changes_buffer().reader()
+    try:
+        while True:
+            await asyncio.sleep(COALESCE_SECONDS)
+            try:
+                await flush_once(reader=reader)
+            except Exception:  # the taken changes are lost to the signals; pages heal on refetch
+                logger.warning("live flush failed", exc_info=True)
+    finally:
+        await reader.aclose()
+
+
+def reset() -> None:
+    """Forget cached queues (tests; a process that must see queue changes at once)."""
+    _queues.clear()
+
+
+async def _tenant_queues(tenant_ids: set[int]) -> dict[int, list]:
+    now = time.monotonic()
+    stale = {t for t in tenant_ids if t not in _queues or now - _queues[t][0] > QUEUE_CACHE_SECONDS}
+    if stale:
+        loaded: dict[int, list] = {t: [] for t in stale}
+        # Not thread-sensitive: in daphne that one thread serves every HTTP view of the process, and
+        # the signals would wait behind them (seconds under ingestion load).
+        load = database_sync_to_async(queues_of_tenants, thread_sensitive=False)
+        for queue in await load(tenant_ids=stale):
+            loaded[queue.tenant_id].append(queue)
+        for tenant_id, queues in loaded.items():
+            _queues[tenant_id] = (now, queues)
+    return {t: _queues[t][1] for t in tenant_ids}
+
+
+def _placed(change: dict, queues: list, severity) -> int | None:
+    alert = SimpleNamespace(tenant_id=change["tenant"], type=change["type"], severity=severity)
+    queue = queue_for_alert(alert, queues)
+    return None if queue is None else queue.pk
+
+
+async def signals_for(changes: list[dict]) -> dict[int, dict]:
+    """{queue id: queue.changed payload} for these changes, in their order (a later change of an
+    alert replaces an earlier one)."""
+    queues = await _tenant_queues({c["tenant"] for c in changes})
+    listed: dict[int, dict[int, dict]] = {}
+    refetch: set[int] = set()
+    for change in changes:
+        tenant_queues = queues[change["tenant"]]
+        queue_id = _placed(change, tenant_queues, change["severity"])
+        if queue_id is not None:
+            alerts = listed.setdefault(queue_id, {})
+            alerts.pop(change["id"], None)
+            alerts[change["id"]] = {k: change.get(k) for k in ("id", "status", "severity", "assignee")}
+        if change.get("previous_severity") is not None:
+            left = _placed(change, tenant_queues, change["previous_severity"])
+            if left is not None and left != queue_id:
+                refetch.add(left)  # it left that queue: its pages cannot tell from a list of ids
+    signals = {}
+    for queue_id in listed.keys() | refetch:
+        alerts = list(listed.get(queue_id, {}).values())
+        if queue_id in refetch or len(alerts) > MAX_LISTED:
+            signals[queue_id] = {"alerts": [], "refetch": True}
+        else:
+            signals[queue_id] = {"alerts": alerts, "refetch": False}
+    return signals
+
+
+async def flush_once(*, reader=None, limit: int = BATCH) -> int:
+    """Take up to `limit` buffered changes and send their signals; returns how many were sent."""
+    if reader is None:
+        reader = push.changes_buffer().reader()
+        try:
+            return await flush_once(reader=reader, limit=limit)
+        finally:
+            await reader.aclose()
+    changes = await reader.take(limit)
+    if not changes:
+        return 0
+    layer = get_channel_layer()
+    signals = await signals_for(changes)
+    for queue_id, payload in signals.items():
+        group = push.queue_group(queue_id)
+        await layer.group_send(
+            group, {"type": push.QUEUE_CHANGED, "group": group, "queue": queue_id, "payload": payload}
+        )
+    return len(signals)
+
+
+# --- presence: who has each alert open ------------------------------------------------------------
+
+PRESENCE_SECONDS = 60  # a viewer not heard of for this long is gone (pages repeat it with each ping)
+
+
+def presence_queue(*, user, alert_id: int, queue_ids) -> int | None:
+    """The queue of `alert_id` when `user` may see the alert and it is in one of `queue_ids` (the
+    connection's queues), else None: presence is told only where the alert itself may be seen."""
+    try:
+        alert = alert_get_for(user=user, alert_id=alert_id, with_evidence=False)
+    except Http404:
+        return None
+    queue = queue_for_alert(alert, queues_of_tenants(tenant_ids=[alert.tenant_id]))
+    return queue.pk if queue is not None and queue.pk in queue_ids else None
+
+
+def presence_set(*, alert_id: int, username: str, viewing: bool) -> list[str]:
+    """Note that `username` opened (or left) the alert; returns who has it open now. Kept in the
+    cache (Redis with REDIS_URL): best effort, a lost update heals with the viewer's next ping."""
+    key, now = f"desk:presence:{alert_id}", time.time()
+    viewers = {name: until for name, until in (cache.get(key) or {}).items() if until > now}
+    if viewing:
+        viewers[username] = now + PRESENCE_SECONDS
+    else:
+        viewers.pop(username, None)
+    if viewers:
+        cache.set(key, viewers, PRESENCE_SECONDS)
+    else:
+        cache.delete(key)
+    return sorted(viewers)
