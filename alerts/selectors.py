@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
@@ -123,14 +123,22 @@ def alert_evidence_for(*, alert: Alert, limit: int = 50) -> tuple[list[AccountEv
 def alert_related_for(*, user: User, alert: Alert) -> list[Alert]:
     """The alerts linked to `alert` in either direction (the escalation it is part of, or the alerts
     an escalation links), those `user` may see only, oldest first. Each carries `escalates` (True
-    when it is an escalation that links `alert`). One query."""
-    links = Alert.related.through.objects
-    linked = Q(pk__in=links.filter(from_alert_id=alert.pk).values("to_alert_id")) | Q(
-        pk__in=links.filter(to_alert_id=alert.pk).values("from_alert_id")
-    )
-    escalates = Exists(links.filter(from_alert_id=OuterRef("pk"), to_alert_id=alert.pk))
-    related = alert_list_for(user=user).filter(linked).exclude(pk=alert.pk).annotate(escalates=escalates)
-    return list(related.order_by("first_seen_at", "id"))
+    when it is an escalation that links `alert`). The links first, from their two indexes, then
+    the alerts by id: a filter of "id in this subquery or that one" over the whole alert table
+    was read from top to bottom at a million alerts. Two queries at most; one when there is no link."""
+    pairs = Alert.related.through.objects.filter(Q(from_alert_id=alert.pk) | Q(to_alert_id=alert.pk))
+    linked, escalations = set(), set()
+    for source, target in pairs.values_list("from_alert_id", "to_alert_id"):
+        if target == alert.pk:
+            escalations.add(source)
+        linked.add(target if source == alert.pk else source)
+    linked.discard(alert.pk)
+    if not linked:
+        return []
+    related = list(alert_list_for(user=user).filter(pk__in=linked).order_by("first_seen_at", "id"))
+    for other in related:
+        other.escalates = other.pk in escalations
+    return related
 
 
 def staff_get_by_username(*, username: str) -> User | None:
