@@ -239,3 +239,26 @@ class TestDjangoAdmin:
         client.post(reverse("admin:otp_totp_totpdevice_delete", args=[device.pk]), {"post": "yes"})
         assert not agent.totpdevice_set.exists()
         assert AuditEvent.objects.filter(action=Action.DELETE, target_type="otp_totp.totpdevice").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_seal_that_fails_after_commit_does_not_fail_the_change_it_records(settings, caplog):
+    """In-process sealing (the embedded defaults) runs after the request's commit; if it fails (two
+    requests sealing at once on SQLite), the recorded events stay committed and the next seal
+    takes them: the request must not answer 500 for it."""
+    from unittest import mock
+
+    from django.db import OperationalError, transaction
+
+    from audit.models import AuditEvent
+    from audit.services import audit_record
+
+    def seal_locked():
+        raise OperationalError("database is locked")
+
+    settings.AUDIT_SEAL_ON_COMMIT = True
+    with mock.patch("audit.services.audit_seal", new=seal_locked):
+        with transaction.atomic():
+            audit_record(action="login")
+    assert AuditEvent.objects.filter(action="login").exists()
+    assert "database is locked" in caplog.text  # Django logs a robust callback's failure
