@@ -172,6 +172,7 @@ def _alert_page(request, alert, *, status=200, failed_step="", errors=(), note="
         audit_shown(request).objects(related)
     context = {
         "alert": alert,
+        "now": timezone.now(),
         "contacts": customer_contacts(alert.customer),
         "evidence": [
             EvidenceRow(event=e, type_label=_event_type_label(e.type), place=_place(e), device=_device(e.context))

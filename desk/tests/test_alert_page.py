@@ -307,3 +307,19 @@ def test_the_page_loads_its_script_as_a_module_and_nothing_inline(alert, agent):
     assert '<script type="module" src="/static/js/alert_detail.js"></script>' in html
     assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html)
     assert " style=" not in html
+
+
+def test_the_page_says_who_holds_the_alert_and_when_it_is_due(alert, agent, supervisor):
+    from alerts.models import Alert
+    from alerts.services import alert_claim
+
+    due = dict(first_response_due_at=T0, resolution_due_at=T0 + timedelta(hours=8), sla_due_at=T0)
+    Alert.objects.filter(pk=alert.pk).update(**due)  # as detection sets them (the factory does not)
+    alert.refresh_from_db()
+    page = verified_client(agent).get(_url(alert)).content.decode()
+    assert 'data-testid="assignee"><span class="muted">Nobody yet</span>' in page
+    alert_claim(alert=alert, actor=agent)
+    assert 'data-testid="assignee">You<' in verified_client(agent).get(_url(alert)).content.decode()
+    page = verified_client(supervisor).get(_url(alert)).content.decode()
+    assert 'data-testid="assignee">agent<' in page
+    assert 'data-testid="sla-due"><time datetime="' in page and "overdue" in page  # the resolution due, past

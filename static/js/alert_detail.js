@@ -1,5 +1,10 @@
 // The alert page's keyboard: a acknowledges, r and d go to the resolve and dismiss notes, ? shows
 // the help. Loaded as a module from 'self' (the CSP allows no inline script). The page works without it.
+// It also tells the live channel that this alert is open here, so the queue shows who is on it.
+import { viewing } from "./desk_live.js";
+
+const page = document.querySelector("[data-alert-id]");
+if (page) viewing(Number(page.dataset.alertId));
 
 const status = document.getElementById("shortcut-status");
 const dialog = document.getElementById("shortcuts");

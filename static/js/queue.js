@@ -146,6 +146,7 @@ if (page) {
       older.hidden = !fresh.dataset.olderUrl;
     }
     for (const item of doc.querySelectorAll("[data-queue-counts] li")) updateCounts(item);
+    showPresence();
 
     const now = rows();
     const added = now.filter((row) => !before.has(row.dataset.alertId)).length;
@@ -185,6 +186,22 @@ if (page) {
     return queue === null || queue === undefined || String(queue) === queueId;
   }
 
+  // Presence: who else has each alert open. Kept by alert id, so a refetched row shows it again.
+  const viewers = new Map();
+  function showPresence() {
+    for (const row of rows()) {
+      const cell = row.querySelector("[data-viewing]");
+      if (!cell) continue;
+      const users = viewers.get(row.dataset.alertId) || [];
+      cell.textContent = users.join(", ");
+      cell.title = users.length ? `Open now by ${users.join(", ")}` : "";
+    }
+  }
+  document.addEventListener("desk:presence", (event) => {
+    if (!forThisQueue(event)) return;
+    viewers.set(String(event.detail.alert), event.detail.users || []);
+    showPresence();
+  });
   document.addEventListener("desk:queue-changed", (event) => { if (forThisQueue(event)) refetch(); });
   document.addEventListener("desk:refetch", (event) => { if (forThisQueue(event)) refetch(); });
 
