@@ -1,7 +1,7 @@
 """Browser fixtures: one headless Chromium per run, a fresh context and page per test, and a live server.
 
 Playwright's plain sync API drives Debian's Chromium (no browser download, no pytest-playwright, no
-pytest-asyncio). The app runs in pytest-django's `live_server` thread against the test database.
+pytest-asyncio). The desk runs in daphne, in a process of its own (`desk_server`), on the test database.
 """
 
 import os
@@ -12,6 +12,7 @@ import os
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 from dataclasses import dataclass, field  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
 
 import pytest  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
@@ -68,7 +69,56 @@ def _audit_tables_flushable():
 
 
 @pytest.fixture(scope="session")
-def browser():
+def django_db_modify_db_settings(tmp_path_factory):
+    """On SQLite, a test database in a file: the desk's server runs in another process (below)."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3"):
+        database.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("e2e") / "test.sqlite3")
+
+
+def _use_test_database(blocker):
+    """In the server's process: the test database, as the tests' process uses it, and open to it
+    (the process is a fork of pytest's, where database access is blocked outside the tests)."""
+    from django.conf import settings
+
+    blocker.unblock()  # for the server's whole life: left entered on purpose
+    database = settings.DATABASES["default"]
+    if database["TEST"].get("NAME"):  # SQLite: the file made above (PostgreSQL's name is the test one already)
+        database["NAME"] = database["TEST"]["NAME"]
+
+
+@pytest.fixture(scope="session")
+def desk_server(django_db_setup, django_db_blocker):
+    """The desk as agents get it: daphne serving HTTP and the WebSocket (pytest-django's own live
+    server speaks WSGI only, so the desk's live channel could not connect), in a process of its
+    own, on the test database. The tests' data is committed (transactional_db), so it sees it."""
+    from functools import partial
+
+    from channels.testing.live import make_application
+    from daphne.testing import DaphneProcess
+    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        connections.close_all()  # the server's process must not share this process's connections
+    server = DaphneProcess(
+        "localhost",
+        partial(make_application, static_wrapper=ASGIStaticFilesHandler),
+        setup=partial(_use_test_database, django_db_blocker),
+    )
+    server.start()
+    while not server.ready.wait(timeout=1):
+        if not server.is_alive():
+            raise RuntimeError(f"the desk's server did not start: {server.errors.get()}")
+    yield SimpleNamespace(url=f"http://localhost:{server.port.value}")
+    server.terminate()
+    server.join()
+
+
+@pytest.fixture(scope="session")
+def browser(desk_server):  # the server forks first: a child of Playwright's event loop cannot run Django's sync code
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield browser
@@ -81,8 +131,8 @@ def browser_problems():
 
 
 @pytest.fixture
-def page(browser, browser_problems, live_server, transactional_db):
-    context = browser.new_context(base_url=live_server.url)
+def page(browser, browser_problems, desk_server, transactional_db):
+    context = browser.new_context(base_url=desk_server.url)
     context.set_default_timeout(TIMEOUT_MS)
     context.expose_function("__reportCspViolation", lambda report: browser_problems.csp_violations.append(report))
     context.add_init_script(_CSP_LISTENER)

@@ -34,7 +34,7 @@ def expect_desk(page, tenant, browser_problems):
 
 
 def test_agent_signs_in_with_password_and_code_and_reaches_the_desk(
-    page, agent, tenant, password, browser_problems, live_server
+    page, agent, tenant, password, browser_problems, desk_server
 ):
     sign_in_with_password(page, agent.username, password)
 
@@ -42,7 +42,7 @@ def test_agent_signs_in_with_password_and_code_and_reaches_the_desk(
     page.get_by_label("Code", exact=True).fill(totp_now(TOTPDevice.objects.get(user=agent, confirmed=True)))
     page.get_by_role("button", name="Verify").click()
 
-    expect(page).to_have_url(f"{live_server.url}/")
+    expect(page).to_have_url(f"{desk_server.url}/")
     expect_desk(page, tenant, browser_problems)
     page.screenshot(path=SCREENSHOT, full_page=True)
 
