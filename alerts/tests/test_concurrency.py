@@ -1,14 +1,12 @@
 """Two workers on one account at once (PostgreSQL): the account's state row serializes them, so
 nothing is lost, nothing is counted twice, and neither deadlocks."""
 
-import threading
-
 import pytest
-from django.db import connection
 
 from alerts.detection import events_process
 from alerts.models import AccountEvent, Alert, CustomerState
 from alerts.tests.test_detection import _ingest
+from config.testing import race
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -17,28 +15,6 @@ pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 def _no_detection_on_commit(monkeypatch):
     # The events are stored first and then handed to the racing "workers" below.
     monkeypatch.setattr("alerts.services.detection_enqueue", lambda ids: None)
-
-
-def _race(*jobs):
-    """Run each job in its own thread and database connection, all released at once."""
-    barrier, results, errors = threading.Barrier(len(jobs)), [None] * len(jobs), []
-
-    def run(i, job):
-        try:
-            barrier.wait()
-            results[i] = job()
-        except Exception as error:  # noqa: BLE001 (reported below)
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, job)) for i, job in enumerate(jobs)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert errors == []
-    return results
 
 
 @pytest.mark.parametrize("round_", range(4))
@@ -53,7 +29,7 @@ def test_two_workers_with_events_of_one_account_count_each_failure_once(tenant_a
         [("login.failed", m + 0.5, account, {}) for m in range(5)]
         + [("login.succeeded", 5.5, account, {"device_id": "d2"})],
     )
-    done = _race(lambda: events_process(event_ids=first), lambda: events_process(event_ids=second))
+    done = race(lambda: events_process(event_ids=first), lambda: events_process(event_ids=second))
     assert done == [6, 6]
     # Ten failures in five minutes: the 5th to the 10th each fire, whichever worker went first.
     (brute,) = Alert.objects.filter(rule="brute_force")
@@ -69,7 +45,7 @@ def test_the_same_chunk_delivered_twice_at_once_is_processed_once(tenant_a):
         [("mfa.disabled", 0, "twice", {}), ("recovery.requested", 1, "twice", {}), ("third_party.authorized", 2,
          "twice", {"app_name": "Tool"})],
     )  # fmt: skip
-    done = _race(lambda: events_process(event_ids=ids), lambda: events_process(event_ids=ids))
+    done = race(lambda: events_process(event_ids=ids), lambda: events_process(event_ids=ids))
     assert sorted(done) == [0, 3]
     assert sorted(Alert.objects.values_list("rule", "count")) == [
         ("mfa_change", 1),
@@ -86,7 +62,7 @@ def test_overlapping_chunks_of_many_accounts_do_not_deadlock(tenant_a):
     second = _ingest(
         tenant_a, [("login.succeeded", 100 - n, a, {"device_id": "y"}) for n, a in enumerate(reversed(accounts))]
     )
-    assert _race(lambda: events_process(event_ids=first), lambda: events_process(event_ids=second)) == [40, 40]
+    assert race(lambda: events_process(event_ids=first), lambda: events_process(event_ids=second)) == [40, 40]
     assert CustomerState.objects.filter(customer__external_id__in=accounts).count() == 40
 
 
@@ -95,7 +71,7 @@ def test_two_workers_raising_one_source_alert_make_one(tenant_a):
     # raise it at once. One inserts it; the other folds into it.
     first = _ingest(tenant_a, [("login.failed", n, f"a-{n}", {"ip": "203.0.113.66"}) for n in range(12)])
     second = _ingest(tenant_a, [("login.failed", n + 0.5, f"b-{n}", {"ip": "203.0.113.66"}) for n in range(12)])
-    assert _race(lambda: events_process(event_ids=first), lambda: events_process(event_ids=second)) == [12, 12]
+    assert race(lambda: events_process(event_ids=first), lambda: events_process(event_ids=second)) == [12, 12]
     (alert,) = Alert.objects.filter(rule="credential_stuffing")
     # The k-th failure in time sees k accounts: the 10th to the 24th fire, whoever went first.
     assert alert.count == 15 and alert.customer_id is None
@@ -120,7 +96,7 @@ def test_two_agents_claiming_one_alert_at_once_one_wins(tenant_a, round_):
 
         return job
 
-    won = _race(*(claim(agent) for agent in agents))
+    won = race(*(claim(agent) for agent in agents))
     winners = [w for w in won if w is not None]
     assert len(winners) == 1
     alert.refresh_from_db()

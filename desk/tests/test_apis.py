@@ -143,7 +143,7 @@ def test_password_only_and_anonymous_sessions_are_refused(password_only_client, 
     assert response.status_code == 403
     assert response.json() == {"detail": "Two-factor authentication is required."}
     response = Client().get(path)
-    assert response.status_code in (401, 403) and "results" not in response.content.decode()
+    assert (response.status_code, response.json()) == (403, {"detail": "Authentication credentials were not provided."})
 
 
 @pytest.mark.parametrize(
@@ -174,8 +174,8 @@ def test_a_malformed_queue_id_is_a_404(otp_client, floor, queue_id):
 
 
 def test_unsafe_methods_are_refused(otp_client, floor):
-    assert otp_client.post(LIST, {}, content_type="application/json").status_code in (403, 405)
-    assert otp_client.delete(alerts_url(floor["default_a"].pk)).status_code in (403, 405)
+    assert otp_client.post(LIST, {}, content_type="application/json").status_code == 405
+    assert otp_client.delete(alerts_url(floor["default_a"].pk)).status_code == 405
 
 
 def test_query_budget_does_not_grow_with_the_page_or_the_data(
