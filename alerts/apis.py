@@ -214,7 +214,8 @@ class AlertDetailApi(RetrieveAPIView):
 class _AlertTransitionApi(APIView):
     """One step of an alert's lifecycle. Answers only the new status: the desk reads the alert
     through the (recorded) detail endpoint. An alert the caller cannot see answers 404; one they
-    see with a role that may not work it, 403; a step the status does not allow, 409."""
+    see with a role that may not work it, 403; a step the status does not allow, or an alert
+    another staff member holds (unless the caller's role may reassign alerts of its tenant), 409."""
 
     http_method_names = ["post"]
 
@@ -229,6 +230,8 @@ class _AlertTransitionApi(APIView):
             alert = self.step(alert=alert, actor=request.user, note=data.validated_data["note"])
         except AlertTransitionError as error:
             raise Conflict(error.messages[0]) from None
+        except AlertClaimConflict as error:
+            raise Conflict(error.message) from None
         return Response(TransitionResultSerializer(alert).data)
 
 
@@ -243,12 +246,19 @@ def _transition_schema(operation_id: str, summary: str):
             400: OpenApiResponse(description="Malformed body, or a dismissal without a note."),
             403: OpenApiResponse(description="The caller sees the alert, but their role may not work it."),
             404: OpenApiResponse(description="No such alert, or one the caller may not see."),
-            409: OpenApiResponse(description="The alert's status does not allow this step."),
+            409: OpenApiResponse(
+                description="The alert's status does not allow this step, or another staff member holds it "
+                "(a supervisor or admin of its tenant may act on it anyway)."
+            ),
         },
     )
 
 
-@extend_schema_view(post=_transition_schema("alerts_acknowledge", "Acknowledge: an agent has picked the alert up"))
+@extend_schema_view(
+    post=_transition_schema(
+        "alerts_acknowledge", "Acknowledge: an agent has picked the alert up (and holds it, if nobody did)"
+    )
+)
 class AlertAcknowledgeApi(_AlertTransitionApi):
     def step(self, *, alert, actor, note):
         return alert_acknowledge(alert=alert, actor=actor)

@@ -11,7 +11,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import User
-from accounts.selectors import tenant_ids_with_perm
+from accounts.selectors import tenant_ids_with_perm, user_has_tenant_perm
 from alerts.models import AccountEvent, Alert, AlertEvidence
 
 ALERT_VIEW_PERM = "alerts.view_alert"
@@ -90,6 +90,20 @@ def alert_get_to_act(*, user: User, alert_id, perm: str) -> Alert:
     if alert.tenant_id not in alert_tenant_ids_for(user=user, perm=perm):
         raise PermissionDenied("Your role may not do this to alerts of this client.")
     return alert
+
+
+def alert_held_against(*, user: User, alert: Alert) -> User | None:
+    """The staff member whose hold on `alert` keeps `user` from taking a lifecycle step on it
+    (acknowledge, resolve, dismiss): its holder, when that is someone else and `user`'s role in the
+    alert's tenant does not carry alerts.reassign_alert (supervisors and admins may step in on
+    anyone's alert); else None. The one rule that the lifecycle services enforce and the alert page
+    follows to offer the steps. Takes an alert already fetched through an access function (or locked
+    by a service); one query for the role, and only when someone else holds it."""
+    if alert.assignee_id is None or alert.assignee_id == user.pk:
+        return None
+    if user_has_tenant_perm(user=user, tenant=alert.tenant, perm=ALERT_REASSIGN_PERM):
+        return None
+    return alert.assignee
 
 
 def event_ids_unprocessed(*, older_than: timedelta, after_id: int = 0, limit: int | None = None) -> list[int]:

@@ -20,7 +20,7 @@ from alerts.models import (
     SlaPolicy,
 )
 from alerts.raising import alerts_announce
-from alerts.selectors import ALERT_CHANGE_PERM, ALERT_REASSIGN_PERM
+from alerts.selectors import ALERT_CHANGE_PERM, ALERT_REASSIGN_PERM, alert_held_against
 from alerts.sla import sla_due_now
 from alerts.validation import ValidEvent
 from audit.masking import audit_diff, mask
@@ -205,22 +205,45 @@ def detection_enqueue(ids: list[int]) -> None:
             return
 
 
+class AlertClaimConflict(Exception):  # noqa: N818 (the name the design gives: it is a 409)
+    """The alert cannot be claimed, released, reassigned or worked as asked (the API answers 409):
+    another staff member holds it, the caller does not, or it is final. The message names at most
+    the holder's username."""
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
 class AlertTransitionError(ValidationError):
     """The alert's status does not allow this step (say, acknowledging a resolved alert)."""
 
 
+# The lifecycle steps. One staff member works an alert at a time: while someone holds (has claimed)
+# it, only they take its steps, or a supervisor or admin of its tenant (a role carrying
+# alerts.reassign_alert) stepping in, who leaves the holder as it is. Anyone else gets
+# AlertClaimConflict (409), after the status check (a final alert says so first). The rule is
+# alerts.selectors.alert_held_against, which the alert page follows to offer the steps.
+
+
 def alert_acknowledge(*, alert: Alert, actor) -> Alert:
-    """An agent has picked the alert up: it stays active (new occurrences still fold into it)."""
+    """An agent has picked the alert up: it stays active (new occurrences still fold into it).
+    Picking up an alert nobody holds claims it for `actor` (in the same audited change): an
+    acknowledged alert always has someone working it, and it is the first response for its SLA,
+    as a claim is. An alert someone else holds stays theirs (see above for who may step in)."""
     return _alert_transition(alert=alert, actor=actor, to=AlertStatus.ACKNOWLEDGED, note="")
 
 
 def alert_resolve(*, alert: Alert, actor, note: str = "") -> Alert:
-    """The account is secured or the customer confirmed the activity. Final."""
+    """The account is secured or the customer confirmed the activity. Final. The holder stays (who
+    worked the alert is history); an alert nobody holds is resolved without claiming it (closed_by
+    says who). Refused while someone else holds it (see above)."""
     return _alert_transition(alert=alert, actor=actor, to=AlertStatus.RESOLVED, note=note)
 
 
 def alert_dismiss(*, alert: Alert, actor, note: str) -> Alert:
-    """Not a security problem (a false positive). Final, and it needs a reason."""
+    """Not a security problem (a false positive). Final, and it needs a reason. Like resolving: the
+    holder stays, nobody is claimed, and it is refused while someone else holds it."""
     if not note.strip():
         raise ValidationError({"note": "Say why the alert is dismissed."})
     return _alert_transition(alert=alert, actor=actor, to=AlertStatus.DISMISSED, note=note)
@@ -239,14 +262,22 @@ def _alert_transition(*, alert: Alert, actor, to: str, note: str) -> Alert:
         if locked.status == to:
             raise AlertTransitionError(f"This alert was already {wanted}.")
         raise AlertTransitionError(f"This alert is {now_status}: it can no longer be {wanted}.")
+    holder = alert_held_against(user=actor, alert=locked)
+    if holder is not None:
+        wanted = {AlertStatus.ACKNOWLEDGED: "acknowledge", AlertStatus.RESOLVED: "resolve"}.get(to, "dismiss")
+        raise AlertClaimConflict(f"{holder.username} holds this alert: only they or a supervisor may {wanted} it.")
     now = timezone.now()
-    before = {"status": locked.status}
+    before, after = {"status": locked.status}, {"status": to}
     locked.status, locked.updated_at = to, now
     fields = ["status", "updated_at"]
     if to == AlertStatus.ACKNOWLEDGED:
         locked.acknowledged_at, locked.acknowledged_by = now, actor
         fields += ["acknowledged_at", "acknowledged_by", "first_response_at"]
         locked.first_response_at = locked.first_response_at or now
+        if locked.assignee_id is None:  # picked up: the actor holds it now
+            locked.assignee, locked.assigned_at = actor, now
+            fields += ["assignee", "assigned_at"]
+            before["assignee"], after["assignee"] = None, actor.username
     else:  # the assignee stays: who worked the alert is history
         locked.closed_at, locked.closed_by, locked.resolution_note = now, actor, note
         fields += ["closed_at", "closed_by", "resolution_note"]
@@ -257,7 +288,7 @@ def _alert_transition(*, alert: Alert, actor, to: str, note: str) -> Alert:
         actor=actor,
         tenant=locked.tenant,
         target=locked,
-        changes=audit_diff(before, {"status": to}),
+        changes=audit_diff(before, after),
         reason=note,
     )
     _alert_announce(locked)
@@ -270,16 +301,6 @@ def _alert_announce(alert: Alert) -> None:
     payload = {"id": alert.pk, "type": alert.type, "severity": alert.severity, "status": alert.status}
     payload["assignee"] = alert.assignee.username if alert.assignee_id else None
     alerts_announce([(alert.tenant_id, "alert.updated", payload)])
-
-
-class AlertClaimConflict(Exception):  # noqa: N818 (the name the design gives: it is a 409)
-    """The alert cannot be claimed, released or reassigned as asked (the API answers 409): another
-    staff member holds it, the caller does not, or it is final. The message names at most the
-    holder's username."""
-
-    @property
-    def message(self) -> str:
-        return str(self.args[0])
 
 
 def _alert_lock_active(alert: Alert, verb: str) -> Alert:

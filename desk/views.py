@@ -29,6 +29,7 @@ from alerts.selectors import (
     alert_evidence_for,
     alert_get_for,
     alert_get_to_act,
+    alert_held_against,
     alert_related_for,
     alert_tenant_ids_for,
 )
@@ -141,6 +142,12 @@ def _event_type_label(value: str) -> str:
     return EVENT_TYPE_LABELS.get(value, value)
 
 
+def _history_value(field: str, value) -> str:
+    if value is None:
+        return "nobody" if field == "assignee" else "—"
+    return str(value)
+
+
 def _history_row(record: AuditEvent) -> HistoryRow:
     changes = record.changes or {}
     status = changes.get("status") or {}
@@ -151,7 +158,8 @@ def _history_row(record: AuditEvent) -> HistoryRow:
     else:
         what = "New occurrence" if "count" in changes else "Updated"
     shown = [
-        f"{field.replace('_', ' ')}: {value.get('before', '')} → {value.get('after', '')}"
+        f"{field.replace('_', ' ')}: {_history_value(field, value.get('before'))} → "
+        f"{_history_value(field, value.get('after'))}"
         for field, value in changes.items()
         if isinstance(value, dict)
         and field not in ("status", "updated_at", "last_seen_at")
@@ -164,6 +172,12 @@ def _alert_page(request, alert, *, status=200, failed_step="", errors=(), note="
     """Render the alert page; after a refused step, with its message and the note given."""
     may_act = alert.tenant_id in alert_tenant_ids_for(user=request.user, perm=ALERT_CHANGE_PERM)
     allowed = ALERT_TRANSITIONS[alert.status] if may_act else frozenset()
+    # Someone else's alert: no step is offered (the services would refuse it), only who holds it;
+    # a supervisor stepping in is offered the steps, and told whose alert it is.
+    held_by = alert_held_against(user=request.user, alert=alert) if allowed else None
+    if held_by is not None:
+        allowed = frozenset()
+    stepping_in = bool(allowed) and alert.assignee_id not in (None, request.user.pk)
     evidence, evidence_total = alert_evidence_for(alert=alert, limit=EVIDENCE_SHOWN)
     related = alert_related_for(user=request.user, alert=alert)
     history = audit_changes_of(obj=alert, limit=HISTORY_SHOWN)
@@ -183,6 +197,8 @@ def _alert_page(request, alert, *, status=200, failed_step="", errors=(), note="
         "related": related,
         "history": [_history_row(r) for r in history],
         "may_act": may_act,
+        "held_by": held_by,
+        "stepping_in": stepping_in,
         "can_acknowledge": AlertStatus.ACKNOWLEDGED in allowed,
         "can_resolve": AlertStatus.RESOLVED in allowed,
         "can_dismiss": AlertStatus.DISMISSED in allowed,
@@ -209,8 +225,9 @@ STEPS = {
 
 def _alert_step(request, alert_id: int, step: str):
     """One lifecycle step from the page: 404 for an alert the user cannot see, 403 for one they see
-    but may not work, 400 for a bad note, 409 for a step the status does not allow (the page again,
-    with the message and the note kept), else back to the page (post/redirect/get)."""
+    but may not work, 400 for a bad note, 409 for a step the status does not allow or an alert
+    someone else holds (the page again, with the message and the note kept), else back to the page
+    (post/redirect/get)."""
     alert = alert_get_to_act(user=request.user, alert_id=alert_id, perm=ALERT_CHANGE_PERM)
     form = AlertNoteForm(request.POST)
     run, done = STEPS[step]
@@ -220,9 +237,10 @@ def _alert_step(request, alert_id: int, step: str):
     note = form.cleaned_data["note"]
     try:
         run(alert, request.user, note)
-    except AlertTransitionError as error:
-        alert = alert_get_for(user=request.user, alert_id=alert_id, with_evidence=False)  # its status now
-        return _refused_page(request, alert, step=step, status=409, errors=error.messages, note=note)
+    except (AlertTransitionError, AlertClaimConflict) as error:
+        alert = alert_get_for(user=request.user, alert_id=alert_id, with_evidence=False)  # its status, holder now
+        refusal = error.messages if isinstance(error, AlertTransitionError) else [error.message]
+        return _refused_page(request, alert, step=step, status=409, errors=refusal, note=note)
     except ValidationError as error:
         return _refused_page(request, alert, step=step, status=400, errors=error.messages, note=note)
     messages.success(request, done)

@@ -101,3 +101,37 @@ def test_two_agents_claiming_one_alert_at_once_one_wins(tenant_a, round_):
     assert len(winners) == 1
     alert.refresh_from_db()
     assert alert.assignee_id == winners[0]
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_a_claim_and_another_agents_acknowledgement_at_once_leave_one_holder(tenant_a, round_):
+    """Acknowledging an alert nobody holds claims it: racing a claim, one of the two wins and the
+    other is refused, whichever locks the row first; never an alert acknowledged by one and held by
+    the other."""
+    from accounts.models import Role
+    from accounts.testing import make_staff
+    from alerts.models import AlertStatus
+    from alerts.services import AlertClaimConflict, alert_acknowledge, alert_claim
+    from alerts.tests.factories import AlertFactory
+
+    alert = AlertFactory(customer__tenant=tenant_a)
+    claimer, acknowledger = (make_staff(f"racer-{round_}-{n}", role=Role.AGENT, tenants=[tenant_a]) for n in (1, 2))
+
+    def attempt(step, agent):
+        def job():
+            try:
+                step(alert=Alert.objects.get(pk=alert.pk), actor=agent)
+                return agent.pk
+            except AlertClaimConflict:
+                return None
+
+        return job
+
+    won = [w for w in race(attempt(alert_claim, claimer), attempt(alert_acknowledge, acknowledger)) if w is not None]
+    assert len(won) == 1
+    alert.refresh_from_db()
+    assert alert.assignee_id == won[0]
+    if won[0] == acknowledger.pk:
+        assert alert.status == AlertStatus.ACKNOWLEDGED and alert.acknowledged_by_id == acknowledger.pk
+    else:
+        assert alert.status == AlertStatus.OPEN and alert.acknowledged_by_id is None

@@ -121,7 +121,7 @@ class TestThePage:
 
         history = [_text(li) for li in re.findall(r"<li>(.*?)</li>", _section(html, "history"), re.S)]
         assert len(history) == 2
-        assert history[0].endswith("Acknowledged by supervisor")
+        assert history[0].endswith("Acknowledged by supervisor (assignee: nobody → supervisor)")  # picked up
         assert history[1].endswith("Raised by AlertDesk")
 
     def test_the_escalation_links_back_to_its_parts(self, alert, takeover, agent):
@@ -323,3 +323,80 @@ def test_the_page_says_who_holds_the_alert_and_when_it_is_due(alert, agent, supe
     page = verified_client(supervisor).get(_url(alert)).content.decode()
     assert 'data-testid="assignee">agent<' in page
     assert 'data-testid="sla-due"><time datetime="' in page and "overdue" in page  # the resolution due, past
+
+
+class TestHeldBySomeoneElse:
+    """The page offers the lifecycle steps only to who may take them: the holder, anyone while
+    nobody holds the alert, and a supervisor or admin of the tenant stepping in."""
+
+    @pytest.fixture
+    def agent2(self, tenant_a):
+        from accounts.testing import make_staff
+
+        return make_staff("agent2", role=Role.AGENT, tenants=[tenant_a], default_queue=True)
+
+    @pytest.fixture
+    def held(self, alert, agent2):
+        from alerts.services import alert_claim
+
+        alert_claim(alert=alert, actor=agent2)
+        return alert
+
+    @staticmethod
+    def _actions(html: str) -> str:
+        return html.split('id="actions-title"')[1].split("</aside>")[0]
+
+    @staticmethod
+    def _help(html: str) -> str:
+        return html.split('id="shortcuts-title"')[1].split("</dialog>")[0]
+
+    def test_another_agent_sees_who_holds_it_and_no_step(self, held, agent):
+        html = verified_client(agent).get(_url(held)).content.decode()
+        actions = self._actions(html)
+        assert "<form" not in actions and "<kbd>r</kbd>" not in actions
+        assert "agent2 holds this alert: only they or a supervisor can acknowledge, resolve or dismiss it." in _text(
+            actions
+        )
+        assert 'data-held-by="agent2"' in html  # the keyboard says whose it is
+        assert "<kbd>a</kbd>" not in self._help(html) and "<kbd>r</kbd>" not in self._help(html)
+        assert "<kbd>d</kbd>" not in self._help(html)
+
+    @pytest.mark.parametrize("step", ["acknowledge", "resolve", "dismiss"])
+    def test_a_step_posted_anyway_answers_409_says_why_and_changes_nothing(self, held, agent, step):
+        records = list(_status_records(held))
+        views = _views(held).count()
+        response = verified_client(agent).post(_url(held, step), {"note": "mine now"})
+        assert response.status_code == 409
+        html = response.content.decode()
+        assert _text(_section(html, "step-errors")) == (
+            f"agent2 holds this alert: only they or a supervisor may {step} it."
+        )
+        assert "<form" not in self._actions(html)  # and the page offers no step
+        held.refresh_from_db()
+        assert (held.status, held.assignee.username) == (AlertStatus.OPEN, "agent2")
+        assert list(_status_records(held)) == records
+        assert _views(held).count() == views + 1
+
+    def test_the_holder_sees_the_steps(self, held, agent2):
+        html = verified_client(agent2).get(_url(held)).content.decode()
+        assert [_url(held, s) in html for s in ("acknowledge", "resolve", "dismiss")] == [True, True, True]
+        assert 'data-testid="held-by"' not in html and 'data-testid="stepping-in"' not in html
+        assert "<kbd>r</kbd>" in self._help(html)
+
+    def test_a_supervisor_steps_in_and_is_told_whose_alert_it_is(self, held, supervisor):
+        client = verified_client(supervisor)
+        html = client.get(_url(held)).content.decode()
+        assert [_url(held, s) in html for s in ("acknowledge", "resolve", "dismiss")] == [True, True, True]
+        assert "agent2 holds this alert; your role lets you act on it, and it stays theirs." in _text(
+            self._actions(html)
+        )
+        response = client.post(_url(held, "resolve"), {"note": "Closed for the team."})
+        assert response.status_code == 302
+        held.refresh_from_db()
+        assert (held.status, held.assignee.username, held.closed_by) == (AlertStatus.RESOLVED, "agent2", supervisor)
+
+    def test_a_final_alert_says_it_is_final_not_whose_it_is(self, held, agent, agent2):
+        alert_resolve(alert=held, actor=agent2, note="secured")
+        html = verified_client(agent).get(_url(held)).content.decode()
+        assert "This alert is resolved: there is nothing left to do." in _text(html)
+        assert 'data-testid="held-by"' not in html
