@@ -155,6 +155,9 @@ def _history_row(record: AuditEvent) -> HistoryRow:
         what = "Raised"
     elif status.get("after"):
         what = AlertStatus(status["after"]).label if status["after"] in AlertStatus.values else status["after"]
+    elif isinstance(changes.get("assignee"), dict):
+        holder = changes["assignee"].get("after")
+        what = "Released" if holder is None else "Claimed" if holder == record.actor_label else "Assigned"
     else:
         what = "New occurrence" if "count" in changes else "Updated"
     shown = [
@@ -316,7 +319,7 @@ class QueueRow:
 def _span(delta: timedelta) -> str:
     minutes = int(delta.total_seconds() // 60)
     if minutes < 1:
-        return "under a minute"
+        return "< 1 min"
     if minutes < 60:
         return f"{minutes} min"
     hours = minutes // 60

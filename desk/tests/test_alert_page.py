@@ -106,7 +106,7 @@ class TestThePage:
         assert "alice@example.com" not in html and "+33612345678" not in html
 
         rows = re.findall(r"<tr>(.*?)</tr>", _section(html, "evidence").split("<tbody>")[1], re.S)
-        cells = [[_text(c) for c in re.findall(r"<td>(.*?)</td>", row, re.S)] for row in rows]
+        cells = [[_text(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)] for row in rows]
         assert cells == [
             ["2026-11-20 09:01:00", "Password changed", "—", "FR", "—"],
             ["2026-11-20 09:05:00", "Signed in", "81.2.69.160", cells[1][3], "Chrome on Windows"],
@@ -400,3 +400,21 @@ class TestHeldBySomeoneElse:
         html = verified_client(agent).get(_url(held)).content.decode()
         assert "This alert is resolved: there is nothing left to do." in _text(html)
         assert 'data-testid="held-by"' not in html
+
+
+def test_the_history_names_claims_releases_and_assignments(alert, agent, supervisor, tenant_a):
+    from accounts.testing import make_staff
+    from alerts.services import alert_claim, alert_reassign, alert_release
+
+    other = make_staff("agent2", role=Role.AGENT, tenants=[tenant_a], default_queue=True)
+    alert_claim(alert=alert, actor=agent)
+    alert_release(alert=alert, actor=agent)
+    alert_reassign(alert=alert, actor=supervisor, to=other)
+    html = verified_client(supervisor).get(_url(alert)).content.decode()
+    history = [_text(li) for li in re.findall(r"<li>(.*?)</li>", _section(html, "history"), re.S)]
+    assert [h.split(" ", 2)[2] for h in history] == [
+        "Assigned by supervisor (assignee: nobody → agent2)",
+        "Released by agent (assignee: agent → nobody)",
+        "Claimed by agent (assignee: nobody → agent)",
+        "Raised by AlertDesk",
+    ]
