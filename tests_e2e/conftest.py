@@ -131,16 +131,53 @@ def browser_problems():
 
 
 @pytest.fixture
-def page(browser, browser_problems, desk_server, transactional_db):
-    context = browser.new_context(base_url=desk_server.url)
-    context.set_default_timeout(TIMEOUT_MS)
-    context.expose_function("__reportCspViolation", lambda report: browser_problems.csp_violations.append(report))
-    context.add_init_script(_CSP_LISTENER)
-    page = context.new_page()
-    page.on("console", browser_problems.on_console)
-    page.on("pageerror", lambda exc: browser_problems.page_errors.append(str(exc)))
-    yield page
-    context.close()
+def new_page(browser, browser_problems, desk_server, transactional_db):
+    """Pages in browser contexts of their own (one per person: separate cookies, so separate
+    sessions), each reporting its problems to `browser_problems`. Closed after the test."""
+    contexts = []
+
+    def make(**options):
+        context = browser.new_context(base_url=desk_server.url, **options)
+        contexts.append(context)
+        context.set_default_timeout(TIMEOUT_MS)
+        context.expose_function("__reportCspViolation", lambda report: browser_problems.csp_violations.append(report))
+        context.add_init_script(_CSP_LISTENER)
+        page = context.new_page()
+        page.on("console", browser_problems.on_console)
+        page.on("pageerror", lambda exc: browser_problems.page_errors.append(str(exc)))
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def page(new_page):
+    return new_page()
+
+
+@pytest.fixture
+def sign_in(password):
+    """Sign `user` in on `page` as a person does: username and password, then the current code of
+    their authenticator; waits until the desk (or the page asked for with `next`) has loaded."""
+
+    def sign_in(page, user, *, next_path="/"):
+        from django_otp.plugins.otp_totp.models import TOTPDevice
+
+        from accounts.demo import totp_now
+
+        page.goto(next_path)
+        page.get_by_label("Username").fill(user.username)
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Continue").click()
+        code = page.get_by_label("Code", exact=True)
+        code.wait_for()
+        code.fill(totp_now(TOTPDevice.objects.get(user=user, confirmed=True)))
+        page.get_by_role("button", name="Verify").click()
+        page.locator("header.topbar .user-name").filter(has_text=user.username).wait_for()
+
+    return sign_in
 
 
 @pytest.fixture
@@ -162,3 +199,14 @@ def agent(tenant):
 def new_agent(tenant):
     """An agent who has not set up an authenticator app yet."""
     return make_staff("new.agent.e2e", role=Role.AGENT, tenants=[tenant], enrolled=False)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """What the browser tests measured (`record_property`), printed after the run: the figures a
+    pass or a failure alone would hide."""
+    reports = [r for key in ("passed", "failed") for r in terminalreporter.stats.get(key, []) if r.when == "call"]
+    lines = [f"{r.nodeid.split('::')[-1]}: {name} = {value}" for r in reports for name, value in r.user_properties]
+    if lines:
+        terminalreporter.section("measured in the browser")
+        for line in lines:
+            terminalreporter.line(line)
