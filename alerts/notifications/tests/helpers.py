@@ -35,3 +35,14 @@ def feed(tenant, type_, *, minutes=0, account_=None, now=None, **context) -> Acc
     _, _, ids = events_ingest(tenant=tenant, events=[validate_event(raw, now=T0 + timedelta(days=30))])
     events_process(event_ids=ids, now=now)
     return AccountEvent.objects.get(pk=ids[0])
+
+
+def answer_link_of(text: str):
+    """The notification named by the "Was this you?" link in a message's text (checked as the
+    answer page checks it), or None."""
+    import re
+
+    from alerts.notifications.selectors import notification_get_by_answer_token
+
+    found = re.search(r"/r/([^/\s]+)/", text)
+    return notification_get_by_answer_token(token=found.group(1)) if found else None

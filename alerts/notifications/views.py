@@ -1,0 +1,63 @@
+"""Providers' callbacks (public, no staff session): Twilio's delivery status."""
+
+import logging
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpResponse
+from django.utils.crypto import constant_time_compare
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from accounts.decorators import mfa_not_required
+from alerts.notifications.channels import TwilioBackend, backend_for, twilio_signature
+from alerts.notifications.models import Notification, State
+from alerts.notifications.services import notification_status_record
+
+logger = logging.getLogger(__name__)
+
+# Twilio's message and call statuses, as our states (None: not news).
+TWILIO_STATES = {
+    "sent": State.SENT,
+    "delivered": State.DELIVERED,
+    "read": State.DELIVERED,
+    "undelivered": State.BOUNCED,  # taken, then refused by the carrier or the handset
+    "failed": State.FAILED,
+    "completed": State.DELIVERED,  # a call that was answered
+    "busy": State.FAILED,
+    "no-answer": State.FAILED,
+    "canceled": State.FAILED,
+}
+
+
+@csrf_exempt  # signed by Twilio instead: X-Twilio-Signature
+@login_not_required
+@mfa_not_required
+@require_POST
+def twilio_status(request, notification_id: int):
+    """Twilio's status callback for one notification (its id in the URL we gave Twilio). The
+    signature is checked against the URL as we gave it (NOTIFICATION_PUBLIC_URL + path), with the
+    auth token of the channel's backend; anything unsigned, or not ours, is 403 and changes nothing."""
+    channel = Notification.objects.filter(pk=notification_id).values_list("channel", flat=True).first()
+    backend = backend_for(channel) if channel else None
+    token = backend._option("AUTH_TOKEN") if isinstance(backend, TwilioBackend) else ""
+    url = settings.NOTIFICATION_PUBLIC_URL.rstrip("/") + request.get_full_path()
+    params = {name: request.POST.get(name, "") for name in request.POST}
+    given = request.headers.get("X-Twilio-Signature", "")
+    if (
+        not token
+        or not given
+        or not constant_time_compare(given, twilio_signature(auth_token=token, url=url, params=params))
+    ):
+        return HttpResponse(status=403)
+    status = params.get("MessageStatus") or params.get("CallStatus") or ""
+    state = TWILIO_STATES.get(status)
+    if state is not None:
+        code = params.get("ErrorCode", "")
+        notification_status_record(
+            notification_id=notification_id,
+            state=state,
+            provider_message_id=params.get("MessageSid") or params.get("CallSid") or "",
+            code=f"twilio_{code}" if code.isdigit() else f"twilio_{status}",
+        )
+    return HttpResponse(status=204)
