@@ -1,18 +1,22 @@
-"""Providers' callbacks (public, no staff session): Twilio's delivery status."""
+"""Providers' callbacks (public, no staff session): Twilio's delivery status; and the development
+outbox page."""
 
 import logging
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import render
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from accounts.decorators import mfa_not_required
 from alerts.notifications.channels import TwilioBackend, backend_for, twilio_signature
 from alerts.notifications.models import Notification, State
+from alerts.notifications.selectors import outbox_backend_configured, outbox_list
 from alerts.notifications.services import notification_status_record
+from audit.decorators import audit_shown, shows_data
 
 logger = logging.getLogger(__name__)
 
@@ -61,3 +65,24 @@ def twilio_status(request, notification_id: int):
             code=f"twilio_{code}" if code.isdigit() else f"twilio_{status}",
         )
     return HttpResponse(status=204)
+
+
+@shows_data
+@require_GET
+def outbox_page(request):
+    """What the development outbox stored, for BPO admins, in development only (the outbox
+    backend configured and NOTIFICATION_OUTBOX_PAGE on): the messages as they were "sent", to
+    their clear addresses, since showing what would reach a customer is the point. Anyone else,
+    and everyone in production, gets 404. The view is recorded."""
+    if not (request.user.is_bpo_admin and settings.NOTIFICATION_OUTBOX_PAGE and outbox_backend_configured()):
+        raise Http404
+    try:
+        alert_id = int(request.GET["alert"]) if request.GET.get("alert") else None
+        customer_id = int(request.GET["customer"]) if request.GET.get("customer") else None
+    except ValueError:
+        return HttpResponseBadRequest("Give an alert or customer id as a number.")
+    limit = 200
+    messages = list(outbox_list(alert_id=alert_id, customer_id=customer_id, limit=limit))
+    audit_shown(request).objects(messages, target_type="alerts.outboxmessage")
+    context = {"messages": messages, "alert_id": alert_id, "customer_id": customer_id, "limit": limit}
+    return render(request, "alerts/outbox_list.html", context)
