@@ -31,6 +31,8 @@ urlpatterns = [
         name="alert_notifications",
     ),
     path("outbox/", notification_views.outbox_page, name="outbox"),
+    path("drills/", notification_views.drill_list, name="drill_list"),
+    path("drills/run/", notification_views.drill_run, name="drill_run"),
     path(
         "notifications/twilio/status/<int:notification_id>/",
         notification_views.twilio_status,

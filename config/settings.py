@@ -169,6 +169,7 @@ CELERY_BEAT_SCHEDULE = {
     "detection-relay": {"task": "alerts.tasks.events_unprocessed_relay_task", "schedule": 60.0},
     "notification-relay": {"task": "alerts.notifications.tasks.notifications_relay_task", "schedule": 60.0},
     "notification-fallback": {"task": "alerts.notifications.tasks.notifications_fallback_task", "schedule": 30.0},
+    "delivery-drills": {"task": "alerts.notifications.tasks.delivery_drills_due_task", "schedule": 300.0},
     "audit-checkpoint": {
         "task": "audit.tasks.audit_checkpoint_task",
         "schedule": float(env_int("AUDIT_CHECKPOINT_SECONDS", 300)),

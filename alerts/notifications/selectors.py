@@ -7,15 +7,20 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core import signing
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 
+from accounts.selectors import tenant_ids_with_perm
 from alerts.models import Alert
 from alerts.notifications.models import (
     ANSWER_SALT,
+    DeliveryDrill,
     Notification,
     NotificationSettings,
     OutboxMessage,
 )
+
+DRILL_VIEW_PERM = "alerts.view_deliverydrill"
+DRILL_RUN_PERM = "alerts.add_deliverydrill"
 
 
 def notification_settings_for(*, tenant_ids) -> dict[int, NotificationSettings]:
@@ -105,3 +110,29 @@ def outbox_backend_configured() -> bool:
     from alerts.notifications.channels import backend_for
 
     return any(backend_for(channel).name == "outbox" for channel in settings.NOTIFICATION_BACKENDS)
+
+
+def delivery_drill_list_for(*, user, tenant_id: int | None = None) -> QuerySet[DeliveryDrill]:
+    """The delivery drills `user` may see (alerts.view_deliverydrill in their tenants), newest
+    first, with their notifications' timings prefetched. Deny by default: no tenant, no drill."""
+    tenant_ids = tenant_ids_with_perm(user=user, perm=DRILL_VIEW_PERM)
+    drills = DeliveryDrill.objects.filter(tenant_id__in=tenant_ids).select_related("tenant", "started_by")
+    if tenant_id is not None:
+        drills = drills.filter(tenant_id=tenant_id)
+    return drills.prefetch_related(
+        Prefetch("notifications", queryset=Notification.objects.defer("recipient").order_by("id"))
+    ).order_by("-started_at", "-id")
+
+
+def delivery_drill_results(*, drill: DeliveryDrill) -> list[dict]:
+    """Per channel of a drill fetched through delivery_drill_list_for (or by the service that made
+    it): its state, and how long after the drill started it was handed over and delivered (ms)."""
+
+    def after(at):
+        return None if at is None else round((at - drill.started_at).total_seconds() * 1000)
+
+    return [
+        {"channel": n.channel, "state": n.state, "handed_ms": after(n.sent_at), "delivered_ms": after(n.delivered_at),
+         "error": n.error}
+        for n in drill.notifications.all()
+    ]  # fmt: skip

@@ -1,5 +1,5 @@
 """Writes of notifications: sending (claim, hand to the backend, record), retries, fallback,
-the relay and in-doubt rows, provider status, settings, drills.
+the relay and in-doubt rows, provider status, settings, delivery drills.
 
 Exactly once to the provider. A row is claimed in a transaction that locks it (SELECT ... FOR
 UPDATE SKIP LOCKED on PostgreSQL, so a second worker skips it; on SQLite every write transaction
@@ -23,15 +23,18 @@ Logs carry ids, counts and error classes; never an address or a message.
 
 import logging
 import random
+import secrets
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.selectors import user_has_tenant_perm
 from alerts.models import Alert
 from alerts.notifications.channels import (
     CHANNELS,
@@ -43,7 +46,9 @@ from alerts.notifications.channels import (
 )
 from alerts.notifications.content import message_render
 from alerts.notifications.models import (
+    DeliveryDrill,
     Notification,
+    NotificationSettings,
     Purpose,
     State,
 )
@@ -54,7 +59,10 @@ from alerts.notifications.planning import (
     notifications_enqueue,
 )
 from alerts.notifications.ratelimit import rate_take
-from alerts.notifications.selectors import notification_settings_for
+from alerts.notifications.selectors import DRILL_RUN_PERM, notification_settings_for
+from audit.masking import audit_diff
+from audit.models import Action
+from audit.services import audit_record
 from config.bulk import BulkUpdate
 
 logger = logging.getLogger(__name__)
@@ -429,3 +437,140 @@ def notification_status_record(
         transaction.on_commit(lambda: notification_fall_back(notification_id=row.pk))
     row.save(update_fields=["state", "updated_at", "provider_message_id", "sent_at", "delivered_at", "error"])
     return True
+
+
+# --- Settings -----------------------------------------------------------------------------------
+
+SETTINGS_FIELDS = (
+    "notify_types", "min_severity", "critical", "channel_order", "answer_link_days", "answer_window_minutes",
+    "no_answer_action", "delivery_window_minutes", "previous_contact_days", "quiet_start", "quiet_end",
+    "time_zone", "official_domain", "support_contact", "push_webhook_url", "drill_customer", "drill_every_hours",
+)  # fmt: skip
+
+
+def _critical_clean(selectors) -> list[str]:
+    from alerts.models import AlertType, EventType
+    from alerts.rules import RULES
+
+    known = {
+        "type": set(AlertType.values),
+        "rule": set(RULES),
+        "event": set(EventType.values),
+    }
+    if not isinstance(selectors, list):
+        raise ValidationError({"critical": "Give a list."})
+    for selector in selectors:
+        kind, _, name = str(selector).partition(":")
+        if name not in known.get(kind, ()):
+            raise ValidationError({"critical": f"Not an alert type, rule or event: {str(selector)[:60]}."})
+    return list(dict.fromkeys(selectors))
+
+
+@transaction.atomic
+def notification_settings_update(*, tenant, actor=None, **changes) -> NotificationSettings:
+    """Change a tenant's notification settings (the row is made with the defaults first); checked
+    (full_clean and the selectors), audited. The push webhook secret is set by
+    notification_push_secret_rotate, never here."""
+    unknown = set(changes) - set(SETTINGS_FIELDS)
+    if unknown:
+        raise ValidationError({sorted(unknown)[0]: "Not a notification setting."})
+    row, _ = NotificationSettings.objects.select_for_update().get_or_create(tenant=tenant)
+    before = {name: getattr(row, name) for name in changes}
+    if "critical" in changes:
+        changes["critical"] = _critical_clean(changes["critical"])
+    if "channel_order" in changes and (
+        not isinstance(changes["channel_order"], list) or set(changes["channel_order"]) - set(CHANNELS)
+    ):
+        raise ValidationError({"channel_order": f"Give channels among {', '.join(CHANNELS)}."})
+    customer = changes.get("drill_customer")
+    if customer is not None and customer.tenant_id != tenant.pk:
+        raise ValidationError({"drill_customer": "No such customer of this client."})
+    for name, value in changes.items():
+        setattr(row, name, value)
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(row.time_zone)
+    except Exception:  # noqa: BLE001 (ZoneInfoNotFoundError, ValueError for a path-like name)
+        raise ValidationError({"time_zone": "Give an IANA time zone, e.g. Europe/Paris."}) from None
+    row.full_clean(exclude=["tenant", "push_webhook_secret"])
+    row.updated_at = timezone.now()
+    row.save()
+    diff = audit_diff(before, {name: getattr(row, name) for name in changes})
+    if diff:
+        audit_record(action=Action.UPDATE, actor=actor, tenant=tenant, target=row, changes=diff)
+    return row
+
+
+@transaction.atomic
+def notification_push_secret_rotate(*, tenant, actor=None) -> str:
+    """A new secret for the tenant's push webhook (returned once, stored encrypted); audited."""
+    row, _ = NotificationSettings.objects.select_for_update().get_or_create(tenant=tenant)
+    secret = secrets.token_urlsafe(32)
+    row.push_webhook_secret, row.updated_at = secret, timezone.now()
+    row.save(update_fields=["push_webhook_secret", "updated_at"])
+    audit_record(
+        action=Action.UPDATE, actor=actor, tenant=tenant, target=row, changes={"push_webhook_secret": {"changed": True}}
+    )
+    return secret
+
+
+# --- Delivery drills ----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def delivery_drill_start(*, tenant, actor=None, customer=None) -> DeliveryDrill:
+    """A delivery test: a test message to the tenant's test customer (its drill_customer, or
+    `customer`) on every channel on file, sent at once (quiet hours do not apply); the rows keep
+    when each was handed over and delivered (alerts.notifications.selectors.delivery_drill_results).
+    A staff `actor` needs alerts.add_deliverydrill in the tenant (PermissionDenied); None: beat."""
+    if actor is not None and not user_has_tenant_perm(user=actor, tenant=tenant, perm=DRILL_RUN_PERM):
+        raise PermissionDenied("Your role may not run delivery tests for this client.")
+    tenant_settings = notification_settings_for(tenant_ids=[tenant.pk])[tenant.pk]
+    customer = customer or tenant_settings.drill_customer
+    if customer is None or customer.tenant_id != tenant.pk:
+        raise ValidationError({"customer": "Choose this client's test customer first."})
+    now = timezone.now()
+    drill = DeliveryDrill.objects.create(tenant=tenant, customer=customer, started_by=actor, started_at=now)
+    contacts = contacts_for([customer.pk])[customer.pk]
+    rows = []
+    for channel in channel_order(tenant_settings):
+        address = CHANNELS[channel].address(contacts)
+        if address is not None:
+            row = _row(
+                Alert(tenant_id=tenant.pk, customer_id=customer.pk), channel, Purpose.TEST, address, True, None, now
+            )
+            row.drill = drill
+            rows.append(row)
+    Notification.objects.bulk_create(rows)
+    audit_record(
+        action=Action.CREATE, actor=actor, tenant=tenant, target=drill,
+        metadata={"customer": customer.pk, "channels": [r.channel for r in rows]},
+    )  # fmt: skip
+    ids = [r.pk for r in rows]
+    transaction.on_commit(lambda: notifications_enqueue(ids))
+    return drill
+
+
+def delivery_drills_due_run(*, now: datetime | None = None) -> int:
+    """Start the scheduled drills that are due: tenants with a test customer and drill_every_hours
+    set, whose last drill is older than that. Beat runs it; returns how many it started."""
+    from django.db.models import Max
+
+    now = now or timezone.now()
+    scheduled = NotificationSettings.objects.filter(
+        drill_every_hours__gt=0, drill_customer__isnull=False
+    ).select_related("tenant", "drill_customer")
+    last = dict(
+        DeliveryDrill.objects.filter(tenant_id__in=[s.tenant_id for s in scheduled])
+        .values_list("tenant_id")
+        .annotate(at=Max("started_at"))
+    )
+    started = 0
+    for row in scheduled:
+        if not row.tenant.is_active:
+            continue
+        if (at := last.get(row.tenant_id)) is None or at <= now - timedelta(hours=row.drill_every_hours):
+            delivery_drill_start(tenant=row.tenant, customer=row.drill_customer)
+            started += 1
+    return started

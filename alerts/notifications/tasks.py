@@ -50,3 +50,11 @@ def notifications_fallback_task() -> int:
     from alerts.notifications.services import notifications_fall_back_undelivered
 
     return notifications_fall_back_undelivered()
+
+
+@shared_task(ignore_result=True)
+def delivery_drills_due_task() -> int:
+    """Beat: a delivery drill for each tenant whose scheduled drill is due."""
+    from alerts.notifications.services import delivery_drills_due_run
+
+    return delivery_drills_due_run()

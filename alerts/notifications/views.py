@@ -1,21 +1,31 @@
-"""Providers' callbacks (public, no staff session): Twilio's delivery status; and the development
-outbox page."""
+"""Providers' callbacks (public, no staff session): Twilio's delivery status; the development
+outbox page; delivery tests (drills)."""
 
 import logging
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse, HttpResponseBadRequest
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.decorators import mfa_not_required
+from accounts.selectors import tenant_ids_with_perm, user_has_tenant_perm
 from alerts.notifications.channels import TwilioBackend, backend_for, twilio_signature
 from alerts.notifications.models import Notification, State
-from alerts.notifications.selectors import outbox_backend_configured, outbox_list
-from alerts.notifications.services import notification_status_record
+from alerts.notifications.selectors import (
+    DRILL_RUN_PERM,
+    DRILL_VIEW_PERM,
+    delivery_drill_list_for,
+    delivery_drill_results,
+    outbox_backend_configured,
+    outbox_list,
+)
+from alerts.notifications.services import delivery_drill_start, notification_status_record
 from audit.decorators import audit_shown, shows_data
 
 logger = logging.getLogger(__name__)
@@ -82,7 +92,41 @@ def outbox_page(request):
     except ValueError:
         return HttpResponseBadRequest("Give an alert or customer id as a number.")
     limit = 200
-    messages = list(outbox_list(alert_id=alert_id, customer_id=customer_id, limit=limit))
-    audit_shown(request).objects(messages, target_type="alerts.outboxmessage")
-    context = {"messages": messages, "alert_id": alert_id, "customer_id": customer_id, "limit": limit}
+    sent = list(outbox_list(alert_id=alert_id, customer_id=customer_id, limit=limit))
+    audit_shown(request).objects(sent, target_type="alerts.outboxmessage")
+    context = {"sent": sent, "alert_id": alert_id, "customer_id": customer_id, "limit": limit}
     return render(request, "alerts/outbox_list.html", context)
+
+
+@shows_data
+@require_GET
+def drill_list(request):
+    """Delivery tests of the tenants the user may see them for (supervisors, admins): per channel,
+    whether and how fast the test message arrived; and, for those who may, a button that runs one
+    for the current tenant. Deny by default: 404 for a role without the right."""
+    if not tenant_ids_with_perm(user=request.user, perm=DRILL_VIEW_PERM):
+        raise Http404
+    drills = list(delivery_drill_list_for(user=request.user)[:50])
+    audit_shown(request).objects(drills, target_type="alerts.deliverydrill")
+    tenant = request.tenant or None
+    context = {
+        "drills": [(drill, delivery_drill_results(drill=drill)) for drill in drills],
+        "can_run": tenant is not None and user_has_tenant_perm(user=request.user, tenant=tenant, perm=DRILL_RUN_PERM),
+        "tenant": tenant,
+    }
+    return render(request, "alerts/deliverydrill_list.html", context)
+
+
+@require_POST
+def drill_run(request):
+    """Run a delivery test for the current tenant (alerts.add_deliverydrill there)."""
+    tenant = request.tenant or None
+    if tenant is None or not tenant_ids_with_perm(user=request.user, perm=DRILL_VIEW_PERM):
+        raise Http404
+    try:
+        delivery_drill_start(tenant=tenant, actor=request.user)  # PermissionDenied: 403
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, "Delivery test sent. Reload to see the receipts.")
+    return redirect("alerts:drill_list")
