@@ -287,6 +287,11 @@ TWILIO_API_BASE = env_str("TWILIO_API_BASE", "https://api.twilio.com")
 NOTIFICATION_RELAY_AFTER = timedelta(seconds=env_int("NOTIFICATION_RELAY_AFTER_SECONDS", 60))
 # A row handed to a provider without an answer recorded this long is in doubt (the worker died mid-send).
 NOTIFICATION_IN_DOUBT_AFTER = timedelta(seconds=env_int("NOTIFICATION_IN_DOUBT_AFTER_SECONDS", 300))
+# The queue the send tasks go to. The default queue by default (one `make worker` does everything);
+# in production give them their own queue and workers (`celery worker -Q notifications`), so that a
+# backlog of detection never delays a customer's message (bench/notifications.py runs it so).
+NOTIFICATION_QUEUE = env_str("NOTIFICATION_QUEUE", "celery")
+CELERY_TASK_ROUTES = {"alerts.notifications.tasks.notification_send_task": {"queue": NOTIFICATION_QUEUE}}
 # The desk's outbox page for BPO admins: only with the outbox backend, and only in development.
 NOTIFICATION_OUTBOX_PAGE = env_bool("NOTIFICATION_OUTBOX_PAGE", default=not PRODUCTION)
 

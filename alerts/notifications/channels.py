@@ -40,6 +40,7 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from alerts.notifications.models import Channel, OutboxMessage, State
+from config.bulk import BulkInsert
 
 # --- Channels -----------------------------------------------------------------------------------
 
@@ -161,16 +162,20 @@ class OutboxBackend(Backend):
     idempotent = True
 
     def send_many(self, items, now):
-        OutboxMessage.objects.bulk_create(
-            [
-                OutboxMessage(
-                    notification_id=n.pk, channel=n.channel, recipient=n.recipient, subject=m.subject[:300],
-                    body=m.body, idempotency_key=n.idempotency_key, created_at=now,
-                )
-                for n, m, _ in items
-            ]
-        )  # fmt: skip
+        _OUTBOX_INSERT.execute(
+            [(n.pk, n.channel, n.recipient, m.subject[:300], m.body, n.idempotency_key) for n, m, _ in items],
+            shared={"created_at": now},
+        )
         return [Sent(state=State.DELIVERED) for _ in items]
+
+
+_OUTBOX_INSERT = BulkInsert(
+    OutboxMessage,
+    fields=["notification", "channel", "recipient", "subject", "body", "idempotency_key", "created_at"],
+    shared=["created_at"],
+    returning=(),
+    arrays=True,
+)
 
 
 class DjangoEmailBackend(Backend):

@@ -2,6 +2,10 @@
 channel and locale, the phishing-safe template check, the preview, GSM-7 lengths) replaces this
 module; the delivery core only calls `message_render(notification=...)` and reads `Message`.
 
+A notification reaches `message_render` loaded with the fields in
+alerts.notifications.services.CLAIM_FIELDS (of the row, its alert, customer and tenant): read only
+those, or add to that list (anything else costs a query per message).
+
 The defaults here are plain and safe: what happened, what to do, that staff never ask for a code
 or password, and the signed answer link (never any other link, never personal data).
 """
