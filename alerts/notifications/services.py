@@ -68,6 +68,7 @@ from config.bulk import BulkUpdate
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+FALLBACK_HORIZON = timedelta(days=1)
 BACKOFF_BASE = 2.0  # seconds: 2, 4, 8, 16 (full jitter), capped
 BACKOFF_MAX = 300.0
 CLAIM_BATCH = 200
@@ -370,6 +371,7 @@ def notifications_fall_back_undelivered(*, now: datetime | None = None) -> int:
             purpose=Purpose.ALERT,
             alert__isnull=False,
             created_at__lte=now - shortest,
+            created_at__gte=now - FALLBACK_HORIZON,  # a day late, another channel no longer helps
             fallbacks__isnull=True,
         )
         .order_by("id")
@@ -382,7 +384,10 @@ def notifications_fall_back_undelivered(*, now: datetime | None = None) -> int:
     done = 0
     for pk, tenant_id, created_at, not_before in candidates:
         if max(created_at, not_before or created_at) + windows[tenant_id] <= now:
-            done += notification_fall_back(notification_id=pk) is not None
+            if notification_fall_back(notification_id=pk) is not None:
+                done += 1
+            else:  # no channel left to try: stop waiting on this receipt
+                Notification.objects.filter(pk=pk, state=State.SENT).update(receipt_expected=False)
     return done
 
 
