@@ -241,6 +241,10 @@ class TwilioBackend(Backend):
     def _option(self, name: str) -> str:
         return self.options.get(name) or getattr(settings, f"TWILIO_{name}")
 
+    def auth_token(self) -> str:
+        """What Twilio signs its callbacks with (alerts.notifications.views.twilio_status)."""
+        return self._option("AUTH_TOKEN")
+
     def rate_key(self, notification):
         return f"twilio:{self._option('FROM')}"
 

@@ -14,7 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.decorators import mfa_not_required
-from accounts.selectors import tenant_ids_with_perm, user_has_tenant_perm
+from accounts.selectors import bpo_admin_has_perm, tenant_ids_with_perm, user_has_tenant_perm
 from alerts.notifications.channels import TwilioBackend, backend_for, twilio_signature
 from alerts.notifications.models import Notification, State
 from alerts.notifications.selectors import (
@@ -54,7 +54,7 @@ def twilio_status(request, notification_id: int):
     auth token of the channel's backend; anything unsigned, or not ours, is 403 and changes nothing."""
     channel = Notification.objects.filter(pk=notification_id).values_list("channel", flat=True).first()
     backend = backend_for(channel) if channel else None
-    token = backend._option("AUTH_TOKEN") if isinstance(backend, TwilioBackend) else ""
+    token = backend.auth_token() if isinstance(backend, TwilioBackend) else ""
     url = settings.NOTIFICATION_PUBLIC_URL.rstrip("/") + request.get_full_path()
     params = {name: request.POST.get(name, "") for name in request.POST}
     given = request.headers.get("X-Twilio-Signature", "")
@@ -98,13 +98,19 @@ def outbox_page(request):
     return render(request, "alerts/outbox_list.html", context)
 
 
+def _may_see_drills(user) -> bool:
+    return bpo_admin_has_perm(user=user, perm=DRILL_VIEW_PERM) or bool(
+        tenant_ids_with_perm(user=user, perm=DRILL_VIEW_PERM)
+    )
+
+
 @shows_data
 @require_GET
 def drill_list(request):
     """Delivery tests of the tenants the user may see them for (supervisors, admins): per channel,
     whether and how fast the test message arrived; and, for those who may, a button that runs one
     for the current tenant. Deny by default: 404 for a role without the right."""
-    if not tenant_ids_with_perm(user=request.user, perm=DRILL_VIEW_PERM):
+    if not _may_see_drills(request.user):
         raise Http404
     drills = list(delivery_drill_list_for(user=request.user)[:50])
     audit_shown(request).objects(drills, target_type="alerts.deliverydrill")
@@ -121,7 +127,7 @@ def drill_list(request):
 def drill_run(request):
     """Run a delivery test for the current tenant (alerts.add_deliverydrill there)."""
     tenant = request.tenant or None
-    if tenant is None or not tenant_ids_with_perm(user=request.user, perm=DRILL_VIEW_PERM):
+    if tenant is None or not _may_see_drills(request.user):
         raise Http404
     try:
         delivery_drill_start(tenant=tenant, actor=request.user)  # PermissionDenied: 403
