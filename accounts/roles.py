@@ -17,6 +17,7 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "alerts.change_alert",
         "desk.view_queue",  # every queue of the tenant; agents see only the queues granted to them
         "alerts.reassign_alert",  # release or reassign an alert another staff member holds
+        "alerts.view_deliverydrill",  # the delivery record, to show a client that alerts arrive
     },
     Role.ADMIN: {
         "accounts.view_tenant",
@@ -30,6 +31,8 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "alerts.change_alert",
         "desk.view_queue",
         "alerts.reassign_alert",
+        "alerts.view_deliverydrill",
+        "alerts.add_deliverydrill",  # fire a test notification to the tenant's test customer
     },
 }
 
@@ -43,6 +46,8 @@ BPO_ADMIN_PERMISSIONS: set[str] = {
     "audit.view_auditcheckpoint",
     "alerts.view_alert",
     "desk.view_queue",
+    "alerts.view_deliverydrill",
+    "alerts.add_deliverydrill",
     # Detection's dead letters: see them, and run detection over them again (the admin action).
     "alerts.view_eventdeadletter",
     "alerts.change_eventdeadletter",

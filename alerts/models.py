@@ -327,3 +327,20 @@ class EventDeadLetter(models.Model):
 
     def __str__(self) -> str:
         return f"dead letter #{self.pk} (event #{self.event_id})"
+
+
+# Customer notifications live in their own module (alerts/notifications/models.py); imported here so
+# that they are models of this app.
+from alerts.notifications.models import (  # noqa: E402
+    CustomerContactChange,
+    DeliveryDrill,
+    Notification,
+    NotificationSettings,
+    OutboxMessage,
+)
+
+__all__ = [
+    "ACTIVE_STATUSES", "ALERT_TRANSITIONS", "AccountEvent", "Alert", "AlertEvidence", "AlertStatus", "AlertType",
+    "ApiKey", "Customer", "CustomerContactChange", "CustomerState", "DeliveryDrill", "EventDeadLetter", "EventType",
+    "IngestSettings", "Notification", "NotificationSettings", "OutboxMessage", "RuleSetting", "Severity", "SlaPolicy",
+]  # fmt: skip

@@ -23,6 +23,7 @@ from django.db import IntegrityError, transaction
 from accounts.models import Tenant, User
 from alerts.findings import Finding, Known, cut, cut_key
 from alerts.models import ACTIVE_STATUSES, Alert, AlertEvidence, AlertStatus
+from alerts.notifications.planning import PlanItem, notifications_plan
 from alerts.sla import Policies, sla_apply, sla_policies_for
 from audit.masking import audit_diff
 from audit.models import Action
@@ -53,6 +54,7 @@ class Entry:
     related: list[Known] = field(default_factory=list)
     alert: Alert | None = None
     previous_severity: int | None = None  # a stored alert's severity before this chunk raised it
+    event_types: set[str] = field(default_factory=set)  # of the events that found it in this chunk
 
 
 class AlertBook:
@@ -93,6 +95,7 @@ class AlertBook:
                 event_id=event.pk,
             )
         entry.count += 1
+        entry.event_types.add(event.type)
         entry.finding, entry.event_id = finding, event.pk
         entry.severity = max(entry.severity, finding.severity)
         entry.last_seen = max(entry.last_seen, event.occurred_at)
@@ -154,6 +157,8 @@ class AlertBook:
         )
         self._relate()
         audit_record_many(records)
+        # The customers' notifications, in this transaction (a transactional outbox), sent after commit.
+        notifications_plan([PlanItem(e.alert, id(e) in created, e.event_types) for e in self.entries.values()], now=now)
         holders = self._holders([e.alert.assignee_id for e in folds if e.alert.assignee_id is not None])
         for entry in self.entries.values():
             alert = entry.alert

@@ -15,6 +15,7 @@ from alerts.models import (
     Alert,
     AlertStatus,
     Customer,
+    CustomerContactChange,
     IngestSettings,
     Severity,
     SlaPolicy,
@@ -53,7 +54,8 @@ def _masked(account: dict) -> dict:
 
 def customers_upsert(*, tenant, accounts: list[dict], key_prefix: str = "") -> dict[str, int]:
     """The ids of the customers these `account` objects name, created or updated (the last
-    mention of each wins). Contact changes are recorded in the audit trail, masked."""
+    mention of each wins). Contact changes are recorded in the audit trail, masked, and a replaced
+    email or phone is kept (CustomerContactChange) for notices to the previous address."""
     now = timezone.now()
     latest: dict[str, dict] = {}
     for account in accounts:
@@ -98,11 +100,12 @@ def customers_upsert(*, tenant, accounts: list[dict], key_prefix: str = "") -> d
             records.append((customer, Action.CREATE, audit_diff({}, after, personal=PERSONAL_FIELDS)))
     maybe_changed = [row[0] for external_id, row in known.items() if _differs(row, latest[external_id])]
     if maybe_changed:
-        rows = []
+        rows, previous = [], []
         for customer in Customer.objects.filter(pk__in=maybe_changed):
             account = latest[customer.external_id]
             before = {name: getattr(customer, name) for name in CONTACT_FIELDS if name in account}
             after = {name: account[name] for name in CONTACT_FIELDS if name in account}
+            previous += _contact_changes(customer, before, after, now)
             diff = audit_diff(before, after, personal=PERSONAL_FIELDS)
             for name, value in {**after, **_masked(account)}.items():
                 setattr(customer, name, value)
@@ -111,6 +114,7 @@ def customers_upsert(*, tenant, accounts: list[dict], key_prefix: str = "") -> d
             if diff:  # else only the digests were stale (say, after a key change)
                 records.append((customer, Action.UPDATE, diff))
         _customers_save(rows, now)
+        CustomerContactChange.objects.bulk_create(previous)
     if records:
         audit_record_many(
             [
@@ -120,6 +124,19 @@ def customers_upsert(*, tenant, accounts: list[dict], key_prefix: str = "") -> d
             ]
         )  # fmt: skip
     return ids
+
+
+def _contact_changes(customer: Customer, before: dict, after: dict, now) -> list[CustomerContactChange]:
+    """The email or phone a change replaces, kept (encrypted) so that the previous address can be
+    told of recoveries and contact changes (alerts.notifications.planning)."""
+    return [
+        CustomerContactChange(
+            customer=customer, field=name, old_value=before[name], old_masked=mask(before[name]),
+            old_digest=contact_digest(name, before[name]), changed_at=now,
+        )
+        for name in ("email", "phone")
+        if before.get(name) and name in after and after[name] != before[name]
+    ]  # fmt: skip
 
 
 def _digests(stored: dict, account: dict) -> dict:

@@ -62,3 +62,8 @@ def events_unprocessed_relay_task() -> int:
         logger.warning("detection relay: re-queuing events whose task was lost", extra={"events": len(ids)})
         detection_enqueue(ids)
     return len(ids)
+
+
+# The notification tasks live in alerts/notifications/tasks.py; Celery's autodiscovery looks for
+# `<app>.tasks` only, so they are registered from here.
+from alerts.notifications import tasks as _notification_tasks  # noqa: E402, F401

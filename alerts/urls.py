@@ -4,6 +4,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from accounts.decorators import mfa_not_required
 from alerts import apis
+from alerts.notifications import apis as notification_apis
+from alerts.notifications import views as notification_views
 
 app_name = "alerts"
 
@@ -23,6 +25,19 @@ urlpatterns = [
     path("api/v1/alerts/<int:alert_id>/claim/", apis.AlertClaimApi.as_view(), name="alert_claim"),
     path("api/v1/alerts/<int:alert_id>/release/", apis.AlertReleaseApi.as_view(), name="alert_release"),
     path("api/v1/alerts/<int:alert_id>/assign/", apis.AlertAssignApi.as_view(), name="alert_assign"),
+    path(
+        "api/v1/alerts/<int:alert_id>/notifications/",
+        notification_apis.AlertNotificationListApi.as_view(),
+        name="alert_notifications",
+    ),
+    path("outbox/", notification_views.outbox_page, name="outbox"),
+    path("drills/", notification_views.drill_list, name="drill_list"),
+    path("drills/run/", notification_views.drill_run, name="drill_run"),
+    path(
+        "notifications/twilio/status/<int:notification_id>/",
+        notification_views.twilio_status,
+        name="notification_twilio_status",
+    ),
     path("api/schema/", _public(SpectacularAPIView.as_view()), name="schema"),
     path("api/docs/", _public(SpectacularSwaggerSplitView.as_view(url_name="alerts:schema")), name="docs"),
 ]

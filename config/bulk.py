@@ -151,7 +151,8 @@ class BulkInsert:
     `fields` defaults to every concrete field but an automatic primary key, in model order. Rows
     are tuples of Python values in that order, leaving out the `shared` fields, which take one
     value for the whole call. `conflict` names the fields of a unique constraint: a row that
-    would break it is skipped (ON CONFLICT ... DO NOTHING) and returns nothing.
+    would break it is skipped (ON CONFLICT ... DO NOTHING) and returns nothing; `conflict="any"`
+    skips a row that would break any unique constraint (partial ones too, which fields cannot name).
 
     On PostgreSQL it runs on a server-side-binding cursor over Django's connection (so inside its
     transaction; Django's cursors bind client-side, quoting every value in Python), in one of two
@@ -168,7 +169,7 @@ class BulkInsert:
         *,
         fields: Sequence[str] | None = None,
         shared: Sequence[str] = (),
-        conflict: Sequence[str] = (),
+        conflict: Sequence[str] | str = (),
         returning: Sequence[str] = ("pk",),
         arrays: bool = False,
         batch: int = 500,
@@ -181,7 +182,8 @@ class BulkInsert:
         self.shared = _fields(model, shared)
         if unknown := [f.name for f in self.shared if f not in self.fields]:
             raise ValueError(f"shared fields {unknown} are not among the inserted fields")
-        self.conflict = _fields(model, conflict)
+        self.any_conflict = conflict == "any"
+        self.conflict = () if self.any_conflict else _fields(model, conflict)
         self.returning = _fields(model, returning)
         self.row_fields = tuple(f for f in self.fields if f not in self.shared)
         self._shared_at = frozenset(i for i, f in enumerate(self.fields) if f in self.shared)
@@ -191,7 +193,9 @@ class BulkInsert:
 
     def _tail(self, qn) -> str:
         tail = ""
-        if self.conflict:
+        if self.any_conflict:
+            tail += " ON CONFLICT DO NOTHING"
+        elif self.conflict:
             tail += f" ON CONFLICT ({', '.join(qn(f.column) for f in self.conflict)}) DO NOTHING"
         if self.returning:
             tail += f" RETURNING {', '.join(qn(f.column) for f in self.returning)}"

@@ -157,6 +157,9 @@ CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", REDIS_URL)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Redis: a message taken by a worker that died without acknowledging it (kill -9, a lost machine)
+# goes back to the queue after this long. Kombu's default; tasks are safe to run twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT_SECONDS", 3600)}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
@@ -164,6 +167,9 @@ CELERY_BEAT_SCHEDULE = {
     "clear-expired-sessions": {"task": "accounts.tasks.session_expired_clear_task", "schedule": 3600.0},
     "audit-seal": {"task": "audit.tasks.audit_seal_task", "schedule": float(env_int("AUDIT_SEAL_SECONDS", 1))},
     "detection-relay": {"task": "alerts.tasks.events_unprocessed_relay_task", "schedule": 60.0},
+    "notification-relay": {"task": "alerts.notifications.tasks.notifications_relay_task", "schedule": 60.0},
+    "notification-fallback": {"task": "alerts.notifications.tasks.notifications_fallback_task", "schedule": 30.0},
+    "delivery-drills": {"task": "alerts.notifications.tasks.delivery_drills_due_task", "schedule": 300.0},
     "audit-checkpoint": {
         "task": "audit.tasks.audit_checkpoint_task",
         "schedule": float(env_int("AUDIT_CHECKPOINT_SECONDS", 300)),
@@ -254,6 +260,40 @@ INGEST_MAX_BATCH = 1000
 DETECTION_RELAY_AFTER = timedelta(minutes=env_int("DETECTION_RELAY_AFTER_MINUTES", 10))
 INGEST_SIGNATURE_TOLERANCE_SECONDS = 300
 INGEST_KEY_OVERLAP = timedelta(hours=env_int("INGEST_KEY_OVERLAP_HOURS", 24))
+
+# --- Customer notifications (alerts/notifications) ---------------------------------------------
+# Where customers' links point (the "Was this you?" page) and providers' status callbacks arrive.
+NOTIFICATION_PUBLIC_URL = env_str("NOTIFICATION_PUBLIC_URL", "" if PRODUCTION else "http://127.0.0.1:8000")
+if PRODUCTION and not NOTIFICATION_PUBLIC_URL:
+    raise ImproperlyConfigured("NOTIFICATION_PUBLIC_URL is required in production")
+# One backend per channel, like EMAIL_BACKEND: a dotted path, or {"BACKEND": path, "OPTIONS": {...}}.
+# The development outbox (stores what would be sent; `manage.py outbox_show`) is the embedded default.
+# Real ones: alerts.notifications.channels.{DjangoEmailBackend, TwilioSmsBackend, TwilioVoiceBackend,
+# WebhookPushBackend}; see alerts/notifications/channels.py for their options.
+_OUTBOX = "alerts.notifications.channels.OutboxBackend"
+NOTIFICATION_BACKENDS = {
+    "email": env_str("NOTIFICATION_EMAIL_BACKEND", _OUTBOX),
+    "sms": env_str("NOTIFICATION_SMS_BACKEND", _OUTBOX),
+    "push": env_str("NOTIFICATION_PUSH_BACKEND", _OUTBOX),
+    "voice": env_str("NOTIFICATION_VOICE_BACKEND", _OUTBOX),
+}
+NOTIFICATION_EMAIL_FROM = env_str("NOTIFICATION_EMAIL_FROM", "security@alertdesk.invalid")
+# Twilio (SMS and voice): the account's credentials, the sender, and the API's address (a stub in tests).
+TWILIO_ACCOUNT_SID = env_str("TWILIO_ACCOUNT_SID", "")
+TWILIO_AUTH_TOKEN = env_str("TWILIO_AUTH_TOKEN", "")
+TWILIO_FROM = env_str("TWILIO_FROM", "")
+TWILIO_API_BASE = env_str("TWILIO_API_BASE", "https://api.twilio.com")
+# Rows queued this long whose task never ran are queued again by the relay (beat, every minute).
+NOTIFICATION_RELAY_AFTER = timedelta(seconds=env_int("NOTIFICATION_RELAY_AFTER_SECONDS", 60))
+# A row handed to a provider without an answer recorded this long is in doubt (the worker died mid-send).
+NOTIFICATION_IN_DOUBT_AFTER = timedelta(seconds=env_int("NOTIFICATION_IN_DOUBT_AFTER_SECONDS", 300))
+# The queue the send tasks go to. The default queue by default (one `make worker` does everything);
+# in production give them their own queue and workers (`celery worker -Q notifications`), so that a
+# backlog of detection never delays a customer's message (bench/notifications.py runs it so).
+NOTIFICATION_QUEUE = env_str("NOTIFICATION_QUEUE", "celery")
+CELERY_TASK_ROUTES = {"alerts.notifications.tasks.notification_send_task": {"queue": NOTIFICATION_QUEUE}}
+# The desk's outbox page for BPO admins: only with the outbox backend, and only in development.
+NOTIFICATION_OUTBOX_PAGE = env_bool("NOTIFICATION_OUTBOX_PAGE", default=not PRODUCTION)
 
 # --- Authentication --------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

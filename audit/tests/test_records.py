@@ -36,6 +36,9 @@ NO_DATA_VIEWS = {
     "alerts.apis.AlertClaimApi", "alerts.apis.AlertReleaseApi", "alerts.apis.AlertAssignApi",
     # The API's description, no data.
     "drf_spectacular.views.SpectacularAPIView", "drf_spectacular.views.SpectacularSwaggerSplitView",
+    # A provider's status callback (machine-to-machine, answers nothing); a delivery test fired (the
+    # service records it; the answer is a redirect).
+    "alerts.notifications.views.twilio_status", "alerts.notifications.views.drill_run",
 }  # fmt: skip
 
 

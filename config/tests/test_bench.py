@@ -91,3 +91,14 @@ def test_live_bench_runs_on_a_fresh_database():
     assert linked and linked[1] == linked[2] != "0", out
     assert "never reached a screen: 0 pairs" in out, out
     assert re.search(r"reconnect storm 1: 6 sockets again in [\d.]+ s, 0 errors", out), out
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_notifications_bench_runs_on_a_fresh_database():
+    out = run_bench("notifications.py", "--smoke", timeout=300)
+    sent = re.search(r"exactly once: ([\d,]+) outbox messages for ([\d,]+) rows", out)
+    assert sent and sent[1] == sent[2] != "0", out
+    handed = re.search(r"(\d+) of (\d+) alerts had a message handed", out)
+    assert handed and handed[1] == handed[2] != "0", out
+    assert "profile: one task of 100 messages" in out, out

@@ -14,7 +14,9 @@ from accounts.decorators import mfa_not_required
 # Public on purpose: the sign-in steps and the load-balancer probes. Each is tested elsewhere.
 # The event API authenticates client systems by key and signature, never by staff session.
 # The OpenAPI schema and docs are public: client companies integrate from them.
-PUBLIC = {"/healthz", "/readyz", "/accounts/login/", "/favicon.ico", "/api/v1/events/", "/api/schema/", "/api/docs/"}
+# Twilio's status callback authenticates by its signature (alerts/notifications/tests/test_channels.py).
+PUBLIC = {"/healthz", "/readyz", "/accounts/login/", "/favicon.ico", "/api/v1/events/", "/api/schema/", "/api/docs/",
+          "/notifications/twilio/status/1/"}  # fmt: skip
 PARAM_VALUES = {"int": "1", "path": "x", "slug": "x", "str": "1", "uuid": "00000000-0000-0000-0000-000000000001"}
 
 

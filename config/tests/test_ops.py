@@ -113,6 +113,7 @@ def _production_env(**extra):
         AUDIT_CHECKPOINT_KEY="checkpoint-key-for-the-settings-test-only",
         AUDIT_SEAL_KEYS="p1:seal-key-for-the-settings-test-only",
         FIELD_ENCRYPTION_KEYS="xxJ3QyUjc5qS2dFQ3o4ctAKUC0C0Y7Yuz4JyIyV8mJk=",
+        NOTIFICATION_PUBLIC_URL="https://desk.example.com",
         DJANGO_SETTINGS_MODULE="config.settings",
         **extra,
     )

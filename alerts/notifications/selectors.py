@@ -1,0 +1,138 @@
+"""Reads of notifications: tenants' settings, an alert's notifications, the development outbox, and
+the answer link's token. Staff reads take an alert already fetched through its access function
+(alerts.selectors.alert_get_for) and add no access check of their own."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.core import signing
+from django.db.models import Prefetch, QuerySet
+
+from accounts.selectors import tenant_ids_with_perm
+from alerts.models import Alert
+from alerts.notifications.models import (
+    ANSWER_SALT,
+    DeliveryDrill,
+    Notification,
+    NotificationSettings,
+    OutboxMessage,
+)
+
+DRILL_VIEW_PERM = "alerts.view_deliverydrill"
+DRILL_RUN_PERM = "alerts.add_deliverydrill"
+
+
+def notification_settings_for(*, tenant_ids) -> dict[int, NotificationSettings]:
+    """Each tenant's notification settings: its row, or (unsaved) the defaults. One query."""
+    tenant_ids = set(tenant_ids)
+    stored = {s.tenant_id: s for s in NotificationSettings.objects.filter(tenant_id__in=tenant_ids)}
+    return {tid: stored.get(tid) or NotificationSettings(tenant_id=tid) for tid in tenant_ids}
+
+
+def notification_settings_get(*, tenant) -> NotificationSettings:
+    return notification_settings_for(tenant_ids=[tenant.pk])[tenant.pk]
+
+
+def notification_list_for_alert(*, alert: Alert) -> QuerySet[Notification]:
+    """The notifications of an alert the caller fetched through alerts.selectors.alert_get_for,
+    oldest first. No address is loaded (so none is decrypted)."""
+    return (
+        Notification.objects.filter(alert_id=alert.pk)
+        .only("id", "channel", "state", "purpose", "created_at", "sent_at", "delivered_at", "fallback_of_id")
+        .order_by("created_at", "id")
+    )
+
+
+def outbox_list(*, alert_id: int | None = None, customer_id: int | None = None, limit: int = 200):
+    """What the development outbox backend stored, newest first (with each row's notification)."""
+    messages = OutboxMessage.objects.select_related("notification").order_by("-id")
+    if alert_id is not None:
+        messages = messages.filter(notification__alert_id=alert_id)
+    if customer_id is not None:
+        messages = messages.filter(notification__customer_id=customer_id)
+    return messages[:limit]
+
+
+class AnswerTokenInvalid(Exception):  # noqa: N818 (named for what the answer page shows)
+    """A "Was this you?" link that cannot be used. `reason`: forged (or malformed, or for no
+    notification: the page tells these apart from nothing), expired, or used."""
+
+    FORGED, EXPIRED, USED = "forged", "expired", "used"
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    notification_id: int
+    nonce: str
+
+
+def _parse(token: str, max_age: timedelta | None) -> _Parsed:
+    value = signing.TimestampSigner(salt=ANSWER_SALT).unsign(token, max_age=max_age)
+    raw_id, _, nonce = value.partition(".")
+    return _Parsed(int(raw_id), nonce)
+
+
+def notification_get_by_answer_token(*, token: str) -> Notification:
+    """The notification a "Was this you?" token names, checked: signed with this site's key,
+    within its tenant's answer_link_days, nonce matching the row, not answered yet. Raises
+    AnswerTokenInvalid (forged, expired, used). For the public answer page (which has no user)."""
+    if not isinstance(token, str) or len(token) > 200:
+        raise AnswerTokenInvalid(AnswerTokenInvalid.FORGED)
+    try:
+        parsed = _parse(token, None)  # signature first: an expired token is still ours
+    except (signing.BadSignature, ValueError):
+        raise AnswerTokenInvalid(AnswerTokenInvalid.FORGED) from None
+    notification = (
+        Notification.objects.select_related("tenant", "alert")
+        .defer("recipient")
+        .filter(pk=parsed.notification_id)
+        .first()
+    )
+    if notification is None or not notification.answer_nonce or notification.answer_nonce != parsed.nonce:
+        raise AnswerTokenInvalid(AnswerTokenInvalid.FORGED)
+    days = notification_settings_for(tenant_ids=[notification.tenant_id])[notification.tenant_id].answer_link_days
+    try:
+        _parse(token, timedelta(days=days))
+    except signing.SignatureExpired:
+        raise AnswerTokenInvalid(AnswerTokenInvalid.EXPIRED) from None
+    if notification.answered_at is not None:
+        raise AnswerTokenInvalid(AnswerTokenInvalid.USED)
+    return notification
+
+
+def outbox_backend_configured() -> bool:
+    """Whether any channel sends through the development outbox (its page is shown only then)."""
+    from alerts.notifications.channels import backend_for
+
+    return any(backend_for(channel).name == "outbox" for channel in settings.NOTIFICATION_BACKENDS)
+
+
+def delivery_drill_list_for(*, user, tenant_id: int | None = None) -> QuerySet[DeliveryDrill]:
+    """The delivery drills `user` may see (alerts.view_deliverydrill in their tenants), newest
+    first, with their notifications' timings prefetched. Deny by default: no tenant, no drill."""
+    tenant_ids = tenant_ids_with_perm(user=user, perm=DRILL_VIEW_PERM)
+    drills = DeliveryDrill.objects.filter(tenant_id__in=tenant_ids).select_related("tenant", "started_by")
+    if tenant_id is not None:
+        drills = drills.filter(tenant_id=tenant_id)
+    return drills.prefetch_related(
+        Prefetch("notifications", queryset=Notification.objects.defer("recipient").order_by("id"))
+    ).order_by("-started_at", "-id")
+
+
+def delivery_drill_results(*, drill: DeliveryDrill) -> list[dict]:
+    """Per channel of a drill fetched through delivery_drill_list_for (or by the service that made
+    it): its state, and how long after the drill started it was handed over and delivered (ms)."""
+
+    def after(at):
+        return None if at is None else round((at - drill.started_at).total_seconds() * 1000)
+
+    return [
+        {"channel": n.channel, "state": n.state, "handed_ms": after(n.sent_at), "delivered_ms": after(n.delivered_at),
+         "error": n.error}
+        for n in drill.notifications.all()
+    ]  # fmt: skip
