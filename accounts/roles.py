@@ -30,6 +30,9 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "alerts.change_alert",
         "desk.view_queue",
         "alerts.reassign_alert",
+        # The wording of customer messages and the client's official contact details in them.
+        "alerts.change_notificationtemplate",
+        "alerts.change_messagesettings",
     },
 }
 
@@ -43,6 +46,9 @@ BPO_ADMIN_PERMISSIONS: set[str] = {
     "audit.view_auditcheckpoint",
     "alerts.view_alert",
     "desk.view_queue",
+    # Customer messages of every tenant: their wording and the official contact details in them.
+    "alerts.change_notificationtemplate",
+    "alerts.change_messagesettings",
     # Detection's dead letters: see them, and run detection over them again (the admin action).
     "alerts.view_eventdeadletter",
     "alerts.change_eventdeadletter",

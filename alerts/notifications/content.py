@@ -1,0 +1,193 @@
+"""What a customer message says: `message_render(notification=...)` for the delivery core, and
+`message_build(...)` under it, which works from plain facts (testable without a notification).
+
+The words come from the tenant's own template for the kind (alert type or delivery test), channel
+and customer's locale, else from the built-in default (defaults.py), looked for in the order
+locales.locale_chain gives: exact locale, its language, the tenant's default locale, English. A
+tenant template is checked again before use (the official domain may have changed since it was
+saved); one that fails is not sent, the built-in default is. Messages are plain text: no HTML
+in which a link's text could differ from where it leads.
+"""
+
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+
+from alerts.notifications import placeholders
+from alerts.notifications.checks import template_check
+from alerts.notifications.defaults import TEST_KIND, default_text
+from alerts.notifications.locales import locale_chain
+from alerts.notifications.sms import is_gsm7
+from alerts.notifications.values import Brand, MessageContext, fold_values, message_values
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Brand", "Message", "MessageContext", "message_build", "message_render"]
+
+
+@dataclass(frozen=True)
+class Message:
+    subject: str  # e-mail subject ("" for SMS, push and voice)
+    body: str  # plain text; for voice, the words to speak
+    title: str = ""  # push title
+
+
+@dataclass(frozen=True)
+class Wording:
+    """The template a message is made from, and where it came from."""
+
+    subject: str
+    body: str
+    locale: str
+    source: str  # "tenant" or "default"
+    template_id: int | None = None
+
+
+def brand_for(tenant) -> Brand:
+    """The tenant's message settings, or the defaults (its name, no official domain, UTC, English)."""
+    from alerts.models import MessageSettings
+
+    try:
+        settings = tenant.message_settings
+    except MessageSettings.DoesNotExist:
+        return Brand(name=tenant.name)
+    return Brand(
+        name=settings.display_name or tenant.name,
+        official_domain=settings.official_domain,
+        support_phone=settings.support_phone,
+        support_url=settings.support_url,
+        time_zone=settings.time_zone or "UTC",
+        default_locale=settings.default_locale or "en",
+    )
+
+
+@lru_cache(maxsize=2048)
+def template_passes(kind: str, channel: str, locale: str, subject: str, body: str, official_domain: str) -> bool:
+    """Whether a template passes the check (cached: the same few templates are used again and again)."""
+    return template_check(
+        alert_type=kind, channel=channel, locale=locale, subject=subject, body=body, official_domain=official_domain
+    ).ok
+
+
+def wording_choose(*, own: dict, kind: str, channel: str, chain: list[str], brand: Brand) -> Wording:
+    """The first locale of `chain` with a tenant template (`own`: locale → template of this kind
+    and channel) that still passes the check, or with a built-in default."""
+    for candidate in chain:
+        template = own.get(candidate)
+        if template is not None:
+            if template_passes(kind, channel, candidate, template.subject, template.body, brand.official_domain):
+                return Wording(template.subject, template.body, candidate, "tenant", template.pk)
+            logger.warning(
+                "tenant template fails the check; the built-in default is sent instead",
+                extra={"template_id": template.pk},
+            )
+        text = default_text(locale=candidate, kind=kind, channel=channel)
+        if text is not None:
+            return Wording(text.subject, text.body, candidate, "default")
+    text = default_text(locale="en", kind=kind, channel=channel)
+    if text is None:
+        raise ValueError(f"no message for {kind!r} on {channel!r}")
+    return Wording(text.subject, text.body, "en", "default")
+
+
+def wording_for(*, tenant, kind: str, channel: str, locale: str, brand: Brand | None = None) -> Wording:
+    """The template a message to a customer of `locale` is made from. One query."""
+    from alerts.models import NotificationTemplate
+
+    brand = brand or brand_for(tenant)
+    chain = locale_chain(locale, tenant_default=brand.default_locale)
+    own = {
+        t.locale: t
+        for t in NotificationTemplate.objects.filter(tenant=tenant, alert_type=kind, channel=channel, locale__in=chain)
+    }
+    return wording_choose(own=own, kind=kind, channel=channel, chain=chain, brand=brand)
+
+
+def message_from(
+    *, wording: Wording, kind: str, channel: str, context: MessageContext, brand: Brand, locale: str = ""
+) -> Message:
+    """Fill a wording with the values for these facts (the preview uses it with sample facts)."""
+    values = message_values(
+        alert_type=kind, channel=channel, locale=locale or wording.locale, context=context, brand=brand
+    )
+    subject, body = placeholders.parse(wording.subject), placeholders.parse(wording.body)
+    if channel == "sms" and is_gsm7(body.literal_text()):
+        # One Ł in a city would switch the whole SMS to UCS-2 and halve its room: values are folded
+        # to GSM-7 when the template's own text is GSM-7, so only the template decides the encoding.
+        values = fold_values(values)
+    subject_text = placeholders.render(subject, values).strip()
+    body_text = placeholders.render(body, values).strip()
+    if channel == "push":
+        return Message(subject="", body=body_text, title=subject_text)
+    if channel == "email":
+        return Message(subject=subject_text, body=body_text)
+    return Message(subject="", body=body_text)
+
+
+def message_build(
+    *, tenant, alert_type: str, channel: str, locale: str, context: MessageContext, brand: Brand | None = None
+) -> Message:
+    """The message for one customer on one channel. `alert_type` is an alert type or "test"."""
+    brand = brand or brand_for(tenant)
+    wording = wording_for(tenant=tenant, kind=alert_type, channel=channel, locale=locale, brand=brand)
+    return message_from(wording=wording, kind=alert_type, channel=channel, context=context, brand=brand, locale=locale)
+
+
+# -- The adapter for the delivery core ---------------------------------------------------------
+
+EVIDENCE_READ = 20  # the newest events of an alert say what happened (a takeover links many)
+_DETAIL_KEYS = ("factor", "fields", "app_name", "channel", "initiated_by")
+
+
+def context_for_alert(alert, *, answer_url: str = "") -> MessageContext:
+    """The facts of a message about `alert`: its newest evidence event (what happened and when),
+    the device and place of the newest event that has them. Never the IP, a device id or the
+    user agent string: a browser family and a city and country."""
+    from alerts.geo import locate
+    from alerts.rules import agent_family
+
+    events = list(alert.evidence.order_by("-occurred_at", "-pk")[:EVIDENCE_READ])
+    newest = events[0] if events else None
+    device, city, country = "", "", ""
+    for event in events:
+        context = event.context or {}
+        if not device and context.get("user_agent"):
+            device = agent_family(str(context["user_agent"]))
+        geo = context.get("geo") if isinstance(context.get("geo"), dict) else {}
+        if not (city or country) and (geo or event.ip):
+            city = str(geo.get("city") or "")
+            country = str(geo.get("country") or "")
+            if not country and event.ip:
+                country = locate(event.ip, geo).country or ""  # offline, cached per address
+        if device and (city or country):
+            break
+    details = {}
+    if newest is not None:
+        details = {key: newest.context[key] for key in _DETAIL_KEYS if key in (newest.context or {})}
+    return MessageContext(
+        occurred_at=newest.occurred_at if newest is not None else alert.last_seen_at,
+        rule=alert.rule,
+        event_type=newest.type if newest is not None else "",
+        details=details,
+        device=device,
+        city=city,
+        country=country,
+        answer_url=answer_url,
+    )
+
+
+def message_render(*, notification) -> Message:
+    """The message of one notification (n1's `Notification`: tenant, alert, customer, channel,
+    purpose, answer_url()). A delivery test (purpose "test") gets the test wording; a notice to a
+    previous contact, the alert's own. Verification codes are not made here: the verification
+    service holds the code, which no template may carry."""
+    purpose = getattr(notification, "purpose", "alert")
+    if purpose == "verification":
+        raise ValueError("verification messages are composed by the verification service, not from templates")
+    alert = notification.alert
+    channel = notification.channel
+    kind = TEST_KIND if purpose == "test" else alert.type
+    answer_url = "" if channel == "voice" else notification.answer_url()
+    context = context_for_alert(alert, answer_url=answer_url)
+    locale = getattr(notification.customer, "locale", "") or ""
+    return message_build(tenant=notification.tenant, alert_type=kind, channel=channel, locale=locale, context=context)
