@@ -17,7 +17,7 @@ A security notification is what phishers imitate, so ours must never look like o
   domains, and link shorteners named as such;
 - it fits its channel: the answer link where the channel can carry one (none in a voice call),
   the support contact where there is room, an SMS in two segments at most with the longest
-  values (values.VALUE_CAPS), a subject or title where the channel has one.
+  values (values.caps_for), a subject or title where the channel has one.
 
 It is a guard, not a proof: language has more turns than any list. Every saved change is
 audited with its before and after text, and a tenant template that fails the check when a
@@ -32,18 +32,18 @@ from urllib.parse import urlsplit
 from alerts.notifications import placeholders
 from alerts.notifications.locales import locale_normalize
 from alerts.notifications.sms import SmsLength, is_gsm7, sms_length
-from alerts.notifications.values import caps_for, device_cap, fold_values, what_phrases
+from alerts.notifications.values import caps_for, device_cap, fold_values, what_phrases, where_cap
 
 CHANNELS = ("email", "sms", "push", "voice")
 SUBJECT_CHANNELS = ("email", "push")  # an e-mail's subject, a push's title
 LINK_CHANNELS = ("email", "sms", "push")
-SUPPORT_REQUIRED = ("email", "voice")
+SUPPORT_REQUIRED = ("email", "voice")  # SMS and push have no room: the answer page they link to gives it
 KINDS_WITHOUT_LINK = ("test",)  # a drill message asks for no answer
 
 SMS_MAX_SEGMENTS = 2
 LIMITS = {  # characters, with the longest values
     "subject": {"email": 150, "push": 70},
-    "body": {"email": 3000, "push": 300, "voice": 1500, "sms": 10_000},
+    "body": {"email": 3000, "push": 400, "voice": 1500, "sms": 10_000},
 }
 
 # ----------------------------------------------------------------------------- normalisation
@@ -476,8 +476,7 @@ def worst_values(*, alert_type: str, locale: str, channel: str) -> dict[str, str
     values = {name: "x" * cap for name, cap in caps_for(channel).items()}
     values["what"] = max(what_phrases(alert_type=alert_type, locale=locale), key=len)
     values["device"] = "x" * device_cap(locale)
-    if channel == "voice":
-        values["link"] = ""
+    values["where"] = "x" * min(where_cap(locale, channel), len(values["where"]))
     return values
 
 

@@ -16,9 +16,9 @@ from functools import lru_cache
 from alerts.notifications import placeholders
 from alerts.notifications.checks import template_check
 from alerts.notifications.defaults import TEST_KIND, default_text
-from alerts.notifications.locales import locale_chain
+from alerts.notifications.locales import language_of, locale_chain
 from alerts.notifications.sms import is_gsm7
-from alerts.notifications.values import Brand, MessageContext, fold_values, message_values
+from alerts.notifications.values import Brand, MessageContext, fold_values, message_values, tenant_text
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +118,8 @@ def message_from(
     subject_text = placeholders.render(subject, values).strip()
     body_text = placeholders.render(body, values).strip()
     if channel == "push":
-        return Message(subject="", body=body_text, title=subject_text)
+        # The title in both: the delivery core's push backend reads `subject` as the title.
+        return Message(subject=subject_text, body=body_text, title=subject_text)
     if channel == "email":
         return Message(subject=subject_text, body=body_text)
     return Message(subject="", body=body_text)
@@ -190,4 +191,27 @@ def message_render(*, notification) -> Message:
     answer_url = "" if channel == "voice" else notification.answer_url()
     context = context_for_alert(alert, answer_url=answer_url)
     locale = getattr(notification.customer, "locale", "") or ""
-    return message_build(tenant=notification.tenant, alert_type=kind, channel=channel, locale=locale, context=context)
+    brand = brand_for(notification.tenant)
+    message = message_build(
+        tenant=notification.tenant, alert_type=kind, channel=channel, locale=locale, context=context, brand=brand
+    )
+    if purpose == "previous_contact" and channel in PREVIOUS_CONTACT_NOTE:
+        # An attacker who changed the contacts first would otherwise get the warning himself; the
+        # previous address is told why it still hears from us. (SMS and push have no room for it.)
+        note = PREVIOUS_CONTACT_NOTE[channel].get(language_of(locale), PREVIOUS_CONTACT_NOTE[channel]["en"])
+        return Message(message.subject, note.replace("{tenant}", tenant_text(brand, channel)) + "\n\n" + message.body)
+    return message
+
+
+PREVIOUS_CONTACT_NOTE = {
+    "email": {
+        "en": "You get this message because this address was on your {tenant} account until recently.",
+        "fr": "Vous recevez ce message car cette adresse était liée à votre compte {tenant} jusqu'à récemment.",
+        "es": "Recibe este mensaje porque esta dirección estaba en su cuenta de {tenant} hasta hace poco.",
+    },
+    "voice": {
+        "en": "You get this call because this number was on your {tenant} account until recently.",
+        "fr": "Vous recevez cet appel car ce numéro était lié à votre compte {tenant} jusqu'à récemment.",
+        "es": "Recibe esta llamada porque este número estaba en su cuenta de {tenant} hasta hace poco.",
+    },
+}

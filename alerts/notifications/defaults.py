@@ -30,7 +30,7 @@ class _Type:
     title: str  # push title
     lead: str  # the first sentence of e-mail and push
     steps: tuple[str, str, str]
-    sms: str  # what happened, for the SMS (after "{tenant}: ")
+    sms: str  # what happened, for the SMS (after "{tenant}: "; French: then device, place and time)
     sms_step: str  # what to do, for the SMS and push (after "Not you? Tap {link} and ")
 
 
@@ -60,7 +60,7 @@ EN = {
             "Sign out of all other devices in your security settings.",
             "Turn on two-step verification if it is off.",
         ),
-        sms="sign-in from a new place, {where}, {device}, {when}.",
+        sms="new place sign-in, {where}, {device}, {when}.",
         sms_step="change your password",
     ),
     AlertType.SUSPICIOUS: _Type(
@@ -97,7 +97,7 @@ EN = {
             "If you received a sign-in code you did not ask for, keep it to yourself: someone may be trying "
             "to get into your account.",
         ),
-        sms="2-step verification changed, {device}, {where}, {when}.",
+        sms="2-step sign-in change, {device}, {where}, {when}.",
         sms_step="check your settings",
     ),
     AlertType.RECOVERY: _Type(
@@ -122,7 +122,7 @@ EN = {
             "Change your password.",
             "Only approve apps you chose yourself.",
         ),
-        sms="new app access to your account, {device}, {where}, {when}.",
+        sms="new app access, {device}, {where}, {when}.",
         sms_step="remove its access",
     ),
     AlertType.ACCOUNT_TAKEOVER: _Type(
@@ -158,8 +158,7 @@ def _email_en(t: _Type) -> Text:
 def _sms_en(t: _Type) -> Text:
     return Text(
         "",
-        f"{{tenant}}: {t.sms} Not you? Tap {{link}} and {t.sms_step}. Help: {{support}}. "
-        "We never ask for codes or passwords.",
+        f"{{tenant}}: {t.sms} Not you? {{link}} and {t.sms_step}. We never ask for codes or passwords.",
     )
 
 
@@ -222,7 +221,7 @@ FR = {
             "Déconnectez tous vos autres appareils dans vos paramètres de sécurité.",
             "Activez la validation en deux étapes si elle est désactivée.",
         ),
-        sms="nouvelle connexion, {device}, {where}, {when}.",
+        sms="nouvelle connexion",
         sms_step="changez de mot de passe",
     ),
     AlertType.LOCATION: _Type(
@@ -234,7 +233,7 @@ FR = {
             "Déconnectez tous vos autres appareils dans vos paramètres de sécurité.",
             "Activez la validation en deux étapes si elle est désactivée.",
         ),
-        sms="nouveau lieu de connexion, {where}, {device}, {when}.",
+        sms="nouveau lieu",
         sms_step="changez de mot de passe",
     ),
     AlertType.SUSPICIOUS: _Type(
@@ -247,8 +246,8 @@ FR = {
             "Si vous voyez un paiement ou un changement que vous ne reconnaissez pas, contactez aussitôt le "
             "service client (ci-dessous).",
         ),
-        sms="activité inhabituelle, {device}, {where}, {when}.",
-        sms_step="vérifiez votre activité",
+        sms="activité inhabituelle",
+        sms_step="vérifiez-la",
     ),
     AlertType.PASSWORD: _Type(
         subject="{tenant} : changement de mot de passe sur votre compte",
@@ -259,7 +258,7 @@ FR = {
             "Déconnectez tous vos autres appareils dans vos paramètres de sécurité.",
             "Vérifiez que l'adresse e-mail et le numéro de téléphone de votre compte sont bien les vôtres.",
         ),
-        sms="changement de mot de passe, {device}, {where}, {when}.",
+        sms="mot de passe modifié",
         sms_step="réinitialisez-le",
     ),
     AlertType.TWO_FACTOR: _Type(
@@ -273,7 +272,7 @@ FR = {
             "Si vous recevez un code que vous n'attendiez pas, ne le donnez à personne : quelqu'un essaie "
             "peut-être d'entrer dans votre compte.",
         ),
-        sms="validation en 2 étapes modifiée, {device}, {where}, {when}.",
+        sms="validation 2 étapes modifiée",
         sms_step="vérifiez-la",
     ),
     AlertType.RECOVERY: _Type(
@@ -287,7 +286,7 @@ FR = {
             "Vérifiez que l'adresse e-mail et le numéro de téléphone de votre compte sont bien les vôtres, et "
             "déconnectez tous vos autres appareils.",
         ),
-        sms="récupération de compte, {device}, {where}, {when}.",
+        sms="récupération de compte",
         sms_step="appelez-nous",
     ),
     AlertType.THIRD_PARTY: _Type(
@@ -299,7 +298,7 @@ FR = {
             "Changez votre mot de passe.",
             "N'autorisez que les applications que vous avez choisies vous-même.",
         ),
-        sms="nouvelle appli autorisée, {device}, {where}, {when}.",
+        sms="nouvelle appli autorisée",
         sms_step="retirez son accès",
     ),
     AlertType.ACCOUNT_TAKEOVER: _Type(
@@ -311,8 +310,8 @@ FR = {
             f"{_OPEN_FR} changez votre mot de passe.",
             "Déconnectez tous vos autres appareils, puis vérifiez votre validation en deux étapes et vos coordonnées.",
         ),
-        sms="URGENT: risque sur votre compte, {device}, {where}, {when}.",
-        sms_step="appelez-nous vite",
+        sms="URGENT: compte en danger",
+        sms_step="appelez-nous",
     ),
 }
 
@@ -335,8 +334,8 @@ def _email_fr(t: _Type) -> Text:
 def _sms_fr(t: _Type) -> Text:
     return Text(
         "",
-        f"{{tenant}}: {t.sms} Pas vous? {{link}} puis {t.sms_step}. Aide: {{support}}. "
-        "Nous ne demandons jamais code ni mot de passe.",
+        f"{{tenant}}: {t.sms}, {{device}}, {{where}}, {{when}}. Pas vous? {{link}} et {t.sms_step}. "
+        "On ne demande jamais code ni mot de passe.",
     )
 
 
@@ -378,7 +377,7 @@ _TEST_FR = {
     "sms": Text(
         "",
         "{tenant}: ceci est un test de vos alertes de sécurité. Rien à faire. "
-        "Nous ne demandons jamais code ni mot de passe.",
+        "On ne demande jamais code ni mot de passe.",
     ),  # fmt: skip
     "push": Text("Test de vos alertes de sécurité", f"Rien à faire. {_DISCLAIMER_FR}"),
     "voice": Text(

@@ -5,7 +5,7 @@ never a device id or user agent; a city and country, never an IP address or coor
 
 Values come from fixed phrases or are cleaned to plain words and capped in length, so a value
 cannot carry a link or a phone number into a message (a client's `app_name` or city is data from
-outside), and the template check can budget each value's length (`VALUE_CAPS`).
+outside), and the template check can budget each value's length (`caps_for`).
 """
 
 import re
@@ -23,17 +23,29 @@ from alerts.notifications.sms import gsm7_fold
 
 # The longest each value may be (characters), so that a template's worst case is known at save time;
 # SMS and push get shorter forms of the client's name, the place, the time and the support contact.
-VALUE_CAPS = {"tenant": 40, "what": 90, "device": 26, "where": 32, "when": 40, "link": 64, "support": 80}
-SHORT_CAPS = {**VALUE_CAPS, "tenant": 20, "where": 28, "when": 24, "support": 20}
+VALUE_CAPS = {"tenant": 40, "what": 90, "device": 26, "where": 32, "when": 40, "support": 80}
+SHORT_CAPS = {**VALUE_CAPS, "tenant": 20, "where": 28, "when": 23, "support": 20}
 SHORT_CHANNELS = ("sms", "push")
-# The link is never cut: LINK_BUDGET is what the check assumes for the answer link's length, the
-# public host's https address (up to 30 characters) + /r/ + a token of up to 30 characters + /.
-# A longer link makes real SMS longer than the check's budget.
-LINK_BUDGET = VALUE_CAPS["link"]
+
+# The answer link is never cut (a cut link is a broken one), so the check budgets its full length:
+# the public address (NOTIFICATION_PUBLIC_URL, at least 32 characters assumed) + "/r/" + the signed
+# token + "/". The token (Notification.answer_token: id . nonce : timestamp : signature) is at most
+# 10 + 1 + 12 + 1 + 6 + 1 + 43 characters.
+ANSWER_TOKEN_MAX = 74
+PUBLIC_URL_ASSUMED = 32
+
+
+def link_budget() -> int:
+    from django.conf import settings
+
+    base = (getattr(settings, "NOTIFICATION_PUBLIC_URL", "") or "").rstrip("/")
+    return max(len(base), PUBLIC_URL_ASSUMED) + len("/r/") + ANSWER_TOKEN_MAX + len("/")
 
 
 def caps_for(channel: str) -> dict[str, int]:
-    return SHORT_CAPS if channel in SHORT_CHANNELS else VALUE_CAPS
+    """The longest each value can be on this channel (the link: its budget, none in a call)."""
+    caps = SHORT_CAPS if channel in SHORT_CHANNELS else VALUE_CAPS
+    return {**caps, "link": 0 if channel == "voice" else link_budget()}
 
 
 @dataclass(frozen=True)
@@ -275,6 +287,13 @@ def country_name(code: str) -> str:
     """The English name of a country from its ISO code (countryinfo's data, offline), else the code."""
     code = (code or "").upper()
     return _country_names().get(code, code)
+
+
+def where_cap(locale: str, channel: str) -> int:
+    """The longest {where} can be: "City, Country" (or "City, CC") in English, "City (CC)" elsewhere."""
+    if _lang(locale) == "en":
+        return caps_for(channel)["where"]
+    return max(20 + len(" (XX)"), len(WORDS[_lang(locale)]["unknown_place"]))
 
 
 def where_text(*, city: str, country: str, locale: str) -> str:

@@ -73,12 +73,12 @@ def test_an_sms_is_short_gsm7_and_within_two_segments(acme):
     assert is_gsm7(message.body)
     assert sms_length(message.body).segments <= 2
     assert message.body.startswith("Acme Bank: new sign-in, Chrome on Windows, Lodz, Poland, 20 Nov, 10:05 CET.")
-    assert "Help: +44 20 7946 0000." in message.body
+    assert "Not you? " + LINK + " and change your password." in message.body
 
 
 def test_a_push_has_a_title_and_a_call_has_words_to_speak_and_no_link(acme):
     push = build(acme, channel="push")
-    assert push.title == "New sign-in to your account" and push.subject == ""
+    assert push.title == push.subject == "New sign-in to your account"
     assert LINK in push.body
     voice = build(acme, channel="voice")
     assert LINK not in voice.body and "http" not in voice.body
@@ -204,6 +204,9 @@ def test_message_render_per_channel_locale_and_purpose(takeover_alert):
     assert test.body.startswith("Acme Bank: this is a test of your security alerts.")
     previous = message_render(notification=notification(takeover_alert, channel="email", purpose="previous_contact"))
     assert previous.subject == "Acme Bank: password change on your account"
+    assert previous.body.startswith(
+        "You get this message because this address was on your Acme Bank account until recently.\n\nWe noticed"
+    )
     with pytest.raises(ValueError, match="verification"):
         message_render(notification=notification(takeover_alert, purpose="verification"))
 
