@@ -340,25 +340,26 @@ def _secret_at(tokens: list[str], i: int) -> tuple[str, int] | None:
     return None
 
 
-def _clauses(text: str) -> list[str]:
-    """Sentences and clauses: split at . ! ? ; : and line breaks, and at "but"-like conjunctions
-    (except "but us", which is an exception: "with anyone but us")."""
-    pieces = re.split(r"[.!?;:\n¡¿]+|\s[-–—]\s", _fold(text))
-    out: list[str] = []
+def _clauses(text: str) -> list[tuple[str, str]]:
+    """Sentences and clauses, as written and folded: split at . ! ? ; : and line breaks, and at
+    "but"-like conjunctions (except "but us", which is an exception: "with anyone but us")."""
+    pieces = re.split(r"[.!?;:\n¡¿]+|\s[-–—]\s", _normal(text))
+    out: list[tuple[str, str]] = []
     for piece in pieces:
         words = piece.split()
-        current: list[str] = []
-        for index, word in enumerate(words):
+        folded = [_fold(word) for word in words]
+        current: list[int] = []
+        for index, word in enumerate(folded):
             bare = re.sub(r"\W", "", word)
-            following = re.sub(r"\W", "", words[index + 1]) if index + 1 < len(words) else ""
+            following = re.sub(r"\W", "", folded[index + 1]) if index + 1 < len(folded) else ""
             if bare in _CONJUNCTIONS and following not in _US and current:
-                out.append(" ".join(current))
+                out.append((" ".join(words[i] for i in current), " ".join(folded[i] for i in current)))
                 current = []
                 continue
-            current.append(word)
+            current.append(index)
         if current:
-            out.append(" ".join(current))
-    return [clause for clause in out if clause.strip()]
+            out.append((" ".join(words[i] for i in current), " ".join(folded[i] for i in current)))
+    return out
 
 
 @dataclass
@@ -427,14 +428,14 @@ def _points_at_secret(clause: _Clause, position: int, *, previous_secret: bool) 
 
 
 def secret_requests(text: str) -> list[str]:
-    """The clauses of `text` that ask for a password or a code (as they read, folded)."""
+    """The clauses of `text` that ask for a password or a code, as written."""
     found = []
     previous_secret = False
-    for clause_text in _clauses(text):
-        clause = _analyse(clause_text)
+    for shown, folded in _clauses(text):
+        clause = _analyse(folded)
         for position in clause.requests:
             if _points_at_secret(clause, position, previous_secret=previous_secret) and not _negated(clause, position):
-                found.append(clause_text.strip())
+                found.append(shown)
                 break
         previous_secret = bool(clause.secrets)
     return found
@@ -443,8 +444,8 @@ def secret_requests(text: str) -> list[str]:
 def has_disclaimer(text: str) -> bool:
     """Whether `text` says staff never ask for a code or a password: a clause in which an asking
     verb is negated, both a code and a password are named, and nothing is asked for."""
-    for clause_text in _clauses(text):
-        clause = _analyse(clause_text)
+    for _, folded in _clauses(text):
+        clause = _analyse(folded)
         if not {"code", "password"} <= set(clause.secrets.values()):
             continue
         asks = [i for i, token in enumerate(clause.tokens) if token in _ASK_VERBS]

@@ -39,6 +39,10 @@ class TemplateCell:
     wording: Wording  # what is sent to a customer of this locale
     failing: bool  # the tenant's wording fails the check now (the default is sent instead)
 
+    @property
+    def channel_label(self) -> str:
+        return MessageChannel(self.channel).label
+
 
 @dataclass(frozen=True)
 class TemplateRow:
