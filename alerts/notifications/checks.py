@@ -80,7 +80,9 @@ _SCHEMES = (
     "https?|ftps?|sftp|wss?|file|data|javascript|vbscript|mailto|tel|sms|smsto|callto|facetime|intent|market|"
     "itms(?:-apps)?|whatsapp|tg|viber|skype|geo|blob|about|chrome"
 )
-_SCHEME_URL = re.compile(rf"(?i)(?<![\w.+-])(?:{_SCHEMES}):\S*|(?<![\w.+-])[a-z][a-z0-9+.\-]{{1,30}}://\S*")
+# A scheme and something right after its colon: "tel:+44...", "data:text/html,..." ("Data: your
+# account" is prose, not a link).
+_SCHEME_URL = re.compile(rf"(?i)(?<![\w.+-])(?:{_SCHEMES}):\S+|(?<![\w.+-])[a-z][a-z0-9+.\-]{{1,30}}://\S*")
 _LABEL = r"[^\W_](?:[\w-]{0,61}[^\W_])?"
 _HOST = rf"(?:{_LABEL}\.)+(?:[^\W\d_]{{2,63}}|xn--[a-z0-9-]{{2,59}})"
 _IPV4 = r"(?:\d{1,3}\.){3}\d{1,3}"

@@ -206,6 +206,11 @@ def test_links_to_the_official_domain_are_allowed(text):
     assert check(GOOD_BODY + " " + text).errors == {}, text
 
 
+@pytest.mark.parametrize("text", ["Data: what we saw.", "SMS: a text follows.", "About: this alert.", "File: none."])
+def test_a_word_before_a_colon_is_prose_not_a_link(text):
+    assert check(GOOD_BODY + " " + text).errors == {}, text
+
+
 def test_without_an_official_domain_only_the_answer_link_may_be_used():
     result = check(GOOD_BODY + " https://acme-bank.example/help", domain="")
     assert "no official domain is set" in body_errors(result)
