@@ -83,6 +83,7 @@ def seed_demo(password: str) -> list[DemoLogin]:
         logins.append(DemoLogin(username, role, slugs, totp_secret_base32(device), codes[:3]))
     _seed_queues(tenants)
     _seed_alerts(tenants)
+    _seed_message_settings(tenants)
     return logins
 
 
@@ -109,3 +110,30 @@ def _seed_queues(tenants: dict[str, Tenant]) -> None:
             user = User.objects.get(username=username)
             for tenant_slug in slugs:
                 queue_grant_default(tenant=tenants[tenant_slug], user=user)
+
+
+# How the demo tenants' customer messages name them and where they send customers (reserved
+# .example domains; +44 20 7946 0xxx is a range set aside for drama).
+DEMO_MESSAGE_SETTINGS = {
+    "acme-bank": ("acme-bank.example", "+44 20 7946 0000", "Europe/London", "en"),
+    "globex-telecom": ("globex-telecom.example", "+44 20 7946 0999", "Europe/Paris", "fr"),
+}
+
+
+def _seed_message_settings(tenants: dict[str, Tenant]) -> None:
+    from alerts.models import MessageSettings
+    from alerts.notifications.template_services import message_settings_save
+
+    for slug, (domain, phone, zone, locale) in DEMO_MESSAGE_SETTINGS.items():
+        tenant = tenants[slug]
+        if not MessageSettings.objects.filter(tenant=tenant).exists():
+            message_settings_save(
+                tenant=tenant,
+                actor=None,
+                display_name=tenant.name,
+                official_domain=domain,
+                support_phone=phone,
+                support_url=f"https://{domain}/help",
+                time_zone=zone,
+                default_locale=locale,
+            )

@@ -33,6 +33,9 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "alerts.reassign_alert",
         "alerts.view_deliverydrill",
         "alerts.add_deliverydrill",  # fire a test notification to the tenant's test customer
+        # The wording of customer messages and the client's official contact details in them.
+        "alerts.change_notificationtemplate",
+        "alerts.change_messagesettings",
     },
 }
 
@@ -48,6 +51,9 @@ BPO_ADMIN_PERMISSIONS: set[str] = {
     "desk.view_queue",
     "alerts.view_deliverydrill",
     "alerts.add_deliverydrill",
+    # Customer messages of every tenant: their wording and the official contact details in them.
+    "alerts.change_notificationtemplate",
+    "alerts.change_messagesettings",
     # Detection's dead letters: see them, and run detection over them again (the admin action).
     "alerts.view_eventdeadletter",
     "alerts.change_eventdeadletter",

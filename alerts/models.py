@@ -329,6 +329,89 @@ class EventDeadLetter(models.Model):
         return f"dead letter #{self.pk} (event #{self.event_id})"
 
 
+class MessageChannel(models.TextChoices):
+    """The channels a customer message goes out on (the notifications' channels)."""
+
+    EMAIL = "email", "E-mail"
+    SMS = "sms", "SMS"
+    PUSH = "push", "Push"
+    VOICE = "voice", "Voice call"
+
+
+class MessageKind(models.TextChoices):
+    """What a message template is for: each alert type, and the delivery test (seed practice 7)."""
+
+    LOGIN = AlertType.LOGIN.value, AlertType.LOGIN.label
+    LOCATION = AlertType.LOCATION.value, AlertType.LOCATION.label
+    SUSPICIOUS = AlertType.SUSPICIOUS.value, AlertType.SUSPICIOUS.label
+    PASSWORD = AlertType.PASSWORD.value, AlertType.PASSWORD.label
+    TWO_FACTOR = AlertType.TWO_FACTOR.value, AlertType.TWO_FACTOR.label
+    RECOVERY = AlertType.RECOVERY.value, AlertType.RECOVERY.label
+    THIRD_PARTY = AlertType.THIRD_PARTY.value, AlertType.THIRD_PARTY.label
+    ACCOUNT_TAKEOVER = AlertType.ACCOUNT_TAKEOVER.value, AlertType.ACCOUNT_TAKEOVER.label
+    TEST = "test", "Delivery test"
+
+
+class MessageSettings(models.Model):
+    """How a tenant's customer messages name it and where they send customers: the name customers
+    know, the official web domain (the only one a template may link to, besides the signed answer
+    page), the official support contact, the time zone times are given in, and the locale used
+    when a customer's is not available. Changed only through
+    alerts.notifications.template_services, audited."""
+
+    tenant = models.OneToOneField(
+        "accounts.Tenant", primary_key=True, on_delete=models.CASCADE, related_name="message_settings"
+    )
+    display_name = models.CharField(
+        max_length=40, blank=True, help_text="The name customers know (SMS cut it at 20 characters)."
+    )
+    official_domain = models.CharField(max_length=253, blank=True, help_text="e.g. acme-bank.example")
+    support_phone = models.CharField(max_length=20, blank=True, help_text="In international form: +44 20 7946 0000")
+    support_url = models.URLField(max_length=200, blank=True, help_text="An https page on the official domain.")
+    time_zone = models.CharField(max_length=64, default="UTC")
+    default_locale = models.CharField(max_length=35, default="en")
+    updated_by = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    updated_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"message settings of {self.tenant}"
+
+    def audit_label(self) -> str:
+        return "message settings"
+
+
+class NotificationTemplate(models.Model):
+    """A tenant's own wording of one customer message: per kind (alert type or delivery test),
+    channel and locale (BCP 47). Without one, the built-in default is sent
+    (alerts.notifications.defaults). Saved only through `notification_template_save`, which runs
+    the template check and records the change with its before and after text."""
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="notification_templates")
+    alert_type = models.CharField(max_length=30, choices=MessageKind.choices)
+    channel = models.CharField(max_length=10, choices=MessageChannel.choices)
+    locale = models.CharField(max_length=35)
+    subject = models.CharField(max_length=200, blank=True, help_text="The e-mail subject or the push title.")
+    body = models.TextField()
+    updated_by = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "alert_type", "channel", "locale"], name="notification_template_unique"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(channel__in=["email", "sms", "push", "voice"]), name="notification_template_channel"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant}: {self.alert_type} {self.channel} ({self.locale})"
+
+    def audit_label(self) -> str:
+        return f"{self.get_channel_display()} message for {self.get_alert_type_display().lower()} ({self.locale})"
+
+
 # Customer notifications live in their own module (alerts/notifications/models.py); imported here so
 # that they are models of this app.
 from alerts.notifications.models import (  # noqa: E402
@@ -342,5 +425,6 @@ from alerts.notifications.models import (  # noqa: E402
 __all__ = [
     "ACTIVE_STATUSES", "ALERT_TRANSITIONS", "AccountEvent", "Alert", "AlertEvidence", "AlertStatus", "AlertType",
     "ApiKey", "Customer", "CustomerContactChange", "CustomerState", "DeliveryDrill", "EventDeadLetter", "EventType",
-    "IngestSettings", "Notification", "NotificationSettings", "OutboxMessage", "RuleSetting", "Severity", "SlaPolicy",
+    "IngestSettings", "MessageChannel", "MessageKind", "MessageSettings", "Notification", "NotificationSettings",
+    "NotificationTemplate", "OutboxMessage", "RuleSetting", "Severity", "SlaPolicy",
 ]  # fmt: skip

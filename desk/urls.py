@@ -1,6 +1,6 @@
 from django.urls import path
 
-from desk import apis, views
+from desk import apis, message_views, views
 
 app_name = "desk"
 
@@ -17,4 +17,19 @@ urlpatterns = [
     path("alerts/<int:alert_id>/acknowledge/", views.alert_acknowledge_view, name="alert_acknowledge"),
     path("alerts/<int:alert_id>/resolve/", views.alert_resolve_view, name="alert_resolve"),
     path("alerts/<int:alert_id>/dismiss/", views.alert_dismiss_view, name="alert_dismiss"),
+    # Customer messages: tenant admins and BPO admins (desk/message_views.py).
+    path("messages/", message_views.messages_home, name="messages"),
+    path("messages/<int:tenant_id>/", message_views.message_list, name="message_list"),
+    path("messages/<int:tenant_id>/settings/", message_views.message_settings_update, name="message_settings"),
+    path("messages/<int:tenant_id>/preview/", message_views.message_preview, name="message_preview"),
+    path(
+        "messages/<int:tenant_id>/<str:alert_type>/<str:channel>/<str:locale>/",
+        message_views.message_edit,
+        name="message_edit",
+    ),
+    path(
+        "messages/<int:tenant_id>/<str:alert_type>/<str:channel>/<str:locale>/reset/",
+        message_views.message_reset,
+        name="message_reset",
+    ),
 ]

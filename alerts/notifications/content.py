@@ -1,65 +1,220 @@
-"""What a notification says. A placeholder: the content helper (templates per tenant, alert type,
-channel and locale, the phishing-safe template check, the preview, GSM-7 lengths) replaces this
-module; the delivery core only calls `message_render(notification=...)` and reads `Message`.
+"""What a customer message says: `message_render(notification=...)` for the delivery core, and
+`message_build(...)` under it, which works from plain facts (testable without a notification).
 
-A notification reaches `message_render` loaded with the fields in
-alerts.notifications.services.CLAIM_FIELDS (of the row, its alert, customer and tenant): read only
-those, or add to that list (anything else costs a query per message).
-
-The defaults here are plain and safe: what happened, what to do, that staff never ask for a code
-or password, and the signed answer link (never any other link, never personal data).
+The words come from the tenant's own template for the kind (alert type or delivery test), channel
+and customer's locale, else from the built-in default (defaults.py), looked for in the order
+locales.locale_chain gives: exact locale, its language, the tenant's default locale, English. A
+tenant template is checked again before use (the official domain may have changed since it was
+saved); one that fails is not sent, the built-in default is. Messages are plain text: no HTML
+in which a link's text could differ from where it leads.
 """
 
+import logging
 from dataclasses import dataclass
+from functools import lru_cache
 
-from alerts.models import AlertType
+from alerts.notifications import placeholders
+from alerts.notifications.checks import template_check
+from alerts.notifications.defaults import TEST_KIND, default_text
+from alerts.notifications.locales import language_of, locale_chain
+from alerts.notifications.sms import is_gsm7
+from alerts.notifications.values import Brand, MessageContext, fold_values, message_values, tenant_text
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Brand", "Message", "MessageContext", "message_build", "message_render"]
 
 
 @dataclass(frozen=True)
 class Message:
-    subject: str  # an email's subject; a push's title
-    body: str  # an email's text, an SMS, a push's body, or what a voice call says
+    subject: str  # e-mail subject ("" for SMS, push and voice)
+    body: str  # plain text; for voice, the words to speak
+    title: str = ""  # push title
 
 
-_WHAT = {
-    AlertType.LOGIN: "a sign-in to your account from a new device",
-    AlertType.LOCATION: "a sign-in to your account from a new place",
-    AlertType.SUSPICIOUS: "unusual activity on your account",
-    AlertType.PASSWORD: "a change to your password",
-    AlertType.TWO_FACTOR: "a change to your two-step verification",
-    AlertType.RECOVERY: "a request to recover your account",
-    AlertType.THIRD_PARTY: "a new app connected to your account",
-    AlertType.ACCOUNT_TAKEOVER: "several security changes to your account",
-}
-NEVER_ASK = "We will never ask you for a code or password."
+@dataclass(frozen=True)
+class Wording:
+    """The template a message is made from, and where it came from."""
+
+    subject: str
+    body: str
+    locale: str
+    source: str  # "tenant" or "default"
+    template_id: int | None = None
+
+
+def brand_for(tenant) -> Brand:
+    """The tenant's message settings, or the defaults (its name, no official domain, UTC, English)."""
+    from alerts.models import MessageSettings
+
+    try:
+        settings = tenant.message_settings
+    except MessageSettings.DoesNotExist:
+        return Brand(name=tenant.name)
+    return Brand(
+        name=settings.display_name or tenant.name,
+        official_domain=settings.official_domain,
+        support_phone=settings.support_phone,
+        support_url=settings.support_url,
+        time_zone=settings.time_zone or "UTC",
+        default_locale=settings.default_locale or "en",
+    )
+
+
+@lru_cache(maxsize=2048)
+def template_passes(kind: str, channel: str, locale: str, subject: str, body: str, official_domain: str) -> bool:
+    """Whether a template passes the check (cached: the same few templates are used again and again)."""
+    return template_check(
+        alert_type=kind, channel=channel, locale=locale, subject=subject, body=body, official_domain=official_domain
+    ).ok
+
+
+def wording_choose(*, own: dict, kind: str, channel: str, chain: list[str], brand: Brand) -> Wording:
+    """The first locale of `chain` with a tenant template (`own`: locale → template of this kind
+    and channel) that still passes the check, or with a built-in default."""
+    for candidate in chain:
+        template = own.get(candidate)
+        if template is not None:
+            if template_passes(kind, channel, candidate, template.subject, template.body, brand.official_domain):
+                return Wording(template.subject, template.body, candidate, "tenant", template.pk)
+            logger.warning(
+                "tenant template fails the check; the built-in default is sent instead",
+                extra={"template_id": template.pk},
+            )
+        text = default_text(locale=candidate, kind=kind, channel=channel)
+        if text is not None:
+            return Wording(text.subject, text.body, candidate, "default")
+    text = default_text(locale="en", kind=kind, channel=channel)
+    if text is None:
+        raise ValueError(f"no message for {kind!r} on {channel!r}")
+    return Wording(text.subject, text.body, "en", "default")
+
+
+def wording_for(*, tenant, kind: str, channel: str, locale: str, brand: Brand | None = None) -> Wording:
+    """The template a message to a customer of `locale` is made from. One query."""
+    from alerts.models import NotificationTemplate
+
+    brand = brand or brand_for(tenant)
+    chain = locale_chain(locale, tenant_default=brand.default_locale)
+    own = {
+        t.locale: t
+        for t in NotificationTemplate.objects.filter(tenant=tenant, alert_type=kind, channel=channel, locale__in=chain)
+    }
+    return wording_choose(own=own, kind=kind, channel=channel, chain=chain, brand=brand)
+
+
+def message_from(
+    *, wording: Wording, kind: str, channel: str, context: MessageContext, brand: Brand, locale: str = ""
+) -> Message:
+    """Fill a wording with the values for these facts (the preview uses it with sample facts)."""
+    values = message_values(
+        alert_type=kind, channel=channel, locale=locale or wording.locale, context=context, brand=brand
+    )
+    subject, body = placeholders.parse(wording.subject), placeholders.parse(wording.body)
+    if channel == "sms" and is_gsm7(body.literal_text()):
+        # One Ł in a city would switch the whole SMS to UCS-2 and halve its room: values are folded
+        # to GSM-7 when the template's own text is GSM-7, so only the template decides the encoding.
+        values = fold_values(values)
+    subject_text = placeholders.render(subject, values).strip()
+    body_text = placeholders.render(body, values).strip()
+    if channel == "push":
+        # The title in both: the delivery core's push backend reads `subject` as the title.
+        return Message(subject=subject_text, body=body_text, title=subject_text)
+    if channel == "email":
+        return Message(subject=subject_text, body=body_text)
+    return Message(subject="", body=body_text)
+
+
+def message_build(
+    *, tenant, alert_type: str, channel: str, locale: str, context: MessageContext, brand: Brand | None = None
+) -> Message:
+    """The message for one customer on one channel. `alert_type` is an alert type or "test"."""
+    brand = brand or brand_for(tenant)
+    wording = wording_for(tenant=tenant, kind=alert_type, channel=channel, locale=locale, brand=brand)
+    return message_from(wording=wording, kind=alert_type, channel=channel, context=context, brand=brand, locale=locale)
+
+
+# -- The adapter for the delivery core ---------------------------------------------------------
+
+EVIDENCE_READ = 20  # the newest events of an alert say what happened (a takeover links many)
+_DETAIL_KEYS = ("factor", "fields", "app_name", "channel", "initiated_by")
+
+
+def context_for_alert(alert, *, answer_url: str = "") -> MessageContext:
+    """The facts of a message about `alert`: its newest evidence event (what happened and when),
+    the device and place of the newest event that has them. Never the IP, a device id or the
+    user agent string: a browser family and a city and country."""
+    from alerts.geo import locate
+    from alerts.rules import agent_family
+
+    events = list(alert.evidence.order_by("-occurred_at", "-pk")[:EVIDENCE_READ])
+    newest = events[0] if events else None
+    device, city, country = "", "", ""
+    for event in events:
+        context = event.context or {}
+        if not device and context.get("user_agent"):
+            device = agent_family(str(context["user_agent"]))
+        geo = context.get("geo") if isinstance(context.get("geo"), dict) else {}
+        if not (city or country) and (geo or event.ip):
+            city = str(geo.get("city") or "")
+            country = str(geo.get("country") or "")
+            if not country and event.ip:
+                country = locate(event.ip, geo).country or ""  # offline, cached per address
+        if device and (city or country):
+            break
+    details = {}
+    if newest is not None:
+        details = {key: newest.context[key] for key in _DETAIL_KEYS if key in (newest.context or {})}
+    return MessageContext(
+        occurred_at=newest.occurred_at if newest is not None else alert.last_seen_at,
+        rule=alert.rule,
+        event_type=newest.type if newest is not None else "",
+        details=details,
+        device=device,
+        city=city,
+        country=country,
+        answer_url=answer_url,
+    )
 
 
 def message_render(*, notification) -> Message:
-    """The message of this notification, for its channel (its alert, tenant and customer loaded)."""
-    from alerts.notifications.models import Channel, Purpose
-
-    if notification.purpose == Purpose.TEST:
-        return Message(
-            subject="Test message",
-            body=f"This is a test of security messages. No action is needed. {NEVER_ASK}",
-        )
-    what = _WHAT.get(getattr(notification.alert, "type", None), "a security change on your account")
-    if notification.purpose == Purpose.PREVIOUS_CONTACT:
-        what += ", sent to this address because it was on the account until recently"
-    link = notification.answer_url()
-    if notification.channel == Channel.VOICE:
-        body = (
-            f"This is a security message. We noticed {what}. If this was not you, open the link we sent you "
-            f"or call your provider's official support number. {NEVER_ASK}"
-        )
-    elif notification.channel in (Channel.SMS, Channel.PUSH):
-        body = f"We noticed {what}. Was this you? {link} {NEVER_ASK}"
+    """The message of one notification (n1's `Notification`: tenant, alert, customer, channel,
+    purpose, answer_url()). A delivery test (purpose "test") gets the test wording; a notice to a
+    previous contact, the alert's own. Verification codes are not made here: the verification
+    service holds the code, which no template may carry."""
+    purpose = getattr(notification, "purpose", "alert")
+    if purpose == "verification":
+        raise ValueError("verification messages are composed by the verification service, not from templates")
+    alert = notification.alert
+    channel = notification.channel
+    kind = TEST_KIND if purpose == "test" else alert.type
+    answer_url = "" if channel == "voice" else notification.answer_url()
+    if alert is None:  # a delivery test (a drill) is about no alert: the time it was sent, nothing else
+        context = MessageContext(occurred_at=notification.created_at, answer_url=answer_url)
     else:
-        body = (
-            f"We noticed {what}.\n\n"
-            f"Was this you? Tell us here: {link}\n\n"
-            "If it was not you: 1. Change your password. 2. Sign out of other devices. "
-            "3. Contact support through the official app or website.\n\n"
-            f"{NEVER_ASK}"
-        )
-    return Message(subject="Security alert: was this you?", body=body)
+        context = context_for_alert(alert, answer_url=answer_url)
+    locale = getattr(notification.customer, "locale", "") or ""
+    brand = brand_for(notification.tenant)
+    message = message_build(
+        tenant=notification.tenant, alert_type=kind, channel=channel, locale=locale, context=context, brand=brand
+    )
+    if purpose == "previous_contact" and channel in PREVIOUS_CONTACT_NOTE:
+        # An attacker who changed the contacts first would otherwise get the warning himself; the
+        # previous address is told why it still hears from us. (SMS and push have no room for it.)
+        note = PREVIOUS_CONTACT_NOTE[channel].get(language_of(locale), PREVIOUS_CONTACT_NOTE[channel]["en"])
+        return Message(message.subject, note.replace("{tenant}", tenant_text(brand, channel)) + "\n\n" + message.body)
+    return message
+
+
+PREVIOUS_CONTACT_NOTE = {
+    "email": {
+        "en": "You get this message because this address was on your {tenant} account until recently.",
+        "fr": "Vous recevez ce message car cette adresse était liée à votre compte {tenant} jusqu'à récemment.",
+        "es": "Recibe este mensaje porque esta dirección estaba en su cuenta de {tenant} hasta hace poco.",
+    },
+    "voice": {
+        "en": "You get this call because this number was on your {tenant} account until recently.",
+        "fr": "Vous recevez cet appel car ce numéro était lié à votre compte {tenant} jusqu'à récemment.",
+        "es": "Recibe esta llamada porque este número estaba en su cuenta de {tenant} hasta hace poco.",
+    },
+}

@@ -34,6 +34,9 @@ NO_DATA_VIEWS = {
     "alerts.apis.AlertAcknowledgeApi", "alerts.apis.AlertResolveApi", "alerts.apis.AlertDismissApi",
     # Claim, release, assign answer the id and the holder's username; the change is recorded by the service.
     "alerts.apis.AlertClaimApi", "alerts.apis.AlertReleaseApi", "alerts.apis.AlertAssignApi",
+    # Customer messages: a redirect to the tenant's page; the editor's preview (sample facts only,
+    # asked for as the admin types); going back to the built-in message (recorded by the service).
+    "desk.message_views.messages_home", "desk.message_views.message_preview", "desk.message_views.message_reset",
     # The API's description, no data.
     "drf_spectacular.views.SpectacularAPIView", "drf_spectacular.views.SpectacularSwaggerSplitView",
     # A provider's status callback (machine-to-machine, answers nothing); a delivery test fired (the
