@@ -15,6 +15,9 @@ from accounts.decorators import mfa_not_required
 # The event API authenticates client systems by key and signature, never by staff session.
 # The OpenAPI schema and docs are public: client companies integrate from them.
 PUBLIC = {"/healthz", "/readyz", "/accounts/login/", "/favicon.ico", "/api/v1/events/", "/api/schema/", "/api/docs/"}
+# The customer's "Was this you?" answer: no staff user at all; the signed link (or, for SMS replies,
+# Twilio's signature) is the access check (alerts/tests/test_answers.py).
+PUBLIC |= {"/r/1/", "/r/sms/twilio/"}
 PARAM_VALUES = {"int": "1", "path": "x", "slug": "x", "str": "1", "uuid": "00000000-0000-0000-0000-000000000001"}
 
 
