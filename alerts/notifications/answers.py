@@ -215,14 +215,15 @@ class AnswerPage:
 
 
 def _around(moment: datetime, zone_name: str) -> str:
-    """ "Saturday 21 November 2026, around 09:05 (UTC)": the time rounded down to five minutes."""
+    """ "Saturday 21 November 2026, around 09:05 UTC": the time rounded down to five minutes, in the
+    tenant's time zone."""
     try:
         zone = ZoneInfo(zone_name or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
         zone = ZoneInfo("UTC")
     local = moment.astimezone(zone)
     local = local.replace(minute=local.minute - local.minute % 5, second=0, microsecond=0)
-    return f"{local:%A} {local.day} {local:%B %Y}, around {local:%H:%M} ({local.tzname()})"
+    return f"{local:%A} {local.day} {local:%B %Y}, around {local:%H:%M} {local.tzname()}"
 
 
 def answer_page_for(*, notification: Notification) -> AnswerPage:

@@ -31,7 +31,7 @@ from alerts.notifications.models import (
 from alerts.services import alert_claim, alert_dismiss, contact_digest
 from alerts.signals import alert_disowned
 from alerts.sla import sla_due_times
-from alerts.tests.factories import AccountEventFactory, AlertFactory, CustomerFactory
+from alerts.tests.factories import T0, AccountEventFactory, AlertFactory, CustomerFactory
 from audit.masking import mask
 from audit.models import Action, AuditEvent
 from config.testing import race
@@ -258,6 +258,12 @@ class TestPage:
         assert "<script" not in page  # works without JavaScript: one form, two buttons
         for secret in (EMAIL, PHONE, NAME, "alice-77", "81.2.69.160", "Lyon", "device-secret-42", mask(EMAIL)):
             assert secret not in page
+
+    def test_the_time_is_approximate_and_in_the_tenants_zone(self, email_n, alert, tenant_a):
+        alert.evidence.update(occurred_at=T0 + timedelta(minutes=7, seconds=30))
+        assert answers.answer_page_for(notification=email_n).when == "Friday 20 November 2026, around 09:05 UTC"
+        NotificationSettings.objects.create(tenant=tenant_a, time_zone="Europe/Paris")
+        assert answers.answer_page_for(notification=email_n).when == "Friday 20 November 2026, around 10:05 CET"
 
     def test_headers_keep_the_page_private(self, web, email_n):
         response = web.get(url_of(email_n))
