@@ -72,6 +72,7 @@ def _invalid(request, error: AnswerTokenInvalid):
     if error.reason == AnswerTokenInvalid.FORGED:
         return render(request, "alerts/answer_unknown.html", status=404)
     page = answers.answer_page_for(notification=error.notification)
+    answers.answer_page_record_view(notification=error.notification)  # it says what the alert was about
     return render(request, "alerts/answer_gone.html", {"page": page, "reason": error.reason}, status=410)
 
 
@@ -105,6 +106,12 @@ def answer_page(request, token: str):
     page = answers.answer_page_for(notification=result.notification)
     template = "alerts/answer_thanks.html" if answer == answers.YES else "alerts/answer_secure.html"
     return render(request, template, {"page": page, "result": result})
+
+
+# It records what it shows itself (the customer is no staff user, so @shows_data's actor and role do
+# not fit): a view of the question or of a used link's page (answer_page_record_view), and an
+# answer's page through the answer's own record.
+answer_page.audit_shows_data = True
 
 
 def _twiml(text: str | None) -> HttpResponse:

@@ -266,8 +266,8 @@ def answer_page_for(*, notification: Notification) -> AnswerPage:
 
 @transaction.atomic
 def answer_page_record_view(*, notification: Notification) -> None:
-    """The customer opened the answer page: recorded like every view of alert data (the desk also
-    learns that the message reached them)."""
+    """The answer page was opened: recorded like every view of alert data. Most likely the customer,
+    though mail scanners fetch links too (which is why only a POST answers)."""
     audit_record(
         action=Action.VIEW,
         actor_role=CUSTOMER_ROLE,

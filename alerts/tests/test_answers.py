@@ -151,7 +151,8 @@ def snapshot(alert):
         .order_by("id")
         .values_list("id", "answered_at", "answer", "answer_nonce")
     )
-    return (alert.status, alert.severity, alert.sla_due_at, alert.closed_at, rows, AuditEvent.objects.count())
+    changes = AuditEvent.objects.exclude(action=Action.VIEW).count()  # opening a page is recorded, not a change
+    return (alert.status, alert.severity, alert.sla_due_at, alert.closed_at, rows, changes)
 
 
 def customer_records(**filters):
@@ -264,6 +265,11 @@ class TestPage:
         assert answers.answer_page_for(notification=email_n).when == "Friday 20 November 2026, around 09:05 UTC"
         NotificationSettings.objects.create(tenant=tenant_a, time_zone="Europe/Paris")
         assert answers.answer_page_for(notification=email_n).when == "Friday 20 November 2026, around 10:05 CET"
+
+    def test_an_alert_without_evidence_shows_its_time_only(self, web, customer):
+        bare = AlertFactory(customer=customer, evidence=[], last_seen_at=T0)
+        page = web.get(url_of(make_notification(bare))).content.decode()
+        assert "around 09:00 UTC" in page and 'data-testid="place"' not in page and 'data-testid="device"' not in page
 
     def test_headers_keep_the_page_private(self, web, email_n):
         response = web.get(url_of(email_n))
