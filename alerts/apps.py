@@ -7,3 +7,4 @@ class AlertsConfig(AppConfig):
 
     def ready(self):
         from alerts import lookups  # noqa: F401 (registers __any)
+        from alerts.notifications import answer_tasks  # noqa: F401 (registers the no-answer task)

@@ -40,19 +40,36 @@ def _city_db():
     return maxminddb.open_database(path)
 
 
-@lru_cache(maxsize=1)
-def centroids() -> dict[str, tuple[float, float]]:
+def _each_country(read):
+    """(ISO 3166-1 alpha-2 code, `read(country)`) of each country that has both."""
     from countryinfo import all_countries
 
-    table = {}
     for country in all_countries():
         try:
-            code, latlng = country.iso(2), country.latlng()
+            code, value = country.iso(2), read(country)
         except (KeyError, AttributeError, TypeError, ValueError):  # noqa: S112 (a few territories lack one)
             continue
-        if code and latlng and len(latlng) == 2:
-            table[code.upper()] = (float(latlng[0]), float(latlng[1]))
-    return table
+        if code and value:
+            yield code.upper(), value
+
+
+@lru_cache(maxsize=1)
+def centroids() -> dict[str, tuple[float, float]]:
+    return {
+        code: (float(latlng[0]), float(latlng[1]))
+        for code, latlng in _each_country(lambda country: country.latlng())
+        if len(latlng) == 2
+    }
+
+
+@lru_cache(maxsize=1)
+def _country_names() -> dict[str, str]:
+    return {code: name[:1].upper() + name[1:] for code, name in _each_country(lambda country: country.name())}
+
+
+def country_name(code: str | None) -> str:
+    """The country's English name ("France" for "FR"), or "" for none or an unknown code."""
+    return _country_names().get(code.upper(), "") if isinstance(code, str) else ""
 
 
 def locate(ip: str | None, geo: dict | None = None) -> Place:

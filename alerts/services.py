@@ -279,7 +279,8 @@ def _alert_transition(*, alert: Alert, actor, to: str, note: str) -> Alert:
         if locked.status == to:
             raise AlertTransitionError(f"This alert was already {wanted}.")
         raise AlertTransitionError(f"This alert is {now_status}: it can no longer be {wanted}.")
-    holder = alert_held_against(user=actor, alert=locked)
+    # No actor: the customer's own answer ("Yes, it was me"), which no agent's hold stands in the way of.
+    holder = alert_held_against(user=actor, alert=locked) if actor is not None else None
     if holder is not None:
         wanted = {AlertStatus.ACKNOWLEDGED: "acknowledge", AlertStatus.RESOLVED: "resolve"}.get(to, "dismiss")
         raise AlertClaimConflict(f"{holder.username} holds this alert: only they or a supervisor may {wanted} it.")

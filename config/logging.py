@@ -81,11 +81,13 @@ class RequestIdMiddleware:
         started = time.perf_counter()
         try:
             response = self.get_response(request)
-            # The access log: no client address, no query string (both can be personal data).
+            # The access log: no client address, no query string (both can be personal data), and
+            # a view's route instead of its address where the address holds a secret (`log_path`:
+            # the customer's answer link).
             access_logger.info(
                 "%s %s %s",
                 request.method,
-                request.path,
+                getattr(request, "log_path", request.path),
                 response.status_code,
                 extra={"duration_ms": round((time.perf_counter() - started) * 1000, 1)},
             )

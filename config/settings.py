@@ -165,6 +165,11 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "clear-expired-sessions": {"task": "accounts.tasks.session_expired_clear_task", "schedule": 3600.0},
+    # Alerts whose customer did not answer "Was this you?" in the tenant's window: its no_answer_action.
+    "notification-no-answer": {
+        "task": "alerts.notifications.answer_tasks.notifications_no_answer_task",
+        "schedule": 60.0,
+    },
     "audit-seal": {"task": "audit.tasks.audit_seal_task", "schedule": float(env_int("AUDIT_SEAL_SECONDS", 1))},
     "detection-relay": {"task": "alerts.tasks.events_unprocessed_relay_task", "schedule": 60.0},
     "notification-relay": {"task": "alerts.notifications.tasks.notifications_relay_task", "schedule": 60.0},
@@ -294,6 +299,9 @@ NOTIFICATION_QUEUE = env_str("NOTIFICATION_QUEUE", "celery")
 CELERY_TASK_ROUTES = {"alerts.notifications.tasks.notification_send_task": {"queue": NOTIFICATION_QUEUE}}
 # The desk's outbox page for BPO admins: only with the outbox backend, and only in development.
 NOTIFICATION_OUTBOX_PAGE = env_bool("NOTIFICATION_OUTBOX_PAGE", default=not PRODUCTION)
+# The account action requested from the tenant's systems when a customer answers "No, it wasn't me"
+# ("" for none): recorded in the audit trail until the cases issue's account-action webhook exists.
+ANSWER_NO_ACCOUNT_ACTION = env_str("ANSWER_NO_ACCOUNT_ACTION", "revoke_sessions")
 
 # --- Authentication --------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

@@ -11,6 +11,8 @@ urlpatterns = [
     path("favicon.ico", views.favicon),
     path("accounts/", include("accounts.urls")),
     path("audit/", include("audit.urls")),
+    # The customer's "Was this you?" answer: public, signed links (alerts/notifications/answer_views.py).
+    path("r/", include("alerts.notifications.urls")),
     path("", include("alerts.urls")),
     # Django admin signs in through the desk's own login and MFA step.
     path("admin/login/", RedirectView.as_view(pattern_name="accounts:login", query_string=True)),

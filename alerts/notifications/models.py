@@ -219,7 +219,7 @@ class Notification(models.Model):
         random nonce kept on the row, signed with the site's key and timestamped (expiry:
         the tenant's answer_link_days, checked when read). Forging one needs SECRET_KEY; once
         answered (answered_at), or when the nonce is replaced, it no longer works
-        (alerts.notifications.selectors.notification_get_by_answer_token)."""
+        (alerts.notifications.answers.notification_get_by_answer_token)."""
         return signing.TimestampSigner(salt=ANSWER_SALT).sign(f"{self.pk}.{self.answer_nonce}")
 
     def answer_url(self) -> str:

@@ -2,17 +2,12 @@
 the answer link's token. Staff reads take an alert already fetched through its access function
 (alerts.selectors.alert_get_for) and add no access check of their own."""
 
-from dataclasses import dataclass
-from datetime import timedelta
-
 from django.conf import settings
-from django.core import signing
 from django.db.models import Prefetch, QuerySet
 
 from accounts.selectors import tenant_ids_with_perm
 from alerts.models import Alert
 from alerts.notifications.models import (
-    ANSWER_SALT,
     DeliveryDrill,
     Notification,
     NotificationSettings,
@@ -52,57 +47,6 @@ def outbox_list(*, alert_id: int | None = None, customer_id: int | None = None, 
     if customer_id is not None:
         messages = messages.filter(notification__customer_id=customer_id)
     return messages[:limit]
-
-
-class AnswerTokenInvalid(Exception):  # noqa: N818 (named for what the answer page shows)
-    """A "Was this you?" link that cannot be used. `reason`: forged (or malformed, or for no
-    notification: the page tells these apart from nothing), expired, or used."""
-
-    FORGED, EXPIRED, USED = "forged", "expired", "used"
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class _Parsed:
-    notification_id: int
-    nonce: str
-
-
-def _parse(token: str, max_age: timedelta | None) -> _Parsed:
-    value = signing.TimestampSigner(salt=ANSWER_SALT).unsign(token, max_age=max_age)
-    raw_id, _, nonce = value.partition(".")
-    return _Parsed(int(raw_id), nonce)
-
-
-def notification_get_by_answer_token(*, token: str) -> Notification:
-    """The notification a "Was this you?" token names, checked: signed with this site's key,
-    within its tenant's answer_link_days, nonce matching the row, not answered yet. Raises
-    AnswerTokenInvalid (forged, expired, used). For the public answer page (which has no user)."""
-    if not isinstance(token, str) or len(token) > 200:
-        raise AnswerTokenInvalid(AnswerTokenInvalid.FORGED)
-    try:
-        parsed = _parse(token, None)  # signature first: an expired token is still ours
-    except (signing.BadSignature, ValueError):
-        raise AnswerTokenInvalid(AnswerTokenInvalid.FORGED) from None
-    notification = (
-        Notification.objects.select_related("tenant", "alert")
-        .defer("recipient")
-        .filter(pk=parsed.notification_id)
-        .first()
-    )
-    if notification is None or not notification.answer_nonce or notification.answer_nonce != parsed.nonce:
-        raise AnswerTokenInvalid(AnswerTokenInvalid.FORGED)
-    days = notification_settings_for(tenant_ids=[notification.tenant_id])[notification.tenant_id].answer_link_days
-    try:
-        _parse(token, timedelta(days=days))
-    except signing.SignatureExpired:
-        raise AnswerTokenInvalid(AnswerTokenInvalid.EXPIRED) from None
-    if notification.answered_at is not None:
-        raise AnswerTokenInvalid(AnswerTokenInvalid.USED)
-    return notification
 
 
 def outbox_backend_configured() -> bool:

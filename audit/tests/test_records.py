@@ -27,6 +27,8 @@ NO_DATA_VIEWS = {
     "accounts.views.LoginView", "accounts.views.LogoutView", "accounts.views.mfa_verify", "accounts.views.mfa_enrol",
     "accounts.views.reauth", "accounts.views.security", "accounts.views.backup_codes_regenerate",
     "accounts.views.tenant_switch",
+    # Twilio's webhook for SMS replies: the answer it takes is recorded by the answer's service.
+    "alerts.notifications.answer_views.answer_sms_twilio",
     "desk.views.home",
     "django.views.generic.base.RedirectView",  # /admin/login/ -> the desk's sign-in
     "alerts.apis.EventIngestApi",  # machine-to-machine: takes events in, shows no data back

@@ -17,6 +17,9 @@ from accounts.decorators import mfa_not_required
 # Twilio's status callback authenticates by its signature (alerts/notifications/tests/test_channels.py).
 PUBLIC = {"/healthz", "/readyz", "/accounts/login/", "/favicon.ico", "/api/v1/events/", "/api/schema/", "/api/docs/",
           "/notifications/twilio/status/1/"}  # fmt: skip
+# The customer's "Was this you?" answer: no staff user at all; the signed link (or, for SMS replies,
+# Twilio's signature) is the access check (alerts/tests/test_answers.py).
+PUBLIC |= {"/r/1/", "/r/sms/twilio/"}
 PARAM_VALUES = {"int": "1", "path": "x", "slug": "x", "str": "1", "uuid": "00000000-0000-0000-0000-000000000001"}
 
 

@@ -42,7 +42,7 @@ def answer_link_of(text: str):
     answer page checks it), or None."""
     import re
 
-    from alerts.notifications.selectors import notification_get_by_answer_token
+    from alerts.notifications.answers import notification_get_by_answer_token
 
     found = re.search(r"/r/([^/\s]+)/", text)
     return notification_get_by_answer_token(token=found.group(1)) if found else None

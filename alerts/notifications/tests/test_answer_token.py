@@ -10,8 +10,8 @@ from django.test import override_settings
 from django.utils import timezone
 
 from alerts.models import Notification, NotificationSettings
+from alerts.notifications.answers import AnswerTokenInvalid, notification_get_by_answer_token
 from alerts.notifications.models import ANSWER_SALT
-from alerts.notifications.selectors import AnswerTokenInvalid, notification_get_by_answer_token
 from alerts.notifications.tests.helpers import account, feed
 
 pytestmark = pytest.mark.django_db
