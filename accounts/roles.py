@@ -8,6 +8,7 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "accounts.view_tenant",
         "alerts.view_alert",
         "alerts.change_alert",
+        "desk.change_case",  # work the cases they see (their queues', and those shared with them)
     },
     Role.SUPERVISOR: {
         "accounts.view_tenant",
@@ -17,6 +18,8 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "alerts.change_alert",
         "desk.view_queue",  # every queue of the tenant; agents see only the queues granted to them
         "alerts.reassign_alert",  # release or reassign an alert another staff member holds
+        "desk.change_case",
+        "desk.supervise_case",  # share a case, reveal without verification, review security concerns
     },
     Role.ADMIN: {
         "accounts.view_tenant",
@@ -30,6 +33,9 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "alerts.change_alert",
         "desk.view_queue",
         "alerts.reassign_alert",
+        "desk.change_case",
+        "desk.supervise_case",
+        "desk.change_playbookoverride",  # the tenant's own playbooks
     },
 }
 
