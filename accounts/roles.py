@@ -49,6 +49,9 @@ BPO_ADMIN_PERMISSIONS: set[str] = {
     "audit.view_auditcheckpoint",
     "alerts.view_alert",
     "desk.view_queue",
+    # Security concerns of every tenant (reviewing them is its supervisors'), and its playbooks.
+    "desk.view_securityconcern",
+    "desk.change_playbookoverride",
     # Detection's dead letters: see them, and run detection over them again (the admin action).
     "alerts.view_eventdeadletter",
     "alerts.change_eventdeadletter",

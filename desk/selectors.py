@@ -20,7 +20,7 @@ from django.utils import timezone
 from guardian.shortcuts import get_objects_for_user, get_users_with_perms
 
 from accounts.models import Membership, User
-from accounts.selectors import tenant_ids_with_perm, user_has_tenant_perm
+from accounts.selectors import bpo_admin_has_perm, tenant_ids_with_perm, user_has_tenant_perm
 from alerts.models import ACTIVE_STATUSES, AccountEvent, Alert, AlertType, Customer, Severity
 from alerts.selectors import ENCRYPTED_CUSTOMER_FIELDS
 from audit.models import Action, AuditEvent
@@ -426,7 +426,7 @@ def case_alerts_for(*, case: Case, limit: int = CASE_ALERTS_SHOWN) -> tuple[list
     """The case's alerts, most severe and oldest first, at most `limit`, and how many it has."""
     alerts = list(
         Alert.objects.filter(cases=case)
-        .select_related("assignee")
+        .select_related("tenant")
         .order_by("-severity", "first_seen_at", "id")[: limit + 1]
     )
     total = len(alerts)
@@ -448,7 +448,7 @@ def playbook_checklist(*, tenant_id: int, alert_type: str) -> Checklist | None:
 
 def case_checklists(*, case: Case) -> list[Checklist]:
     """The checklist of each alert type among the case's alerts, in the registry's order. Two queries."""
-    types = set(Alert.objects.filter(cases=case).values_list("type", flat=True).distinct())
+    types = set(Alert.objects.filter(cases=case).order_by().values_list("type", flat=True).distinct())
     overrides = {
         o.alert_type: o for o in PlaybookOverride.objects.filter(tenant_id=case.tenant_id, alert_type__in=types)
     }
@@ -484,9 +484,28 @@ def case_shared_with(*, case: Case) -> list[User]:
     )
 
 
+CONCERN_VIEW_PERM = "desk.view_securityconcern"  # BPO admins: read every tenant's concerns
+
+
+def concern_tenant_ids_for(*, user: User) -> set[int]:
+    """The tenants whose security concerns `user` reads: where they review them (a role carrying
+    desk.supervise_case), and every tenant for a BPO admin whose group carries desk.view_securityconcern."""
+    return {
+        *tenant_ids_with_perm(user=user, perm=CASE_SUPERVISE_PERM),
+        *tenant_ids_with_perm(user=user, perm=CONCERN_VIEW_PERM),
+    }
+
+
+def concern_can_read(*, user: User) -> bool:
+    """Whether `user` has a security-concern review screen at all (even before a tenant exists)."""
+    return bpo_admin_has_perm(user=user, perm=CONCERN_VIEW_PERM) or bool(
+        tenant_ids_with_perm(user=user, perm=CASE_SUPERVISE_PERM)
+    )
+
+
 def concern_list_for(*, user: User, status: str | None = ConcernStatus.OPEN) -> QuerySet[SecurityConcern]:
-    """The security concerns of the tenants where `user` reviews them (desk.supervise_case), newest first."""
-    tenant_ids = tenant_ids_with_perm(user=user, perm=CASE_SUPERVISE_PERM)
+    """The security concerns `user` reads (concern_tenant_ids_for), newest first."""
+    tenant_ids = concern_tenant_ids_for(user=user)
     concerns = SecurityConcern.objects.filter(tenant_id__in=tenant_ids)
     if status:
         concerns = concerns.filter(status=status)

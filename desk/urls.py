@@ -1,6 +1,6 @@
 from django.urls import path
 
-from desk import apis, views
+from desk import apis, case_views, views
 
 app_name = "desk"
 
@@ -28,4 +28,19 @@ urlpatterns = [
     path("alerts/<int:alert_id>/acknowledge/", views.alert_acknowledge_view, name="alert_acknowledge"),
     path("alerts/<int:alert_id>/resolve/", views.alert_resolve_view, name="alert_resolve"),
     path("alerts/<int:alert_id>/dismiss/", views.alert_dismiss_view, name="alert_dismiss"),
+    path("alerts/<int:alert_id>/case/", case_views.alert_case_open, name="alert_case_open"),
+    path("cases/<int:case_id>/", case_views.case_detail, name="case_detail"),
+    path("cases/<int:case_id>/notes/", case_views.case_note_view, name="case_note"),
+    path("cases/<int:case_id>/claim/", case_views.case_claim_view, name="case_claim"),
+    path("cases/<int:case_id>/status/", case_views.case_status_view, name="case_status"),
+    path("cases/<int:case_id>/resolve/", case_views.case_close_view, name="case_close"),
+    path("cases/<int:case_id>/reveal/", case_views.case_reveal_view, name="case_reveal"),
+    path("cases/<int:case_id>/concerns/", case_views.case_concern_view, name="case_concern"),
+    path("cases/<int:case_id>/playbook/check/", case_views.case_check_view, name="case_check"),
+    path("cases/<int:case_id>/share/", case_views.case_share_view, name="case_share"),
+    path("cases/<int:case_id>/unshare/", case_views.case_unshare_view, name="case_unshare"),
+    path("concerns/", case_views.concern_list, name="concern_list"),
+    path("concerns/<int:concern_id>/review/", case_views.concern_review_view, name="concern_review"),
+    path("playbooks/", case_views.playbook_list, name="playbook_list"),
+    path("playbooks/<slug:alert_type>/", case_views.playbook_edit, name="playbook_edit"),
 ]

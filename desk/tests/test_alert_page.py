@@ -185,8 +185,9 @@ class TestThePage:
 
 # Session, user, device, tenant scopes (view, change), the agent's granted queues and their
 # tenant's queues (once per request), the alert, its evidence (and their count once there are more
-# than shown), the links and the linked alerts, history, the top bar, and the two audit records.
-QUERY_BUDGET = 19
+# than shown), the links and the linked alerts, history, the customer's open case (for "Open case"),
+# the top bar, and the two audit records.
+QUERY_BUDGET = 21
 
 
 class TestRefusals:

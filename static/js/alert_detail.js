@@ -1,5 +1,5 @@
-// The alert page's keyboard: a acknowledges, r and d go to the resolve and dismiss notes, ? shows
-// the help. Loaded as a module from 'self' (the CSP allows no inline script). The page works without it.
+// The alert page's keyboard: a acknowledges, r and d go to the resolve and dismiss notes, o opens
+// the customer's case, ? shows the help. Loaded as a module from 'self' (the CSP allows no inline script). The page works without it.
 // It also tells the live channel that this alert is open here, so the queue shows who is on it.
 import { viewing } from "./desk_live.js";
 
@@ -40,6 +40,12 @@ const steps = {
     const note = document.getElementById("dismiss-note");
     if (!note) return say("This alert cannot be dismissed now.");
     note.focus();
+  },
+  o: () => {
+    const form = document.getElementById("case-form");
+    if (!form) return say("No case can be opened from this alert.");
+    form.querySelector("button[type=submit]").focus();
+    form.requestSubmit();
   },
   "?": openHelp,
 };
