@@ -259,7 +259,10 @@ def _case_page(request, case, *, status=200, failed_step="", errors=(), forms_bo
         "concern_form": bound.get("concern") or ConcernForm(),
         "share_form": bound.get("share") or ShareForm(),
     }
-    return render(request, "desk/case_detail.html", context, status=status)
+    response = render(request, "desk/case_detail.html", context, status=status)
+    if clear:  # a revealed value must not outlive its minutes in a cache or the browser's history
+        response["Cache-Control"] = "no-store"
+    return response
 
 
 @require_GET

@@ -66,8 +66,9 @@ class TestThePage:
             _url(case_a, "reveal"), {"field": "email", "reason_code": "concern_review", "reason": "Concern #4"}
         )
         assert (response.status_code, response["Location"]) == (302, _url(case_a) + "#customer")
-        html = boss.get(_url(case_a)).content.decode()
-        assert _testid(html, "revealed-email").startswith(EMAIL)
+        shown = boss.get(_url(case_a))
+        html = shown.content.decode()
+        assert _testid(html, "revealed-email").startswith(EMAIL) and shown["Cache-Control"] == "no-store"
         assert "Revealed the email address" in _testid(html, "timeline") and "Concern #4" in _testid(html, "timeline")
         assert EMAIL not in verified_client(agent).get(_url(case_a)).content.decode()  # the agent sees who, not what
         CaseReveal.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
