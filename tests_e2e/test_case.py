@@ -138,3 +138,23 @@ def test_an_agent_works_a_case_and_the_supervisor_hears_the_concern(
     shoot(boss, "concerns")
     boss_context.close()
     assert browser_problems.all() == []
+
+
+def test_a_tenant_admin_writes_the_tenants_own_playbook(page, tenant, password, browser_problems):
+    from desk.models import PlaybookOverride
+
+    admin = make_staff("admin.case", role=Role.ADMIN, tenants=[tenant])
+    sign_in(page, admin, password)
+    page.get_by_role("link", name="Playbooks").click()
+    page.get_by_role("link", name="Login from a new device").click()
+    expect(page.get_by_role("heading", name="Login from a new device")).to_be_visible()
+    page.get_by_label("What the agent verifies").fill("Call back on the number on file before anything else")
+    page.get_by_label("Also never ask for").fill("The answer to their memorable word")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("Playbook saved")).to_be_visible()
+    own = PlaybookOverride.objects.get(tenant=tenant, alert_type="login")
+    assert own.verify == ["Call back on the number on file before anything else"]
+    expect(page.locator(".never-ask")).to_contain_text("The answer to their memorable word")
+    expect(page.locator(".never-ask")).to_contain_text("Their password, or any part of it.")
+    shoot(page, "playbook-edit")
+    assert browser_problems.all() == []
