@@ -88,11 +88,13 @@ def seed_demo(password: str) -> list[DemoLogin]:
 
 
 def _seed_alerts(tenants: dict[str, Tenant]) -> None:
-    """Hundreds of alerts per demo tenant, raised by the real pipeline (desk.demo); idempotent."""
-    from desk.demo import demo_alerts_seed
+    """Hundreds of alerts per demo tenant, raised by the real pipeline (desk.demo), and a few cases
+    opened by customers' "No, it wasn't me"; idempotent."""
+    from desk.demo import demo_alerts_seed, demo_cases_seed
 
     for tenant in tenants.values():
         demo_alerts_seed(tenant=tenant)
+        demo_cases_seed(tenant=tenant)
 
 
 def _seed_queues(tenants: dict[str, Tenant]) -> None:

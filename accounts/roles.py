@@ -8,6 +8,7 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "accounts.view_tenant",
         "alerts.view_alert",
         "alerts.change_alert",
+        "desk.change_case",  # work the cases they see (their queues', and those shared with them)
     },
     Role.SUPERVISOR: {
         "accounts.view_tenant",
@@ -18,6 +19,8 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "desk.view_queue",  # every queue of the tenant; agents see only the queues granted to them
         "alerts.reassign_alert",  # release or reassign an alert another staff member holds
         "alerts.view_deliverydrill",  # the delivery record, to show a client that alerts arrive
+        "desk.change_case",
+        "desk.supervise_case",  # share a case, reveal without verification, review security concerns
     },
     Role.ADMIN: {
         "accounts.view_tenant",
@@ -36,6 +39,9 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         # The wording of customer messages and the client's official contact details in them.
         "alerts.change_notificationtemplate",
         "alerts.change_messagesettings",
+        "desk.change_case",
+        "desk.supervise_case",
+        "desk.change_playbookoverride",  # the tenant's own playbooks
     },
 }
 
@@ -54,6 +60,9 @@ BPO_ADMIN_PERMISSIONS: set[str] = {
     # Customer messages of every tenant: their wording and the official contact details in them.
     "alerts.change_notificationtemplate",
     "alerts.change_messagesettings",
+    # Security concerns of every tenant (reviewing them is its supervisors'), and its playbooks.
+    "desk.view_securityconcern",
+    "desk.change_playbookoverride",
     # Detection's dead letters: see them, and run detection over them again (the admin action).
     "alerts.view_eventdeadletter",
     "alerts.change_eventdeadletter",

@@ -38,21 +38,23 @@ def sla_due_times(
     return raised_at + timedelta(minutes=first), raised_at + timedelta(minutes=resolution)
 
 
-def sla_due_now(alert: Alert) -> datetime | None:
+def sla_due_now(alert: Alert, *, active: bool | None = None) -> datetime | None:
     """The due time that applies to `alert` now: first response until it happens, then resolution;
-    none once the alert is final."""
-    if alert.status not in ACTIVE_STATUSES:
+    none once the alert is final. The desk's cases keep the same clocks: `active` says whether
+    such an item is still worked (for an alert, whether it is open or acknowledged)."""
+    if not (alert.status in ACTIVE_STATUSES if active is None else active):
         return None
     return alert.first_response_due_at if alert.first_response_at is None else alert.resolution_due_at
 
 
-def sla_apply(alert: Alert, policies: Policies, *, raised_at: datetime) -> None:
+def sla_apply(alert: Alert, policies: Policies, *, raised_at: datetime, active: bool | None = None) -> None:
     """Set the alert's due times for its (possibly raised) severity. An alert already timed keeps
-    the earlier of each: a severity that rises makes the SLA tighter, never looser."""
+    the earlier of each: a severity that rises makes the SLA tighter, never looser. `active`: as
+    for sla_due_now (a case passes its own)."""
     first, resolution = sla_due_times(policies, tenant_id=alert.tenant_id, severity=alert.severity, raised_at=raised_at)
     if alert.first_response_due_at is not None:
         first = min(first, alert.first_response_due_at)
     if alert.resolution_due_at is not None:
         resolution = min(resolution, alert.resolution_due_at)
     alert.first_response_due_at, alert.resolution_due_at = first, resolution
-    alert.sla_due_at = sla_due_now(alert)
+    alert.sla_due_at = sla_due_now(alert, active=active)

@@ -4,8 +4,9 @@ to them once the caller's transaction commits, so nothing rolled back is announc
 domain app, so identity and the domain never import the desk.
 
 Groups: a connection joins its user's group and its session's group (control messages), plus the
-"scope groups" the desk's access function yields for it: one per queue the user may see. Payloads
-carry ids and states only, never personal data.
+"scope groups" the desk's access functions yield for it: one per queue the user may see, one per
+case shared with them outside those queues, and, for those who review security concerns, one per
+tenant they supervise. Payloads carry ids and states only, never personal data.
 
 Alert changes are not fanned out here (one frame per alert per connection did not survive load): after
 commit they are appended to a change buffer (`changes_buffer()`), which the desk's flusher
@@ -29,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 # Channel-layer message types; desk.consumers.DeskConsumer has a handler for each.
 QUEUE_CHANGED = "queue.changed"  # a coalesced signal: what changed in one queue (desk.live)
+CASE_CHANGED = "case.changed"  # a coalesced signal: which cases of one queue (or one shared case) changed
+CONCERN_RAISED = "concern.raised"  # a security concern on a case, to the tenant's supervisors
 ACCESS_CHANGED = "access.changed"  # re-read the session and the access function, narrow or close
 SESSION_END = "session.end"  # tell the client session.ended, then close
 
@@ -50,6 +53,16 @@ def user_group(user_id: int) -> str:
 def session_group(push_id: str) -> str:
     """`push_id` is a random id kept in the session (accounts.middleware), never the session key."""
     return f"session.{push_id}"
+
+
+def case_group(case_id: int) -> str:
+    """A case shared with a specialist outside their queues: its connections hear it here."""
+    return f"case.{case_id}"
+
+
+def supervisors_group(tenant_id: int) -> str:
+    """The connections of the staff who review a tenant's security concerns (its supervisors, admins)."""
+    return f"supervisors.{tenant_id}"
 
 
 def tenant_events(messages: list[tuple[int, str, dict]]) -> None:
@@ -75,6 +88,27 @@ def alert_change(tenant_id: int, payload: dict) -> dict:
     if payload.get("previous_severity") is not None and payload["previous_severity"] != payload.get("severity"):
         change["previous_severity"] = payload["previous_severity"]
     return change
+
+
+def case_events(changes: list[dict]) -> None:
+    """Note that cases changed: each {"tenant", "id", "queue", "status", "assignee"} (ids, states and
+    a staff username at most). After commit they join the change buffer beside alert changes (kind
+    "case"); the desk's flusher sends one `case.changed` per changed queue, and one to the group of
+    each changed case (for the specialists it is shared with)."""
+    entries = [
+        {"kind": "case", **{k: change.get(k) for k in ("tenant", "id", "queue", "status", "assignee")}}
+        for change in changes
+    ]
+    if entries:
+        transaction.on_commit(lambda: changes_append(entries))
+
+
+def concern_raised(*, tenant_id: int, concern_id: int, case_id: int, kind: str) -> None:
+    """Tell the tenant's supervisors, after commit, that a security concern was raised on a case.
+    Rare and urgent: sent at once, not buffered."""
+    group = supervisors_group(tenant_id)
+    payload = {"id": concern_id, "case": case_id, "kind": kind}
+    _send_on_commit([(group, {"type": CONCERN_RAISED, "group": group, "payload": payload})])
 
 
 # --- the change buffer -----------------------------------------------------------------------------

@@ -410,7 +410,8 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "AlertDesk API",
     "DESCRIPTION": (
-        "Account-event ingestion for client systems (see contracts/events.md) and the staff read API for alerts."
+        "Account-event ingestion for client systems (see contracts/events.md) and the staff API for alerts, "
+        "queues and cases (see contracts/staff-api.md)."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -418,6 +419,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # One name per choice set that several fields share (an alert's and a case's status differ).
+    "ENUM_NAME_OVERRIDES": {
+        "AlertStatusEnum": "alerts.models.AlertStatus",
+        "AlertTypeEnum": "alerts.models.AlertType",
+        "CaseStatusEnum": "desk.models.CaseStatus",
+    },
 }
 
 # --- Internationalisation, static files ------------------------------------------------------

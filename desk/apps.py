@@ -8,6 +8,7 @@ class DeskConfig(AppConfig):
     def ready(self):
         from accounts.signals import tenant_created
         from alerts.selectors import alert_scope_register
+        from alerts.signals import alert_disowned
         from desk.selectors import alert_queue_scope
 
         # Agents see the alerts of their granted queues only, wherever alerts are read: the alerts
@@ -18,8 +19,18 @@ class DeskConfig(AppConfig):
         # domain sends the signal and never imports the desk.
         tenant_created.connect(_tenant_created, dispatch_uid="desk.queue_create_default")
 
+        # "No, it wasn't me": the customer's case opens (or takes the alert) in the answer's
+        # transaction, and is announced once it commits.
+        alert_disowned.connect(_alert_disowned, dispatch_uid="desk.case_open_for_customer_answer")
+
 
 def _tenant_created(sender, *, tenant, actor=None, **kwargs):
     from desk.services import queue_create_default
 
     queue_create_default(tenant=tenant, actor=actor)
+
+
+def _alert_disowned(sender, *, alert_id, **kwargs):
+    from desk.services import case_open_for_customer_answer
+
+    case_open_for_customer_answer(alert_id=alert_id)

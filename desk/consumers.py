@@ -6,9 +6,10 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from accounts.realtime import SessionState, session_state_now
+from accounts.selectors import tenant_ids_with_perm
 from config import push
 from desk import live
-from desk.selectors import queue_list_for
+from desk.selectors import CASE_SUPERVISE_PERM, cases_shared_with, queue_list_for
 
 logger = logging.getLogger(__name__)
 
@@ -19,11 +20,23 @@ RECHECK_SECONDS = 300
 CLOSE_SESSION, CLOSE_NO_ACCESS = 4401, 4403
 
 
-def scope_groups_for(*, user) -> dict[str, int]:
-    """The groups a desk connection of `user` hears, from the same access function as the HTTP
-    reads: a group per queue they may see (desk.selectors.queue_list_for), with the queue ids."""
+def scope_groups_for(*, user) -> dict[str, int | None]:
+    """The groups a desk connection of `user` hears, from the same access functions as the HTTP
+    reads: a group per queue they may see (desk.selectors.queue_list_for), with the queue's id; a
+    group per case shared with them outside those queues (a case of a queue they see is told to
+    the queue); and the supervisors' group of each tenant whose security concerns they review."""
     # Unordered: the ordering of the listing joins the tenant for nothing here (a handshake storm pays it).
-    return {push.queue_group(pk): pk for pk in queue_list_for(user=user).order_by().values_list("pk", flat=True)}
+    queues = list(queue_list_for(user=user).order_by().values_list("pk", flat=True))
+    groups: dict[str, int | None] = {push.queue_group(pk): pk for pk in queues}
+    for pk in cases_shared_with(user=user).exclude(queue_id__in=queues).order_by().values_list("pk", flat=True):
+        groups[push.case_group(pk)] = None
+    for tenant_id in tenant_ids_with_perm(user=user, perm=CASE_SUPERVISE_PERM):
+        groups[push.supervisors_group(tenant_id)] = None
+    return groups
+
+
+def _queue_ids(groups: dict[str, int | None]) -> list[int]:
+    return sorted(pk for pk in groups.values() if pk is not None)
 
 
 class DeskConsumer(AsyncJsonWebsocketConsumer):
@@ -31,8 +44,9 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
     past the OTP step, within the session's lifetime).
 
     Every message to the client is `{"type", "seq", "queue", "payload"}`, `seq` counting up from 1 on
-    the connection: `hello` (the queue ids it hears), `queue.changed` (desk.live's coalesced
-    signals), `access.changed`, `session.ended`, `pong`. A connection hears only the queues its user
+    the connection: `hello` (the queue ids it hears), `queue.changed` and `case.changed` (desk.live's
+    coalesced signals), `concern.raised` (to supervisors), `presence`, `access.changed`,
+    `session.ended`, `pong`. A connection hears only the queues its user
     may see now: on a push of `access.changed` (to the user's group), at the session's idle or
     absolute deadline and every RECHECK_SECONDS it re-reads its session and the access function,
     and narrows or closes.
@@ -41,7 +55,7 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
         self.seq = 0
         self.closing = False
-        self.scope_groups: dict[str, int] = {}
+        self.scope_groups: dict[str, int | None] = {}  # group: its queue's id (None: a case's, the supervisors')
         self.timer: asyncio.Task | None = None
         self.viewing: tuple[int, int] | None = None  # (alert id, its queue id) this page has open
         state: SessionState = self.scope["session_state"]
@@ -59,7 +73,7 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         self._arm(state.expires_at)
         live.flusher_ensure()
-        await self._push("hello", {"queues": sorted(self.scope_groups.values())})
+        await self._push("hello", {"queues": _queue_ids(self.scope_groups)})
 
     async def disconnect(self, code):
         if self.timer is not None:
@@ -80,7 +94,7 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
         target = None
         if isinstance(alert_id, int) and not isinstance(alert_id, bool) and self.scope_groups:
             queue_id = await database_sync_to_async(live.presence_queue)(
-                user=self.scope["user"], alert_id=alert_id, queue_ids=set(self.scope_groups.values())
+                user=self.scope["user"], alert_id=alert_id, queue_ids=set(_queue_ids(self.scope_groups))
             )
             target = None if queue_id is None else (alert_id, queue_id)
         previous, self.viewing = self.viewing, target
@@ -108,6 +122,14 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
         if message["group"] in self.scope_groups:
             await self._push("queue.changed", message["payload"], queue=message["queue"])
 
+    async def case_changed(self, message):
+        if message["group"] in self.scope_groups:
+            await self._push("case.changed", message["payload"], queue=message["queue"])
+
+    async def concern_raised(self, message):
+        if message["group"] in self.scope_groups:
+            await self._push("concern.raised", message["payload"])
+
     async def presence_update(self, message):
         if message["group"] in self.scope_groups:
             await self._push("presence", {"alert": message["alert"], "users": message["users"]}, queue=message["queue"])
@@ -122,7 +144,7 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
         else:
             if groups.keys() != self.scope_groups.keys():
                 await self._rescope(groups)
-                await self._push("access.changed", {"queues": sorted(groups.values())})
+                await self._push("access.changed", {"queues": _queue_ids(groups)})
                 if self.viewing is not None and self.viewing[1] not in groups.values():
                     await self._view(None)
             else:  # renew the memberships: the layer forgets them after its group_expiry (settings)
@@ -136,13 +158,13 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
     # --- helpers ----------------------------------------------------------------------------------
 
     @database_sync_to_async
-    def _access_now(self) -> tuple[SessionState, dict[str, int]]:
+    def _access_now(self) -> tuple[SessionState, dict[str, int | None]]:
         state = session_state_now(self.scope["session"].session_key)
         if state.user is None or state.user.pk != self.scope["user"].pk:
             return (state if state.ended else SessionState(user=None, ended=push.SIGNED_OUT)), {}
         return state, scope_groups_for(user=state.user)
 
-    async def _rescope(self, groups: dict[str, int]) -> None:
+    async def _rescope(self, groups: dict[str, int | None]) -> None:
         left = self.scope_groups.keys() - groups.keys()
         joined = groups.keys() - self.scope_groups.keys()
         self.scope_groups = groups  # first: push_event filters on it

@@ -117,3 +117,25 @@ def demo_alerts_seed(*, tenant, target: int = 150, seed: int = 7) -> int:
                 _, _, ids = events_ingest(tenant=tenant, events=events, key_prefix="demo")
                 events_process(event_ids=ids, now=processed_at)
     return Alert.objects.filter(tenant=tenant).count() - have
+
+
+def demo_cases_seed(*, tenant, count: int = 4) -> int:
+    """Open `count` cases of `tenant` the way customers open them: answering "No, it wasn't me" to an
+    alert of theirs (alerts.signals.alert_disowned), in the default queue's alerts. Idempotent: a
+    tenant with cases gets none. Returns how many it opened."""
+    from alerts.signals import alert_disowned
+    from desk.models import Case
+
+    if Case.objects.filter(tenant=tenant).exists():
+        return 0
+    alerts = Alert.objects.filter(tenant=tenant, customer__isnull=False, type__in=["login", "location", "password"])
+    customers: set[int] = set()
+    for alert in alerts.order_by("id").iterator():
+        if len(customers) == count:
+            break
+        if alert.customer_id in customers:
+            continue
+        customers.add(alert.customer_id)
+        with transaction.atomic():
+            alert_disowned.send(sender=Alert, alert_id=alert.pk)
+    return len(customers)

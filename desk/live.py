@@ -1,4 +1,5 @@
-"""The coalescing flusher: alert changes to `queue.changed` signals, a few per second per queue.
+"""The coalescing flusher: alert changes to `queue.changed` signals, a few per second per queue (and
+case changes to `case.changed`, the same way: see case_signals_for).
 
 Producers (alerts' services and detection) append each committed alert change to config.push's
 change buffer. Every COALESCE_SECONDS the flusher of each ASGI process (an asyncio task, started by
@@ -112,6 +113,28 @@ async def signals_for(changes: list[dict]) -> dict[int, dict]:
     return signals
 
 
+def case_signals_for(changes: list[dict]) -> dict[str, tuple[int | None, dict]]:
+    """{group: (queue id or None, case.changed payload)} for these case changes, in their order (a
+    later change of a case replaces an earlier one): one signal per changed queue, listing its
+    changed cases (id, status, assignee) or saying `refetch` past MAX_LISTED, and one to the own
+    group of each changed case, for the specialists it is shared with outside their queues."""
+    by_queue: dict[int, dict[int, dict]] = {}
+    by_case: dict[int, dict] = {}
+    for change in changes:
+        entry = {k: change.get(k) for k in ("id", "status", "assignee")}
+        cases = by_queue.setdefault(change["queue"], {})
+        cases.pop(change["id"], None)
+        cases[change["id"]] = by_case[change["id"]] = entry
+    signals: dict[str, tuple[int | None, dict]] = {}
+    for queue_id, cases in by_queue.items():
+        listed = list(cases.values())
+        payload = {"cases": [], "refetch": True} if len(listed) > MAX_LISTED else {"cases": listed, "refetch": False}
+        signals[push.queue_group(queue_id)] = (queue_id, payload)
+    for case_id, entry in by_case.items():
+        signals[push.case_group(case_id)] = (None, {"cases": [entry], "refetch": False})
+    return signals
+
+
 async def flush_once(*, reader=None, limit: int = BATCH) -> int:
     """Take up to `limit` buffered changes and send their signals; returns how many were sent."""
     if reader is None:
@@ -124,13 +147,19 @@ async def flush_once(*, reader=None, limit: int = BATCH) -> int:
     if not changes:
         return 0
     layer = get_channel_layer()
-    signals = await signals_for(changes)
+    alert_changes = [c for c in changes if c.get("kind") != "case"]
+    signals = await signals_for(alert_changes) if alert_changes else {}
     for queue_id, payload in signals.items():
         group = push.queue_group(queue_id)
         await layer.group_send(
             group, {"type": push.QUEUE_CHANGED, "group": group, "queue": queue_id, "payload": payload}
         )
-    return len(signals)
+    case_signals = case_signals_for([c for c in changes if c.get("kind") == "case"])
+    for group, (queue_id, payload) in case_signals.items():
+        await layer.group_send(
+            group, {"type": push.CASE_CHANGED, "group": group, "queue": queue_id, "payload": payload}
+        )
+    return len(signals) + len(case_signals)
 
 
 # --- presence: who has each alert open ------------------------------------------------------------

@@ -1,5 +1,7 @@
 from django.db import models
 
+from alerts.models import Severity
+
 
 class Queue(models.Model):
     """A tenant's queue: the desk's view over the tenant's alerts, not a field of the alert.
@@ -45,3 +47,256 @@ class Queue(models.Model):
 
     def audit_label(self) -> str:
         return self.slug  # the audit shows "Queue #3 (takeover)"
+
+
+class CaseStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    WAITING_ON_CUSTOMER = "waiting_on_customer", "Waiting on the customer"
+    RESOLVED = "resolved", "Resolved"
+
+
+# A customer has at most one case in these statuses (constraint case_one_open_per_customer).
+OPEN_CASE_STATUSES = (CaseStatus.OPEN, CaseStatus.WAITING_ON_CUSTOMER)
+
+# Where each status may go (desk.services.case_status_set / case_close). Resolved is final: the
+# customer's next alert opens a new case, whose timeline still shows everything that came before.
+CASE_TRANSITIONS: dict[str, frozenset[str]] = {
+    CaseStatus.OPEN: frozenset({CaseStatus.WAITING_ON_CUSTOMER, CaseStatus.RESOLVED}),
+    CaseStatus.WAITING_ON_CUSTOMER: frozenset({CaseStatus.OPEN, CaseStatus.RESOLVED}),
+    CaseStatus.RESOLVED: frozenset(),
+}
+
+
+class CaseOutcome(models.TextChoices):
+    CONFIRMED_LEGITIMATE = "confirmed_legitimate", "Confirmed legitimate by the customer"
+    ACCOUNT_SECURED = "account_secured", "Account secured"
+    FALSE_POSITIVE = "false_positive", "False positive"
+    ESCALATED_TO_CLIENT = "escalated_to_client", "Escalated to the client's security team"
+
+
+class CaseOpenedVia(models.TextChoices):
+    ALERT = "alert", "From an alert"
+    CUSTOMER_ANSWER = "customer_answer", "The customer answered “No, it wasn't me”"
+    AGENT = "agent", "By an agent"
+
+
+class Case(models.Model):
+    """One customer's related alerts, worked together: the agent verifies the caller, follows the
+    playbook, reveals personal data only with a reason, and closes it with an outcome.
+
+    A case lives in a queue (the queue of the alert it was opened from, else the tenant's default)
+    and is seen exactly as that queue is (desk.selectors.case_list_for): agents granted the queue,
+    supervisors and admins of the tenant, plus a specialist it is shared with (guardian object
+    permission `desk.work_case` on the case). At most one open case per customer; changed only
+    through desk.services. SLA clocks as for alerts (alerts.sla), from the case's severity (the
+    highest of its alerts) and when it was opened.
+    """
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.PROTECT, related_name="cases")
+    customer = models.ForeignKey("alerts.Customer", on_delete=models.PROTECT, related_name="cases")
+    queue = models.ForeignKey(Queue, on_delete=models.PROTECT, related_name="cases")
+    status = models.CharField(max_length=24, choices=CaseStatus.choices, default=CaseStatus.OPEN)
+    outcome = models.CharField(max_length=24, choices=CaseOutcome.choices, blank=True)
+    severity = models.PositiveSmallIntegerField(choices=Severity.choices)  # the highest of its alerts
+    alerts = models.ManyToManyField("alerts.Alert", through="CaseAlert", related_name="cases")
+    opened_via = models.CharField(max_length=20, choices=CaseOpenedVia.choices)
+    opened_by = models.ForeignKey(  # null when the customer's own answer opened it
+        "accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    assignee = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    assigned_at = models.DateTimeField(null=True, blank=True)
+    first_response_at = models.DateTimeField(null=True, blank=True)  # the first claim, note or status change
+    first_response_due_at = models.DateTimeField(null=True, blank=True)
+    resolution_due_at = models.DateTimeField(null=True, blank=True)
+    sla_due_at = models.DateTimeField(null=True, blank=True)  # the one that applies now; none once resolved
+    # The caller is verified as the customer until then (set by the verification work; None: not
+    # verified). desk.selectors.case_is_verified is the one place that reads it.
+    verified_until = models.DateTimeField(null=True, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    verification_method = models.CharField(max_length=40, blank=True)
+    opened_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    resolution_note = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        permissions = [
+            ("work_case", "Work this case (shared with a specialist)"),
+            ("supervise_case", "Share cases, reveal without verification, review security concerns"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer"],
+                condition=models.Q(status__in=["open", "waiting_on_customer"]),
+                name="case_one_open_per_customer",
+            ),
+            # An outcome says how a case ended: set when, and only when, it is resolved.
+            models.CheckConstraint(
+                condition=(
+                    models.Q(status="resolved")
+                    & models.Q(
+                        outcome__in=["confirmed_legitimate", "account_secured", "false_positive", "escalated_to_client"]
+                    )
+                )
+                | (~models.Q(status="resolved") & models.Q(outcome="")),
+                name="case_outcome_when_resolved",
+            ),
+        ]
+        indexes = [models.Index(fields=["tenant", "status", "-id"], name="case_tenant_status_idx")]
+
+    def __str__(self) -> str:
+        return f"case #{self.pk}"
+
+    def audit_label(self) -> str:
+        return f"customer #{self.customer_id}"  # the audit shows "Case #3 (customer #12)": never contacts
+
+
+class CaseAlert(models.Model):
+    """An alert of a case, and when it joined it (the case's timeline shows both)."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="case_alerts")
+    alert = models.ForeignKey("alerts.Alert", on_delete=models.PROTECT, related_name="+")
+    added_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["case", "alert"], name="case_alert_unique")]
+
+    def __str__(self) -> str:
+        return f"case {self.case_id} ← alert {self.alert_id}"
+
+
+class CaseNote(models.Model):
+    """A staff member's note on a case. Append-only: a correction is a new note."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="notes")
+    author = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+")
+    body = models.TextField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["case", "created_at", "id"], name="case_note_time_idx")]
+
+    def __str__(self) -> str:
+        return f"note #{self.pk} on case {self.case_id}"
+
+
+class RevealField(models.TextChoices):
+    EMAIL = "email", "Email address"
+    PHONE = "phone", "Phone number"
+    DISPLAY_NAME = "display_name", "Name"
+
+
+class RevealReason(models.TextChoices):
+    CONFIRM_WITH_CUSTOMER = "confirm_with_customer", "Confirm a detail with the verified customer"
+    SECURE_ACCOUNT = "secure_account", "Needed to secure the account"
+    CONCERN_REVIEW = "concern_review", "Review of a security concern"
+    OTHER = "other", "Other (say why below)"
+
+
+class CaseReveal(models.Model):
+    """One field of the customer's personal data shown in clear to one staff member, with the
+    reason they gave, for a few minutes (expires_at). The value itself is never stored here nor in
+    the audit trail."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="reveals")
+    actor = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+")
+    field = models.CharField(max_length=20, choices=RevealField.choices)
+    reason_code = models.CharField(max_length=30, choices=RevealReason.choices)
+    reason_text = models.CharField(max_length=500)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["case", "created_at", "id"], name="case_reveal_time_idx")]
+
+    def __str__(self) -> str:
+        return f"reveal #{self.pk} of {self.field} on case {self.case_id}"
+
+
+class ConcernKind(models.TextChoices):
+    SOCIAL_ENGINEERING = "social_engineering", "Suspected social engineering"
+    PHISHING = "phishing", "Suspected phishing"
+    OTHER = "other", "Other security concern"
+
+
+class ConcernStatus(models.TextChoices):
+    OPEN = "open", "Waiting for review"
+    REVIEWED = "reviewed", "Reviewed"
+
+
+class SecurityConcern(models.Model):
+    """A staff member's report that a contact on a case looks like an attack (a caller pretending
+    to be the customer, a phishing attempt): a review item for the tenant's supervisors, who hear
+    of it live."""
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.PROTECT, related_name="+")
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="concerns")
+    raised_by = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=24, choices=ConcernKind.choices)
+    note = models.CharField(max_length=1000, blank=True)
+    created_at = models.DateTimeField()
+    status = models.CharField(max_length=12, choices=ConcernStatus.choices, default=ConcernStatus.OPEN)
+    reviewed_by = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_note = models.CharField(max_length=1000, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["tenant", "status", "-id"], name="concern_review_idx"),
+            models.Index(fields=["case", "created_at", "id"], name="concern_case_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"concern #{self.pk} on case {self.case_id}"
+
+    def audit_label(self) -> str:
+        return self.kind
+
+
+class PlaybookOverride(models.Model):
+    """A tenant's own playbook for one alert type, in place of the default (desk.playbooks): what
+    the agent verifies and tells, what the customer is told to do, and more things never to ask
+    for. The defaults' "never ask for" list always applies: a tenant can add to it, not remove it."""
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
+    alert_type = models.CharField(max_length=30)
+    verify = models.JSONField(default=list, blank=True)  # [str]: what the agent checks
+    tell = models.JSONField(default=list, blank=True)  # [str]: what the agent tells the customer
+    never_ask = models.JSONField(default=list, blank=True)  # [str]: added to the defaults'
+    customer_steps = models.JSONField(default=list, blank=True)  # [str]: the customer-facing steps
+    updated_at = models.DateTimeField()
+    updated_by = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "alert_type"], name="playbook_override_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id}: playbook for {self.alert_type}"
+
+    def audit_label(self) -> str:
+        return self.alert_type
+
+
+class PlaybookCheck(models.Model):
+    """A playbook step ticked on a case: who, when, and the step's text as it read then (a tenant
+    may edit its playbook later; QA reviews what the agent saw)."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="playbook_checks")
+    alert_type = models.CharField(max_length=30)
+    step_key = models.CharField(max_length=40)
+    step_text = models.CharField(max_length=500)
+    checked_by = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+")
+    checked_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["case", "alert_type", "step_key"], name="playbook_check_unique"),
+        ]
+        indexes = [models.Index(fields=["case", "checked_at", "id"], name="playbook_check_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.alert_type}/{self.step_key} on case {self.case_id}"

@@ -11,18 +11,32 @@ import binascii
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from django.db.models import Count, F, Q, QuerySet
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, F, Min, Prefetch, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
-from guardian.shortcuts import get_objects_for_user
+from guardian.shortcuts import get_objects_for_user, get_users_with_perms
 
 from accounts.models import Membership, User
-from accounts.selectors import tenant_ids_with_perm
-from alerts.models import ACTIVE_STATUSES, Alert, AlertType, Customer, Severity
+from accounts.selectors import bpo_admin_has_perm, tenant_ids_with_perm, user_has_tenant_perm
+from alerts.models import ACTIVE_STATUSES, AccountEvent, Alert, AlertType, Customer, Severity
 from alerts.selectors import ENCRYPTED_CUSTOMER_FIELDS
-from desk.models import Queue
+from audit.models import Action, AuditEvent
+from desk.models import (
+    OPEN_CASE_STATUSES,
+    Case,
+    CaseAlert,
+    CaseNote,
+    CaseReveal,
+    ConcernStatus,
+    PlaybookCheck,
+    PlaybookOverride,
+    Queue,
+    SecurityConcern,
+)
+from desk.playbooks import PLAYBOOKS, Checklist
 
 QUEUE_VIEW_PERM = "desk.view_queue"  # supervisors and admins: every queue of their tenants
 QUEUE_WORK_PERM = "desk.work_queue"  # agents: a guardian object permission on each granted queue
@@ -86,6 +100,15 @@ def queue_for_alert(alert: Alert, queues: Iterable[Queue]) -> Queue | None:
     return None
 
 
+def _granted(user: User, perm: str, model) -> QuerySet:
+    """The objects of `model` (a queue, a case) `user` holds the guardian object permission `perm`
+    on, in active tenants they are still members of: a grant outlives neither."""
+    return get_objects_for_user(user, perm, klass=model, accept_global_perms=False, with_superuser=False).filter(
+        tenant__is_active=True,
+        tenant_id__in=Membership.objects.filter(user=user).values("tenant_id"),
+    )
+
+
 def queue_list_for(*, user: User) -> QuerySet[Queue]:
     """The queues `user` may see: every queue of the active tenants where their role carries
     desk.view_queue (supervisors, admins, BPO admins), and the queues they are granted
@@ -94,12 +117,7 @@ def queue_list_for(*, user: User) -> QuerySet[Queue]:
     if not (user.is_authenticated and user.is_active):
         return Queue.objects.none()
     supervised = tenant_ids_with_perm(user=user, perm=QUEUE_VIEW_PERM)
-    granted = get_objects_for_user(
-        user, QUEUE_WORK_PERM, klass=Queue, accept_global_perms=False, with_superuser=False
-    ).filter(
-        tenant__is_active=True,
-        tenant_id__in=Membership.objects.filter(user=user).values("tenant_id"),
-    )
+    granted = _granted(user, QUEUE_WORK_PERM, Queue)
     return (
         Queue.objects.filter(Q(tenant_id__in=supervised) | Q(pk__in=granted.values("pk")))
         .select_related("tenant")
@@ -306,3 +324,308 @@ def queues_of_tenants(*, tenant_ids) -> list[Queue]:
     """Every queue of these tenants, for placing alerts (desk.live): no access check, it serves no one
     directly; a connection hears only the queues queue_list_for gives it."""
     return list(Queue.objects.filter(tenant_id__in=tenant_ids))
+
+
+# --- cases ------------------------------------------------------------------------------------------
+#
+# A case is seen exactly as its queue is: supervisors and admins of the tenant see all its cases,
+# agents those of the queues granted to them, and anyone the case itself is shared with (guardian
+# object permission desk.work_case) sees that case. Pages, the API, the WebSocket and tasks fetch
+# cases only through case_list_for / case_get_for / case_get_to_act.
+
+CASE_CHANGE_PERM = "desk.change_case"  # role: work the cases one sees (agents, supervisors, admins)
+CASE_SUPERVISE_PERM = "desk.supervise_case"  # role: share, reveal without verification, review concerns
+CASE_WORK_PERM = "desk.work_case"  # guardian object permission: one case shared with a specialist
+PLAYBOOK_EDIT_PERM = "desk.change_playbookoverride"  # role: a tenant admin edits the tenant's playbooks
+
+
+def case_scope_q(*, user: User) -> Q:
+    """The cases `user` may see, as a filter over Case. Deny by default: nothing for an inactive or
+    anonymous user. At most two queries (the supervised tenants); the grants are subqueries."""
+    if not (user.is_authenticated and user.is_active):
+        return Q(pk__in=[])
+    supervised = tenant_ids_with_perm(user=user, perm=QUEUE_VIEW_PERM)
+    granted_queues = _granted(user, QUEUE_WORK_PERM, Queue).values("pk")
+    shared = _granted(user, CASE_WORK_PERM, Case).values("pk")
+    return Q(tenant_id__in=supervised) | Q(queue_id__in=granted_queues) | Q(pk__in=shared)
+
+
+def case_list_for(*, user: User) -> QuerySet[Case]:
+    """The cases `user` may see, newest first, with their tenant, customer (masked contacts only:
+    the encrypted ones are not loaded), queue and assignee."""
+    return (
+        Case.objects.filter(case_scope_q(user=user))
+        .select_related("tenant", "customer", "queue", "assignee")
+        .defer(*(f"customer__{name}" for name in ENCRYPTED_CUSTOMER_FIELDS))
+        .order_by("-id")
+    )
+
+
+def case_with_alert_ids(cases: QuerySet[Case]) -> QuerySet[Case]:
+    """`cases` with the ids of their alerts (`case.case_alerts`), in one more query for a whole page."""
+    return cases.prefetch_related(Prefetch("case_alerts", queryset=CaseAlert.objects.only("id", "case_id", "alert_id")))
+
+
+def case_get_for(*, user: User, case_id) -> Case:
+    """One case `user` may see. Missing and forbidden both raise Http404."""
+    try:
+        return case_list_for(user=user).get(pk=int(case_id))
+    except (Case.DoesNotExist, ValueError, TypeError, OverflowError):
+        raise Http404("No such case.") from None
+
+
+def case_get_to_act(*, user: User, case_id, perm: str = CASE_CHANGE_PERM) -> Case:
+    """One case `user` may see, to act on with `perm`: Http404 for a case they cannot see,
+    PermissionDenied (403) for one they see with a role that does not carry `perm` in its tenant."""
+    case = case_get_for(user=user, case_id=case_id)
+    if not user_has_tenant_perm(user=user, tenant=case.tenant, perm=perm):
+        raise PermissionDenied("Your role may not do this to cases of this client.")
+    return case
+
+
+def case_is_visible_to(*, user: User, case: Case) -> bool:
+    return case_list_for(user=user).filter(pk=case.pk).exists()
+
+
+def case_is_verified(case: Case, *, now: datetime | None = None) -> bool:
+    """Whether the caller is verified as the case's customer now: the one rule that disclosure
+    (reveal) and, later, account actions read. Until the verification work sets `verified_until`,
+    nobody is."""
+    return case.verified_until is not None and case.verified_until > (now or timezone.now())
+
+
+def case_verification(case: Case, *, now: datetime | None = None) -> dict | None:
+    """How the customer was verified (method, at, expires_at), or None while they are not."""
+    if not case_is_verified(case, now=now):
+        return None
+    return {"method": case.verification_method or None, "at": case.verified_at, "expires_at": case.verified_until}
+
+
+def case_open_of_customer(*, customer_id: int) -> Case | None:
+    """The customer's open case, if any, with no access check: for services, which check it."""
+    return Case.objects.filter(customer_id=customer_id, status__in=OPEN_CASE_STATUSES).first()
+
+
+def case_open_for_alert(*, user: User, alert: Alert) -> Case | None:
+    """The open case of the alert's customer when `user` may see it (the alert page's link to it)."""
+    if alert.customer_id is None:
+        return None
+    return (
+        Case.objects.filter(case_scope_q(user=user), customer_id=alert.customer_id, status__in=OPEN_CASE_STATUSES)
+        .only("id", "status")
+        .first()
+    )
+
+
+# Reads for one case's page. Each takes a case already fetched through an access function.
+
+CASE_ALERTS_SHOWN = 50
+
+
+def case_alerts_for(*, case: Case, limit: int = CASE_ALERTS_SHOWN) -> tuple[list[Alert], int]:
+    """The case's alerts, most severe and oldest first, at most `limit`, and how many it has."""
+    alerts = list(
+        Alert.objects.filter(cases=case)
+        .select_related("tenant")
+        .order_by("-severity", "first_seen_at", "id")[: limit + 1]
+    )
+    total = len(alerts)
+    if total > limit:
+        alerts = alerts[:limit]
+        total = Alert.objects.filter(cases=case).count()
+    return alerts, total
+
+
+def playbook_checklist(*, tenant_id: int, alert_type: str) -> Checklist | None:
+    """The checklist of one alert type as the tenant's agents see it (its own version, else the
+    default), or None for a type without a playbook."""
+    playbook = PLAYBOOKS.get(alert_type)
+    if playbook is None:
+        return None
+    override = PlaybookOverride.objects.filter(tenant_id=tenant_id, alert_type=alert_type).first()
+    return playbook.checklist(override)
+
+
+def case_checklists(*, case: Case) -> list[Checklist]:
+    """The checklist of each alert type among the case's alerts, in the registry's order. Two queries."""
+    types = set(Alert.objects.filter(cases=case).order_by().values_list("type", flat=True).distinct())
+    overrides = {
+        o.alert_type: o for o in PlaybookOverride.objects.filter(tenant_id=case.tenant_id, alert_type__in=types)
+    }
+    return [playbook.checklist(overrides.get(t)) for t, playbook in PLAYBOOKS.items() if t in types]
+
+
+def case_playbook_checks(*, case: Case) -> dict[tuple[str, str], PlaybookCheck]:
+    """{(alert type, step key): check} of the steps ticked on the case. One query."""
+    checks = PlaybookCheck.objects.filter(case=case).select_related("checked_by")
+    return {(c.alert_type, c.step_key): c for c in checks}
+
+
+def case_reveals_active(*, case: Case, user: User, now: datetime | None = None) -> dict[str, CaseReveal]:
+    """{field: reveal} of `user`'s reveals on the case that have not expired yet (the latest per field)."""
+    reveals = CaseReveal.objects.filter(case=case, actor=user, expires_at__gt=now or timezone.now()).order_by("id")
+    return {reveal.field: reveal for reveal in reveals}
+
+
+def customer_fields_clear(*, customer_id: int, fields) -> dict[str, str]:
+    """The clear values of some of a customer's encrypted fields. For callers that have applied the
+    reveal rule (desk.services.case_reveal, and a page showing its own user's unexpired reveals)."""
+    fields = [f for f in fields if f in ENCRYPTED_CUSTOMER_FIELDS]
+    if not fields:
+        return {}
+    customer = Customer.objects.only("pk", *fields).get(pk=customer_id)
+    return {f: getattr(customer, f) or "" for f in fields}
+
+
+def case_shared_with(*, case: Case) -> list[User]:
+    """The staff a case is shared with (its guardian object grants). One query."""
+    return sorted(
+        get_users_with_perms(case, only_with_perms_in=["work_case"], with_group_users=False), key=lambda u: u.username
+    )
+
+
+CONCERN_VIEW_PERM = "desk.view_securityconcern"  # BPO admins: read every tenant's concerns
+
+
+def concern_tenant_ids_for(*, user: User) -> set[int]:
+    """The tenants whose security concerns `user` reads: where they review them (a role carrying
+    desk.supervise_case), and every tenant for a BPO admin whose group carries desk.view_securityconcern."""
+    return {
+        *tenant_ids_with_perm(user=user, perm=CASE_SUPERVISE_PERM),
+        *tenant_ids_with_perm(user=user, perm=CONCERN_VIEW_PERM),
+    }
+
+
+def concern_can_read(*, user: User) -> bool:
+    """Whether `user` has a security-concern review screen at all (even before a tenant exists)."""
+    return bpo_admin_has_perm(user=user, perm=CONCERN_VIEW_PERM) or bool(
+        tenant_ids_with_perm(user=user, perm=CASE_SUPERVISE_PERM)
+    )
+
+
+def concern_list_for(*, user: User, status: str | None = ConcernStatus.OPEN) -> QuerySet[SecurityConcern]:
+    """The security concerns `user` reads (concern_tenant_ids_for), newest first."""
+    tenant_ids = concern_tenant_ids_for(user=user)
+    concerns = SecurityConcern.objects.filter(tenant_id__in=tenant_ids)
+    if status:
+        concerns = concerns.filter(status=status)
+    return concerns.select_related("tenant", "case", "raised_by", "reviewed_by").order_by("-id")
+
+
+def concern_get_for(*, user: User, concern_id) -> SecurityConcern:
+    """One concern `user` reviews. Missing and forbidden both raise Http404."""
+    try:
+        return concern_list_for(user=user, status=None).get(pk=int(concern_id))
+    except (SecurityConcern.DoesNotExist, ValueError, TypeError, OverflowError):
+        raise Http404("No such concern.") from None
+
+
+# --- the case timeline -------------------------------------------------------------------------------
+#
+# Everything that happened around a case, newest first, in keyset pages: the customer's account
+# events, the case's alerts, its changes (from the audit trail: opened, alerts added, the customer's
+# answer, status, claims, shares), notes, reveals, playbook checks and concerns. Each source is read
+# with one query of at most a page after the position, and the pages are merged: the cost of a
+# page is the same whatever the length of the case's history.
+
+TIMELINE_KINDS = ("event", "alert", "change", "note", "reveal", "check", "concern")  # order at equal times
+TIMELINE_PAGE = 25
+# The customer's account events from this long before the case's first alert are part of its timeline.
+TIMELINE_EVENTS_BEFORE = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class TimelineItem:
+    at: datetime
+    kind: str  # one of TIMELINE_KINDS
+    pk: int
+    obj: object  # the event, alert, audit record, note, reveal, check or concern
+
+    @property
+    def key(self) -> tuple:
+        return (self.at, TIMELINE_KINDS.index(self.kind), self.pk)
+
+
+@dataclass(frozen=True)
+class TimelinePosition:
+    """Where a timeline page ends (its last item), encoded as url-safe base64 of a JSON list."""
+
+    at: datetime
+    rank: int
+    pk: int
+
+    def encode(self) -> str:
+        raw = json.dumps([self.at.isoformat(), self.rank, self.pk], separators=(",", ":"))
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, value: str) -> "TimelinePosition":
+        try:
+            if len(value) > 200:
+                raise ValueError
+            at, rank, pk = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+            moment = datetime.fromisoformat(at)
+            ok = (
+                moment.tzinfo is not None
+                and type(rank) is int
+                and 0 <= rank < len(TIMELINE_KINDS)
+                and type(pk) is int
+                and 0 < pk < 2**63
+            )
+        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+            ok = False
+        if not ok:
+            raise InvalidPositionError("Invalid cursor")
+        return cls(moment, rank, pk)
+
+    def before_q(self, kind: str, field: str) -> Q:
+        """The rows of source `kind` (time in `field`) that come after this position, newest first."""
+        rank = TIMELINE_KINDS.index(kind)
+        if rank < self.rank:
+            return Q(**{f"{field}__lte": self.at})
+        if rank == self.rank:
+            return Q(**{f"{field}__lt": self.at}) | Q(**{field: self.at, "pk__lt": self.pk})
+        return Q(**{f"{field}__lt": self.at})
+
+
+def _timeline_sources(case: Case) -> list[tuple[str, QuerySet, str]]:
+    """(kind, rows, time field) of each source of the case's timeline."""
+    first_alert = Alert.objects.filter(cases=case).aggregate(at=Min("first_seen_at"))["at"] or case.opened_at
+    since = min(first_alert, case.opened_at) - TIMELINE_EVENTS_BEFORE
+    changes = AuditEvent.objects.filter(
+        target_type="desk.case", target_id=str(case.pk), action__in=[Action.CREATE, Action.UPDATE]
+    ).only("id", "occurred_at", "action", "actor_label", "changes", "reason", "metadata")
+    return [
+        ("event", AccountEvent.objects.filter(customer_id=case.customer_id, occurred_at__gte=since), "occurred_at"),
+        ("alert", Alert.objects.filter(cases=case).only(
+            "id", "type", "severity", "status", "reason", "first_seen_at", "rule"), "first_seen_at"),
+        ("change", changes, "occurred_at"),
+        ("note", CaseNote.objects.filter(case=case).select_related("author"), "created_at"),
+        ("reveal", CaseReveal.objects.filter(case=case).select_related("actor"), "created_at"),
+        ("check", PlaybookCheck.objects.filter(case=case).select_related("checked_by"), "checked_at"),
+        ("concern", SecurityConcern.objects.filter(case=case).select_related("raised_by"), "created_at"),
+    ]  # fmt: skip
+
+
+def case_timeline_page(
+    *, case: Case, before: TimelinePosition | None = None, size: int = TIMELINE_PAGE
+) -> tuple[list[TimelineItem], TimelinePosition | None]:
+    """One page of the case's timeline, newest first, after `before`: the items and the position of
+    the next (older) page, or None on the last. Eight queries, whatever the history's length."""
+    items: list[TimelineItem] = []
+    for kind, rows, field in _timeline_sources(case):
+        if before is not None:
+            rows = rows.filter(before.before_q(kind, field))
+        for obj in rows.order_by(f"-{field}", "-pk")[: size + 1]:
+            items.append(TimelineItem(at=getattr(obj, field), kind=kind, pk=obj.pk, obj=obj))
+    items.sort(key=lambda item: item.key, reverse=True)
+    if len(items) > size:
+        last = items[size - 1]
+        return items[:size], TimelinePosition(last.at, TIMELINE_KINDS.index(last.kind), last.pk)
+    return items, None
+
+
+def cases_shared_with(*, user: User) -> QuerySet[Case]:
+    """The cases shared with `user` one by one (guardian desk.work_case), in active tenants they are
+    still members of: what case_scope_q adds to their queues. The live connection hears these."""
+    return _granted(user, CASE_WORK_PERM, Case)

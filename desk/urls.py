@@ -1,6 +1,6 @@
 from django.urls import path
 
-from desk import apis, message_views, views
+from desk import apis, case_views, message_views, views
 
 app_name = "desk"
 
@@ -9,6 +9,17 @@ urlpatterns = [
     path("api/v1/queues/", apis.QueueListApi.as_view(), name="queue_list"),
     path("api/v1/queues/<int:queue_id>/alerts/", apis.QueueAlertListApi.as_view(), name="queue_alerts"),
     path("api/v1/queues/<int:queue_id>/next/", apis.QueueNextApi.as_view(), name="queue_next_api"),
+    path("api/v1/cases/", apis.CaseListApi.as_view(), name="case_list_api"),
+    path("api/v1/cases/<int:case_id>/", apis.CaseDetailApi.as_view(), name="case_detail_api"),
+    path("api/v1/cases/<int:case_id>/notes/", apis.CaseNoteApi.as_view(), name="case_notes_api"),
+    path("api/v1/cases/<int:case_id>/status/", apis.CaseStatusApi.as_view(), name="case_status_api"),
+    path("api/v1/cases/<int:case_id>/claim/", apis.CaseClaimApi.as_view(), name="case_claim_api"),
+    path("api/v1/cases/<int:case_id>/reveal/", apis.CaseRevealApi.as_view(), name="case_reveal_api"),
+    path("api/v1/cases/<int:case_id>/concerns/", apis.CaseConcernApi.as_view(), name="case_concerns_api"),
+    path("api/v1/cases/<int:case_id>/playbook/checks/", apis.CaseCheckApi.as_view(), name="case_checks_api"),
+    path("api/v1/cases/<int:case_id>/share/", apis.CaseShareApi.as_view(), name="case_share_api"),
+    path("api/v1/cases/<int:case_id>/unshare/", apis.CaseUnshareApi.as_view(), name="case_unshare_api"),
+    path("api/v1/alerts/<int:alert_id>/case/", apis.AlertCaseApi.as_view(), name="alert_case_api"),
     path("queues/<int:queue_id>/", views.queue_page, name="queue"),
     path("queues/<int:queue_id>/rows/", views.queue_rows, name="queue_rows"),
     path("queues/<int:queue_id>/next/", views.queue_next, name="queue_next"),
@@ -32,4 +43,19 @@ urlpatterns = [
         message_views.message_reset,
         name="message_reset",
     ),
+    path("alerts/<int:alert_id>/case/", case_views.alert_case_open, name="alert_case_open"),
+    path("cases/<int:case_id>/", case_views.case_detail, name="case_detail"),
+    path("cases/<int:case_id>/notes/", case_views.case_note_view, name="case_note"),
+    path("cases/<int:case_id>/claim/", case_views.case_claim_view, name="case_claim"),
+    path("cases/<int:case_id>/status/", case_views.case_status_view, name="case_status"),
+    path("cases/<int:case_id>/resolve/", case_views.case_close_view, name="case_close"),
+    path("cases/<int:case_id>/reveal/", case_views.case_reveal_view, name="case_reveal"),
+    path("cases/<int:case_id>/concerns/", case_views.case_concern_view, name="case_concern"),
+    path("cases/<int:case_id>/playbook/check/", case_views.case_check_view, name="case_check"),
+    path("cases/<int:case_id>/share/", case_views.case_share_view, name="case_share"),
+    path("cases/<int:case_id>/unshare/", case_views.case_unshare_view, name="case_unshare"),
+    path("concerns/", case_views.concern_list, name="concern_list"),
+    path("concerns/<int:concern_id>/review/", case_views.concern_review_view, name="concern_review"),
+    path("playbooks/", case_views.playbook_list, name="playbook_list"),
+    path("playbooks/<slug:alert_type>/", case_views.playbook_edit, name="playbook_edit"),
 ]

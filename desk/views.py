@@ -48,6 +48,7 @@ from desk.selectors import (
     InvalidPositionError,
     QueueFilters,
     QueuePosition,
+    case_open_for_alert,
     customer_ids_by_external_id,
     queue_alert_get,
     queue_alerts_page,
@@ -184,6 +185,7 @@ def _alert_page(request, alert, *, status=200, failed_step="", errors=(), note="
     evidence, evidence_total = alert_evidence_for(alert=alert, limit=EVIDENCE_SHOWN)
     related = alert_related_for(user=request.user, alert=alert)
     history = audit_changes_of(obj=alert, limit=HISTORY_SHOWN)
+    open_case = case_open_for_alert(user=request.user, alert=alert) if may_act else None
     audit_shown(request).object(alert)
     if related:
         audit_shown(request).objects(related)
@@ -202,6 +204,7 @@ def _alert_page(request, alert, *, status=200, failed_step="", errors=(), note="
         "may_act": may_act,
         "held_by": held_by,
         "stepping_in": stepping_in,
+        "open_case": open_case,
         "can_acknowledge": AlertStatus.ACKNOWLEDGED in allowed,
         "can_resolve": AlertStatus.RESOLVED in allowed,
         "can_dismiss": AlertStatus.DISMISSED in allowed,

@@ -29,6 +29,7 @@ from alerts.keys import api_key_issue
 from alerts.models import Alert
 from alerts.tests.test_apis import event
 from alerts.tests.test_detection import feed
+from desk.services import case_open
 
 pytestmark = pytest.mark.django_db(transaction=False)
 
@@ -92,6 +93,7 @@ def test_no_operation_answers_a_server_error(
     feed(tenant_a, "mfa.disabled", factor="totp", account="alice")
     feed(tenant_b, "mfa.disabled", factor="totp", account="zed")
     mine = Alert.objects.filter(tenant=tenant_a).values_list("pk", flat=True).first()
+    my_case = case_open(actor=agent, alert=Alert.objects.get(pk=mine))[0].pk
     issued = api_key_issue(tenant=tenant_a)
     session = verified_client(agent).cookies["sessionid"].value
     cookies = {"sessionid": session, "csrftoken": CSRF_TOKEN}
@@ -107,6 +109,8 @@ def test_no_operation_answers_a_server_error(
         strategy = operation.as_strategy(generation_mode=mode)
         if "alert_id" in operation.path and mode.is_positive:  # also on an alert the agent may work
             strategy = strategy | operation.as_strategy(generation_mode=mode, path_parameters={"alert_id": mine})
+        if "case_id" in operation.path and mode.is_positive:  # also on a case the agent may work
+            strategy = strategy | operation.as_strategy(generation_mode=mode, path_parameters={"case_id": my_case})
         if operation.path == "/api/v1/events/" and mode.is_positive:  # also events that pass validation
             strategy = strategy | valid_event_bodies().flatmap(lambda body: operation.as_strategy(body=body))
 

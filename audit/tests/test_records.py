@@ -39,6 +39,12 @@ NO_DATA_VIEWS = {
     # Customer messages: a redirect to the tenant's page; the editor's preview (sample facts only,
     # asked for as the admin types); going back to the built-in message (recorded by the service).
     "desk.message_views.messages_home", "desk.message_views.message_preview", "desk.message_views.message_reset",
+    # Case steps answer ids and states; the change itself is recorded by the service.
+    "desk.apis.CaseNoteApi", "desk.apis.CaseStatusApi", "desk.apis.CaseClaimApi", "desk.apis.CaseConcernApi",
+    "desk.apis.CaseCheckApi", "desk.apis.CaseShareApi", "desk.apis.CaseUnshareApi",
+    # The one answer with a clear value: desk.services.case_reveal records it (a reveal, with its
+    # reason) in the transaction that returns it.
+    "desk.apis.CaseRevealApi",
     # The API's description, no data.
     "drf_spectacular.views.SpectacularAPIView", "drf_spectacular.views.SpectacularSwaggerSplitView",
     # A provider's status callback (machine-to-machine, answers nothing); a delivery test fired (the

@@ -185,8 +185,9 @@ class TestThePage:
 
 # Session, user, device, tenant scopes (view, change), the agent's granted queues and their
 # tenant's queues (once per request), the alert, its evidence (and their count once there are more
-# than shown), the links and the linked alerts, history, the top bar, and the two audit records.
-QUERY_BUDGET = 19
+# than shown), the links and the linked alerts, history, the customer's open case (for "Open case"),
+# the top bar, and the two audit records.
+QUERY_BUDGET = 21
 
 
 class TestRefusals:
@@ -353,7 +354,9 @@ class TestHeldBySomeoneElse:
     def test_another_agent_sees_who_holds_it_and_no_step(self, held, agent):
         html = verified_client(agent).get(_url(held)).content.decode()
         actions = self._actions(html)
-        assert "<form" not in actions and "<kbd>r</kbd>" not in actions
+        # No lifecycle step is offered (opening the customer's case is: it takes nothing from the holder).
+        assert "/acknowledge/" not in actions and "/resolve/" not in actions and "/dismiss/" not in actions
+        assert "<kbd>r</kbd>" not in actions and 'id="case-form"' in actions
         assert "agent2 holds this alert: only they or a supervisor can acknowledge, resolve or dismiss it." in _text(
             actions
         )
@@ -371,7 +374,8 @@ class TestHeldBySomeoneElse:
         assert _text(_section(html, "step-errors")) == (
             f"agent2 holds this alert: only they or a supervisor may {step} it."
         )
-        assert "<form" not in self._actions(html)  # and the page offers no step
+        actions = self._actions(html)  # and the page offers no step
+        assert "/acknowledge/" not in actions and "/resolve/" not in actions and "/dismiss/" not in actions
         held.refresh_from_db()
         assert (held.status, held.assignee.username) == (AlertStatus.OPEN, "agent2")
         assert list(_status_records(held)) == records

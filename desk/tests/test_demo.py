@@ -62,3 +62,17 @@ def test_the_data_migration_gives_every_existing_tenant_a_default_queue():
     executor.migrate(executor.loader.graph.leaf_nodes())
     queue = Queue.objects.get(tenant=Tenant.objects.get(slug="before-queues"))
     assert (queue.slug, queue.is_default) == ("default", True)
+
+
+@pytest.mark.django_db
+def test_demo_tenants_have_a_few_cases_their_customers_opened(settings, tmp_path):
+    from desk.models import Case, CaseOpenedVia
+
+    settings.BASE_DIR = tmp_path
+    seed_demo("demo-password-long-enough")
+    seed_demo("demo-password-long-enough")
+    for slug in ("acme-bank", "globex-telecom"):
+        cases = Case.objects.filter(tenant__slug=slug)
+        assert cases.count() == 4
+        assert {c.opened_via for c in cases} == {CaseOpenedVia.CUSTOMER_ANSWER}
+        assert all(c.alerts.exists() for c in cases)

@@ -60,3 +60,17 @@ def test_the_open_alert_is_told_for_presence_on_each_connection_and_others_prese
         ["desk:refetch", {"queue": None}],
         ["desk:presence", {"queue": 5, "alert": 42, "users": ["amy"]}],
     ]
+
+
+def test_case_signals_become_events_and_a_refetch_signal_a_refetch(run):
+    cases = [{"id": 3, "status": "waiting_on_customer", "assignee": "amy"}]
+    assert run["case_changed"] == [
+        ["desk:case-changed", {"queue": 5, "cases": cases, "seq": 6}],
+        ["desk:refetch", {"queue": None}],
+    ]
+
+
+def test_a_concern_is_shown_to_supervisors_from_ids_alone(run):
+    assert run["concern"]["events"] == [["desk:concern", {"id": 4, "case": 3, "kind": "phishing"}]]
+    assert run["concern"]["hidden"] is False
+    assert run["concern"]["text"] == "Security concern #4: suspected phishing on [case #3](/cases/3/)."

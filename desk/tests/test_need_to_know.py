@@ -2,6 +2,8 @@
 surface that reads alerts (the staff API, the alert page and its steps, the desk's count); an
 alert in an ungranted queue of their own tenant answers exactly as another tenant's does."""
 
+import json
+
 import pytest
 
 from accounts.models import Role
@@ -89,3 +91,69 @@ def test_the_default_queue_takes_what_no_other_queue_takes(agent, floor):
     client = verified_client(agent)  # the shared agent holds tenant A's default queue only
     assert Queue.objects.get(tenant=floor["routine"].tenant, is_default=True).slug == "default"
     assert [a["id"] for a in client.get("/api/v1/alerts/").json()["results"]] == [floor["routine"].pk]
+
+
+# --- cases: every URL that takes a case (or concern) id answers a foreign id as a missing one ----------
+
+
+def _case_urls():
+    """Every pattern of the URLconf that takes a case id, a concern id, or opens a case from an alert."""
+    from django.urls import URLPattern, URLResolver, get_resolver
+
+    def walk(resolver, prefix=""):
+        for entry in resolver.url_patterns:
+            if isinstance(entry, URLResolver):
+                yield from walk(entry, prefix + str(entry.pattern))
+            elif isinstance(entry, URLPattern):
+                yield prefix + str(entry.pattern)
+
+    return sorted(
+        p
+        for p in walk(get_resolver())
+        if "<int:case_id>" in p or "<int:concern_id>" in p or p.endswith("<int:alert_id>/case/")
+    )
+
+
+def _answers(client, pattern, **ids):
+    url = "/" + pattern
+    for name, value in ids.items():
+        url = url.replace(f"<int:{name}>", str(value))
+    response = client.get(url)
+    if response.status_code == 405:  # a step: POST it, with a body that would otherwise do something
+        body = {
+            "body": "x", "status": "open", "kind": "phishing", "username": "agent", "field": "email", "reason": "x",
+            "reason_code": "other", "alert_type": "two_factor", "step": "caller_verified",
+        }  # fmt: skip
+        if "/api/" in url:
+            response = client.post(url, json.dumps(body), content_type="application/json")
+        else:
+            response = client.post(url, body)
+    return response.status_code, response.content if "/api/" in url else b""
+
+
+def test_the_case_walk_sees_every_case_url():
+    urls = _case_urls()
+    assert "cases/<int:case_id>/" in urls and "api/v1/cases/<int:case_id>/reveal/" in urls
+    assert "alerts/<int:alert_id>/case/" in urls and "api/v1/alerts/<int:alert_id>/case/" in urls
+    assert len(urls) >= 22, urls  # the API steps, the page steps, the alert and concern ones
+
+
+def test_every_case_url_answers_a_foreign_or_ungranted_id_as_a_missing_one(specialist, floor, agent, agent_b):
+    from desk.models import CaseNote, CaseReveal, SecurityConcern
+    from desk.services import case_open, concern_raise
+
+    routine, _ = case_open(actor=agent, alert=floor["routine"])  # tenant A's default queue
+    foreign, _ = case_open(actor=agent_b, alert=floor["foreign"])  # tenant B
+    concern = concern_raise(actor=agent, case=routine, kind="phishing", note="")
+    foreign_concern = concern_raise(actor=agent_b, case=foreign, kind="phishing", note="")
+    before = (CaseNote.objects.count(), CaseReveal.objects.count(), SecurityConcern.objects.count())
+    client = verified_client(specialist)  # works the takeover queue only
+    for pattern in _case_urls():
+        missing = _answers(client, pattern, case_id=999999, concern_id=999999, alert_id=999999)
+        assert missing[0] == 404, (pattern, missing)
+        for ids in (
+            {"case_id": routine.pk, "concern_id": concern.pk, "alert_id": floor["routine"].pk},  # ungranted queue
+            {"case_id": foreign.pk, "concern_id": foreign_concern.pk, "alert_id": floor["foreign"].pk},  # tenant B
+        ):
+            assert _answers(client, pattern, **ids) == missing, (pattern, ids)
+    assert (CaseNote.objects.count(), CaseReveal.objects.count(), SecurityConcern.objects.count()) == before

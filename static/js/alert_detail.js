@@ -1,6 +1,6 @@
 // The alert page's keyboard: a acknowledges, r and d go to the resolve and dismiss notes (where
-// Ctrl+Enter sends the note), ? shows the help. Loaded as a module from 'self' (the CSP allows no
-// inline script). The page works without it.
+// Ctrl+Enter sends the note), o opens the customer's case, ? shows the help. Loaded as a module
+// from 'self' (the CSP allows no inline script). The page works without it.
 // It also tells the live channel that this alert is open here, so the queue shows who is on it.
 import { viewing } from "./desk_live.js";
 
@@ -44,6 +44,12 @@ const steps = {
     const note = document.getElementById("dismiss-note");
     if (!note) return unavailable("dismissed");
     note.focus();
+  },
+  o: () => {
+    const form = document.getElementById("case-form");
+    if (!form) return say("No case can be opened from this alert.");
+    form.querySelector("button[type=submit]").focus();
+    form.requestSubmit();
   },
   "?": openHelp,
 };

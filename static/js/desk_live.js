@@ -7,6 +7,9 @@
 //                                                   on a seq gap, and on a "refetch" signal
 //   desk:queue-changed  detail {queue, alerts, seq} the alerts that changed in one queue
 //   desk:presence       detail {queue, alert, users} who has an alert open (when the server sends it)
+//   desk:case-changed   detail {queue, cases, seq}  the cases that changed (queue null: a case shared one by one)
+//   desk:concern        detail {id, case, kind}     a security concern raised (supervisors only hear these)
+// Every [data-live-concerns] element is filled with a link to the last concern raised, and shown.
 // Every [data-live-status] element shows "Live", "Reconnecting…" or "Offline" (and data-state
 // "live", "reconnecting" or "offline").
 //
@@ -34,6 +37,23 @@ function showState(state) {
   for (const element of document.querySelectorAll("[data-live-status]")) {
     element.textContent = LABELS[state];
     element.dataset.state = state;
+  }
+}
+
+const CONCERN_LABELS = {
+  social_engineering: "suspected social engineering",
+  phishing: "suspected phishing",
+  other: "a security concern",
+};
+
+function showConcern({ id, case: caseId, kind }) {
+  // Ids and states only arrive here: the text is made from them, the details are behind the link.
+  for (const element of document.querySelectorAll("[data-live-concerns]")) {
+    const link = document.createElement("a");
+    link.href = `/cases/${Number(caseId)}/`;
+    link.textContent = `case #${Number(caseId)}`;
+    element.replaceChildren(`Security concern #${Number(id)}: ${CONCERN_LABELS[kind] || "a security concern"} on `, link, ".");
+    element.hidden = false;
   }
 }
 
@@ -83,6 +103,12 @@ function onMessage(event) {
     else emit("desk:queue-changed", { queue, alerts: payload.alerts, seq });
   } else if (type === "access.changed") {
     emit("desk:refetch", { queue: null }); // queues came or went
+  } else if (type === "case.changed") {
+    if (payload.refetch) emit("desk:refetch", { queue });
+    else emit("desk:case-changed", { queue, cases: payload.cases, seq });
+  } else if (type === "concern.raised") {
+    emit("desk:concern", payload);
+    showConcern(payload);
   } else if (type === "presence") {
     emit("desk:presence", { queue, alert: payload.alert, users: payload.users });
   } else if (type === "session.ended") {

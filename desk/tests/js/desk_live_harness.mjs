@@ -5,6 +5,7 @@ const sockets = [];
 const timers = [];
 const assigned = [];
 const status = { textContent: "", dataset: {} };
+const concerns = { hidden: true, children: [], replaceChildren(...nodes) { this.children = nodes; } };
 
 class FakeSocket {
   constructor(url) {
@@ -36,8 +37,9 @@ globalThis.window = {
 };
 globalThis.document = {
   dispatchEvent: (e) => events.push([e.type, e.detail]),
-  querySelectorAll: () => [status],
+  querySelectorAll: (selector) => (selector === "[data-live-concerns]" ? [concerns] : [status]),
   querySelector: () => null,
+  createElement: (tag) => ({ tag, href: "", textContent: "" }),
 };
 globalThis.WebSocket = FakeSocket;
 Object.defineProperty(globalThis, "navigator", { value: { onLine: true }, configurable: true });
@@ -60,6 +62,16 @@ last().message({ type: "queue.changed", seq: 4, queue: 5, payload: { alerts, ref
 out.gap = take();
 last().message({ type: "queue.changed", seq: 5, queue: 5, payload: { alerts: [], refetch: true } });
 out.refetch = take();
+const cases = [{ id: 3, status: "waiting_on_customer", assignee: "amy" }];
+last().message({ type: "case.changed", seq: 6, queue: 5, payload: { cases, refetch: false } });
+last().message({ type: "case.changed", seq: 7, queue: null, payload: { cases: [], refetch: true } });
+out.case_changed = take();
+last().message({ type: "concern.raised", seq: 8, queue: null, payload: { id: 4, case: 3, kind: "phishing" } });
+out.concern = {
+  events: take(),
+  hidden: concerns.hidden,
+  text: concerns.children.map((n) => (typeof n === "string" ? n : `[${n.textContent}](${n.href})`)).join(""),
+};
 
 // Dropped: it reconnects by itself, waiting longer each time, never past the cap.
 out.delays = [];

@@ -1,0 +1,542 @@
+"""The case workspace in the browser: the case page, the steps taken from it (each through the case
+services), opening a case from the alert page, the supervisors' review of security concerns, and
+a tenant admin's own playbooks.
+
+Every case comes through desk.selectors.case_get_for / case_get_to_act: 404 for one the user cannot
+see, 403 for a role that sees but may not act. A step that is refused shows the page again with its
+message (400 bad input, 403 the reveal rule, 409 the case's state); a step that succeeds goes back to
+the page (post/redirect/get).
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlencode
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.selectors import bpo_admin_has_perm, tenant_ids_with_perm, user_has_tenant_perm
+from alerts.models import AlertType
+from alerts.selectors import alert_get_for, staff_get_by_username
+from audit.decorators import audit_shown, shows_data
+from desk.models import (
+    CaseOpenedVia,
+    CaseOutcome,
+    CaseStatus,
+    ConcernKind,
+    PlaybookOverride,
+    RevealField,
+    RevealReason,
+)
+from desk.playbooks import NEVER_ASK, PLAYBOOKS, VERIFY
+from desk.selectors import (
+    CASE_CHANGE_PERM,
+    CASE_SUPERVISE_PERM,
+    PLAYBOOK_EDIT_PERM,
+    InvalidPositionError,
+    TimelineItem,
+    TimelinePosition,
+    case_alerts_for,
+    case_checklists,
+    case_get_for,
+    case_get_to_act,
+    case_is_verified,
+    case_playbook_checks,
+    case_reveals_active,
+    case_shared_with,
+    case_timeline_page,
+    case_verification,
+    concern_can_read,
+    concern_get_for,
+    concern_list_for,
+    customer_fields_clear,
+    playbook_checklist,
+)
+from desk.services import (
+    CaseConflict,
+    CaseNotVisible,
+    RevealRefused,
+    case_claim,
+    case_close,
+    case_note_add,
+    case_open,
+    case_reveal,
+    case_share,
+    case_status_set,
+    case_unshare,
+    concern_raise,
+    concern_review,
+    playbook_override_clear,
+    playbook_override_set,
+    playbook_step_check,
+)
+from desk.views import _alert_page, _device, _event_type_label, _place
+
+# --- the forms of the page's steps --------------------------------------------------------------------
+
+
+class NoteForm(forms.Form):
+    body = forms.CharField(max_length=2000, strip=True, label="Note")
+
+
+class StatusForm(forms.Form):
+    status = forms.ChoiceField(
+        choices=[(CaseStatus.OPEN, "Open"), (CaseStatus.WAITING_ON_CUSTOMER, "Waiting on the customer")]
+    )
+
+
+class CloseForm(forms.Form):
+    outcome = forms.ChoiceField(choices=[("", "Choose an outcome"), *CaseOutcome.choices])
+    note = forms.CharField(max_length=500, required=False, strip=True)
+
+
+class RevealForm(forms.Form):
+    field = forms.ChoiceField(choices=RevealField.choices, label="Field")
+    reason_code = forms.ChoiceField(choices=[("", "Choose a reason"), *RevealReason.choices], label="Reason")
+    reason = forms.CharField(max_length=500, strip=True, label="Why, in your words")
+
+
+class ConcernForm(forms.Form):
+    kind = forms.ChoiceField(
+        choices=[
+            (ConcernKind.SOCIAL_ENGINEERING, "Social engineering"), (ConcernKind.PHISHING, "Phishing"),
+            (ConcernKind.OTHER, "Something else"),
+        ],
+        label="What it looks like",
+    )  # fmt: skip
+    note = forms.CharField(max_length=1000, required=False, strip=True, label="What happened")
+
+
+class CheckForm(forms.Form):
+    alert_type = forms.ChoiceField(choices=AlertType.choices)
+    step = forms.CharField(max_length=40)
+
+
+class ShareForm(forms.Form):
+    username = forms.CharField(max_length=150, strip=True, label="Specialist's username")
+
+
+# --- the case page ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimelineRow:
+    at: datetime
+    kind: str  # the badge: Event, Alert, Case, Note, Reveal, Playbook, Concern
+    title: str
+    who: str = ""
+    detail: str = ""
+    quote: str = ""
+    link: str = ""
+
+
+_KIND_LABELS = {
+    "event": "Account", "alert": "Alert", "change": "Case", "note": "Note", "reveal": "Reveal", "check": "Playbook",
+    "concern": "Concern",
+}  # fmt: skip
+
+
+def _change_title(record) -> tuple[str, str]:
+    """(title, who) of one line of the case's own history (desk.services._case_record)."""
+    meta, changes = record.metadata or {}, record.changes or {}
+    who = record.actor_label or "AlertDesk"
+    event = meta.get("event")
+    if event == "opened":
+        via = (changes.get("opened_via") or {}).get("after", "")
+        return f"Case opened ({CaseOpenedVia(via).label.lower() if via in CaseOpenedVia.values else via})", who
+    if event == "customer_disowned":
+        return f"The customer answered “No, it wasn't me” to alert #{meta.get('alert')}", "The customer"
+    if event == "alert_added":
+        return f"Alert #{meta.get('alert')} added to the case", who
+    if event == "status":
+        status = changes.get("status") or {}
+        after = status.get("after", "")
+        title = f"Status: {CaseStatus(after).label if after in CaseStatus.values else after}"
+        outcome = (changes.get("outcome") or {}).get("after")
+        if outcome in CaseOutcome.values:
+            title += f" ({CaseOutcome(outcome).label})"
+        return title, who
+    if event == "claimed":
+        return "Claimed the case", who
+    if event in ("shared", "unshared"):
+        shared = changes.get("shared_with") or {}
+        if event == "shared":
+            return f"Shared the case with {shared.get('after')}", who
+        return f"Took the case back from {shared.get('before')}", who
+    return "Updated", who
+
+
+def _timeline_row(item: TimelineItem) -> TimelineRow:
+    obj, kind = item.obj, _KIND_LABELS[item.kind]
+    if item.kind == "event":
+        detail = " · ".join(p for p in (_place(obj), _device(obj.context)) if p)
+        return TimelineRow(item.at, kind, _event_type_label(obj.type), "The customer's account", detail)
+    if item.kind == "alert":
+        detail = f"{obj.get_severity_display()} · {obj.get_status_display()}"
+        link = reverse("desk:alert_detail", args=[obj.pk])
+        return TimelineRow(item.at, kind, f"{obj.get_type_display()} #{obj.pk} raised", "", detail, obj.reason, link)
+    if item.kind == "change":
+        title, who = _change_title(obj)
+        return TimelineRow(item.at, kind, title, who, quote=obj.reason)
+    if item.kind == "note":
+        return TimelineRow(item.at, kind, "Note", obj.author.username, quote=obj.body)
+    if item.kind == "reveal":
+        detail = f"{obj.get_reason_code_display()} · shown until {timezone.localtime(obj.expires_at):%H:%M}"
+        return TimelineRow(item.at, kind, f"Revealed the {obj.get_field_display().lower()}", obj.actor.username,
+                           detail, obj.reason_text)  # fmt: skip
+    if item.kind == "check":
+        label = AlertType(obj.alert_type).label if obj.alert_type in AlertType.values else obj.alert_type
+        return TimelineRow(item.at, kind, f"Checked: {obj.step_text}", obj.checked_by.username, label)
+    detail = obj.get_status_display()
+    return TimelineRow(item.at, kind, obj.get_kind_display(), obj.raised_by.username, detail, obj.note)
+
+
+@dataclass(frozen=True)
+class ChecklistView:
+    checklist: object
+    steps: list  # [(step, check or None)]
+    done: int
+
+
+def _case_page(request, case, *, status=200, failed_step="", errors=(), forms_bound=None):
+    """Render the case page; after a refused step, with its message and what the user typed."""
+    now = timezone.now()
+    may_act = user_has_tenant_perm(user=request.user, tenant=case.tenant, perm=CASE_CHANGE_PERM)
+    may_supervise = user_has_tenant_perm(user=request.user, tenant=case.tenant, perm=CASE_SUPERVISE_PERM)
+    try:
+        before = TimelinePosition.decode(request.GET["cursor"]) if request.GET.get("cursor") else None
+    except InvalidPositionError:
+        raise Http404("Invalid cursor") from None
+    alerts, alerts_total = case_alerts_for(case=case)
+    checks = case_playbook_checks(case=case)
+    checklists = []
+    for checklist in case_checklists(case=case):
+        steps = [(step, checks.get((checklist.alert_type, step.key))) for step in checklist.steps]
+        checklists.append(ChecklistView(checklist, steps, sum(1 for _, check in steps if check is not None)))
+    reveals = case_reveals_active(case=case, user=request.user, now=now)
+    clear = customer_fields_clear(customer_id=case.customer_id, fields=list(reveals)) if reveals else {}
+    items, position = case_timeline_page(case=case, before=before)
+    base = reverse("desk:case_detail", args=[case.pk])
+    audit_shown(request).object(case)
+    if alerts:
+        audit_shown(request).objects(alerts)
+    if clear:  # a clear value shown again (within its reveal's minutes) is recorded as such
+        audit_shown(request).page("desk.case_revealed", tenant=case.tenant, ids=[case.pk], fields=sorted(clear))
+    bound = forms_bound or {}
+    context = {
+        "case": case,
+        "now": now,
+        "contacts": {"email": case.customer.email_masked, "phone": case.customer.phone_masked},
+        "revealed": [
+            {"field": f, "label": RevealField(f).label, "value": clear[f], "until": reveals[f].expires_at}
+            for f in RevealField.values
+            if f in clear
+        ],
+        "verified": case_is_verified(case, now=now),
+        "verification": case_verification(case, now=now),
+        "may_act": may_act and case.status != CaseStatus.RESOLVED,
+        "may_note": may_act,
+        "may_supervise": may_supervise,
+        "alerts": alerts,
+        "alerts_hidden": alerts_total - len(alerts),
+        "checklists": checklists,
+        "timeline": [_timeline_row(item) for item in items],
+        "older_url": f"{base}?{urlencode({'cursor': position.encode()})}#timeline" if position else "",
+        "newest_url": f"{base}#timeline" if before is not None else "",
+        "shared_with": case_shared_with(case=case) if may_supervise else [],
+        "failed_step": failed_step,
+        "step_errors": list(errors),
+        "note_form": bound.get("note") or NoteForm(),
+        "status_form": StatusForm(initial={"status": case.status}),
+        "close_form": bound.get("close") or CloseForm(),
+        "reveal_form": bound.get("reveal") or RevealForm(),
+        "concern_form": bound.get("concern") or ConcernForm(),
+        "share_form": bound.get("share") or ShareForm(),
+    }
+    response = render(request, "desk/case_detail.html", context, status=status)
+    if clear:  # a revealed value must not outlive its minutes in a cache or the browser's history
+        response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_GET
+@shows_data
+def case_detail(request, case_id: int):
+    return _case_page(request, case_get_for(user=request.user, case_id=case_id))
+
+
+def _refused(request, case, *, step, status, errors, bound=None):
+    response = _case_page(request, case, status=status, failed_step=step, errors=errors, forms_bound=bound)
+    audit_shown(request).record(request)  # @shows_data records 2xx answers; this refusal shows the case too
+    return response
+
+
+def _form_errors(form) -> list[str]:
+    return [message for field_errors in form.errors.values() for message in field_errors]
+
+
+def _step(request, case_id, step, run, *, form_class=None, perm=CASE_CHANGE_PERM, done="", anchor=""):
+    """One step from the page: the case through case_get_to_act, the form, then `run(case, data)`."""
+    case = case_get_to_act(user=request.user, case_id=case_id, perm=perm)
+    form = form_class(request.POST) if form_class is not None else None
+    bound = {step: form} if form is not None else None
+    if form is not None and not form.is_valid():
+        return _refused(request, case, step=step, status=400, errors=_form_errors(form), bound=bound)
+    try:
+        message = run(case, form.cleaned_data if form is not None else {}) or done
+    except ValidationError as error:
+        return _refused(request, case, step=step, status=400, errors=error.messages, bound=bound)
+    except (RevealRefused, CaseNotVisible) as error:
+        return _refused(request, case, step=step, status=403, errors=[str(error)], bound=bound)
+    except CaseConflict as error:
+        case = case_get_for(user=request.user, case_id=case_id)  # its state now
+        return _refused(request, case, step=step, status=409, errors=[error.message], bound=bound)
+    messages.success(request, message)
+    return redirect(reverse("desk:case_detail", args=[case.pk]) + anchor)
+
+
+@require_POST
+@shows_data
+def case_note_view(request, case_id: int):
+    return _step(
+        request, case_id, "note", lambda case, data: case_note_add(actor=request.user, case=case, body=data["body"]),
+        form_class=NoteForm, done="Note added.", anchor="#timeline",
+    )  # fmt: skip
+
+
+@require_POST
+@shows_data
+def case_claim_view(request, case_id: int):
+    return _step(request, case_id, "claim", lambda case, data: case_claim(actor=request.user, case=case),
+                 done="The case is yours.")  # fmt: skip
+
+
+@require_POST
+@shows_data
+def case_status_view(request, case_id: int):
+    def run(case, data):
+        case = case_status_set(actor=request.user, case=case, status=data["status"])
+        return f"The case is {case.get_status_display().lower()}."
+
+    return _step(request, case_id, "status", run, form_class=StatusForm)
+
+
+@require_POST
+@shows_data
+def case_close_view(request, case_id: int):
+    def run(case, data):
+        if not data["outcome"]:
+            raise ValidationError({"outcome": "Choose how the case ends."})
+        case_close(actor=request.user, case=case, outcome=data["outcome"], note=data["note"])
+        return "Case resolved."
+
+    return _step(request, case_id, "close", run, form_class=CloseForm)
+
+
+@require_POST
+@shows_data
+def case_reveal_view(request, case_id: int):
+    def run(case, data):
+        if not data["reason_code"]:
+            raise ValidationError({"reason_code": "Choose a reason from the list."})
+        case_reveal(
+            actor=request.user, case=case, field=data["field"], reason_code=data["reason_code"],
+            reason_text=data["reason"],
+        )  # fmt: skip
+        return f"The {RevealField(data['field']).label.lower()} is shown for a few minutes; the reveal is recorded."
+
+    return _step(request, case_id, "reveal", run, form_class=RevealForm, anchor="#customer")
+
+
+@require_POST
+@shows_data
+def case_concern_view(request, case_id: int):
+    def run(case, data):
+        concern_raise(actor=request.user, case=case, kind=data["kind"], note=data["note"])
+        return "Security concern reported: the client's supervisors have been told."
+
+    return _step(request, case_id, "concern", run, form_class=ConcernForm)
+
+
+@require_POST
+@shows_data
+def case_check_view(request, case_id: int):
+    def run(case, data):
+        playbook_step_check(actor=request.user, case=case, alert_type=data["alert_type"], step_key=data["step"])
+        return "Step checked."
+
+    return _step(request, case_id, "check", run, form_class=CheckForm, anchor="#playbook")
+
+
+@require_POST
+@shows_data
+def case_share_view(request, case_id: int):
+    def run(case, data):
+        case_share(actor=request.user, case=case, user=staff_get_by_username(username=data["username"]))
+        return f"Shared with {data['username']}."
+
+    return _step(request, case_id, "share", run, form_class=ShareForm, perm=CASE_SUPERVISE_PERM)
+
+
+@require_POST
+@shows_data
+def case_unshare_view(request, case_id: int):
+    def run(case, data):
+        case_unshare(actor=request.user, case=case, user=staff_get_by_username(username=data["username"]))
+        return f"No longer shared with {data['username']}."
+
+    return _step(request, case_id, "share", run, form_class=ShareForm, perm=CASE_SUPERVISE_PERM)
+
+
+@require_POST
+@shows_data
+def alert_case_open(request, alert_id: int):
+    """ "Open case" on the alert page: to the customer's open case (opened if none), or the alert
+    page again with why not."""
+    alert = alert_get_for(user=request.user, alert_id=alert_id, with_evidence=False)
+    if not user_has_tenant_perm(user=request.user, tenant=alert.tenant, perm=CASE_CHANGE_PERM):
+        raise PermissionDenied("Your role may not work cases of this client.")
+    try:
+        case, opened = case_open(actor=request.user, alert=alert)
+    except (ValidationError, CaseNotVisible) as error:
+        status = 403 if isinstance(error, CaseNotVisible) else 400
+        errors = [str(error)] if isinstance(error, CaseNotVisible) else error.messages
+        response = _alert_page(request, alert, status=status, failed_step="case", errors=errors)
+        audit_shown(request).record(request)
+        return response
+    messages.success(request, f"Case #{case.pk} opened." if opened else f"Alert added to case #{case.pk}.")
+    return redirect("desk:case_detail", case_id=case.pk)
+
+
+# --- the supervisors' review of security concerns ------------------------------------------------------
+
+
+class ReviewForm(forms.Form):
+    note = forms.CharField(max_length=1000, required=False, strip=True, label="What you found")
+
+
+@require_GET
+@shows_data
+def concern_list(request):
+    """Security concerns waiting for review in the tenants the user reads them in (404 for others);
+    the review form where they review them."""
+    if not concern_can_read(user=request.user):
+        raise Http404("No such page.")
+    concerns = list(concern_list_for(user=request.user)[:100])
+    reviewable = set(tenant_ids_with_perm(user=request.user, perm=CASE_SUPERVISE_PERM))
+    for concern in concerns:
+        concern.reviewable = concern.tenant_id in reviewable
+    audit_shown(request).objects(concerns, target_type="desk.securityconcern")
+    return render(request, "desk/concern_list.html", {"concerns": concerns, "form": ReviewForm()})
+
+
+@require_POST
+@shows_data
+def concern_review_view(request, concern_id: int):
+    concern = concern_get_for(user=request.user, concern_id=concern_id)
+    form = ReviewForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(_form_errors(form)))
+    else:
+        concern_review(actor=request.user, concern=concern, note=form.cleaned_data["note"])
+        messages.success(request, f"Concern #{concern.pk} marked reviewed.")
+    return redirect("desk:concern_list")
+
+
+# --- a tenant admin's own playbooks ------------------------------------------------------------------
+
+
+class PlaybookForm(forms.Form):
+    _ONE_A_LINE = "One step a line."
+    verify = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}), label="What the agent verifies", help_text=_ONE_A_LINE
+    )
+    tell = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), required=False, label="What the agent tells", help_text=_ONE_A_LINE
+    )
+    never_ask = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        label="Also never ask for",
+        help_text="Added to the list every playbook keeps (passwords, codes, security answers).",
+    )
+    customer_steps = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), label="The customer's steps", help_text=_ONE_A_LINE
+    )
+
+    FIELDS = ("verify", "tell", "never_ask", "customer_steps")
+
+    def lines(self) -> dict[str, list[str]]:
+        return {name: self.cleaned_data.get(name, "").splitlines() for name in self.FIELDS}
+
+
+def _playbook_tenant(request):
+    """The tenant the user works in, when their role there edits its playbooks (404 otherwise)."""
+    tenant = request.tenant
+    if not tenant or not user_has_tenant_perm(user=request.user, tenant=tenant, perm=PLAYBOOK_EDIT_PERM):
+        raise Http404("No such page.")
+    return tenant
+
+
+@require_GET
+@shows_data
+def playbook_list(request):
+    """The playbooks of the tenant the user works in (a BPO admin before any tenant exists: none)."""
+    if request.tenant or not bpo_admin_has_perm(user=request.user, perm=PLAYBOOK_EDIT_PERM):
+        tenant = _playbook_tenant(request)
+    else:
+        tenant = None
+    own = set(PlaybookOverride.objects.filter(tenant=tenant).values_list("alert_type", flat=True)) if tenant else set()
+    rows = [{"type": t, "label": p.label, "own": t in own} for t, p in PLAYBOOKS.items()] if tenant else []
+    audit_shown(request).page("desk.playbooks", tenant=tenant)
+    return render(request, "desk/playbook_list.html", {"tenant": tenant, "rows": rows})
+
+
+@require_http_methods(["GET", "POST"])
+@shows_data
+def playbook_edit(request, alert_type: str):
+    tenant = _playbook_tenant(request)
+    if alert_type not in PLAYBOOKS:
+        raise Http404("No such alert type.")
+    checklist = playbook_checklist(tenant_id=tenant.pk, alert_type=alert_type)
+    status = 200
+    if request.method == "POST" and request.POST.get("action") == "reset":
+        playbook_override_clear(actor=request.user, tenant=tenant, alert_type=alert_type)
+        messages.success(request, "Back to the default playbook.")
+        return redirect("desk:playbook_edit", alert_type=alert_type)
+    if request.method == "POST":
+        form = PlaybookForm(request.POST)
+        if form.is_valid():
+            try:
+                playbook_override_set(actor=request.user, tenant=tenant, alert_type=alert_type, **form.lines())
+            except ValidationError as error:
+                for field, field_errors in error.message_dict.items():
+                    for message in field_errors:
+                        form.add_error(field if field in PlaybookForm.FIELDS else None, message)
+            else:
+                messages.success(request, "Playbook saved: agents see it on their next case.")
+                return redirect("desk:playbook_edit", alert_type=alert_type)
+        status = 400
+    else:
+        defaults = PLAYBOOKS[alert_type].checklist()
+        extra_never = [n for n in checklist.never_ask if n not in NEVER_ASK]
+        form = PlaybookForm(
+            initial={
+                "verify": "\n".join(s.text for s in checklist.steps if s.kind == VERIFY),
+                "tell": "\n".join(s.text for s in checklist.steps if s.kind != VERIFY),
+                "never_ask": "\n".join(extra_never if checklist.tenant_own else []),
+                "customer_steps": "\n".join(checklist.customer_steps or defaults.customer_steps),
+            }
+        )
+    audit_shown(request).page("desk.playbook", tenant=tenant, alert_type=alert_type)
+    context = {"tenant": tenant, "checklist": checklist, "form": form, "label": AlertType(alert_type).label}
+    response = render(request, "desk/playbook_edit.html", context, status=status)
+    if status != 200:
+        audit_shown(request).record(request)
+    return response
