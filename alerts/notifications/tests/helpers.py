@@ -46,3 +46,25 @@ def answer_link_of(text: str):
 
     found = re.search(r"/r/([^/\s]+)/", text)
     return notification_get_by_answer_token(token=found.group(1)) if found else None
+
+
+OUTBOX = "alerts.notifications.channels.OutboxBackend"
+
+
+def backends(**channels):
+    """Settings with the outbox on every channel but those given."""
+    from django.test import override_settings
+
+    every = {"email": OUTBOX, "sms": OUTBOX, "push": OUTBOX, "voice": OUTBOX}
+    return override_settings(NOTIFICATION_BACKENDS={**every, **channels})
+
+
+def send_all():
+    """Send every row, running what the services leave for after commit (fallbacks)."""
+    from django.test import TestCase
+
+    from alerts.models import Notification
+    from alerts.notifications.services import notifications_send
+
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return notifications_send(notification_ids=list(Notification.objects.values_list("pk", flat=True)))

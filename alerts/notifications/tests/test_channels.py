@@ -12,14 +12,12 @@ from django.core import mail
 from django.test import Client, TestCase, override_settings
 
 from alerts.models import Notification, NotificationSettings
-from alerts.notifications import services
 from alerts.notifications.channels import CHANNELS, Contacts, twilio_signature
 from alerts.notifications.models import State
-from alerts.notifications.tests.helpers import account, answer_link_of, feed
+from alerts.notifications.tests.helpers import OUTBOX, account, answer_link_of, feed, send_all
 from alerts.notifications.tests.stub_server import StubServer
 
 pytestmark = pytest.mark.django_db
-OUTBOX = "alerts.notifications.channels.OutboxBackend"
 SID, TOKEN, FROM = "AC0123456789abcdef0123456789abcdef", "twilio-test-token", "+15005550006"
 
 
@@ -29,25 +27,12 @@ def stub():
         yield server
 
 
-@pytest.fixture
-def no_tasks(monkeypatch):
-    queued = []
-    monkeypatch.setattr(services, "notifications_enqueue", lambda ids: queued.append(list(ids)))
-    monkeypatch.setattr(services, "_schedule", lambda deferred: queued.append(sorted(deferred)))
-    return queued
-
-
 def twilio(stub, **channels):
     return override_settings(
         NOTIFICATION_BACKENDS={"email": OUTBOX, "sms": OUTBOX, "push": OUTBOX, "voice": OUTBOX, **channels},
         TWILIO_ACCOUNT_SID=SID, TWILIO_AUTH_TOKEN=TOKEN, TWILIO_FROM=FROM, TWILIO_API_BASE=stub.url,
         NOTIFICATION_PUBLIC_URL="https://desk.example",
     )  # fmt: skip
-
-
-def send_all():
-    with TestCase.captureOnCommitCallbacks(execute=True):
-        return services.notifications_send(notification_ids=list(Notification.objects.values_list("pk", flat=True)))
 
 
 def form(received):

@@ -4,7 +4,7 @@ the global rate limit, and the delivery window."""
 from datetime import timedelta
 
 import pytest
-from django.test import TestCase, override_settings
+from django.test import TestCase
 from django.utils import timezone
 
 from alerts.models import Notification, NotificationSettings, OutboxMessage
@@ -12,40 +12,15 @@ from alerts.notifications import services
 from alerts.notifications.channels import PermanentFailure, TemporaryFailure
 from alerts.notifications.models import State
 from alerts.notifications.tests.backends import ScriptedBackend
-from alerts.notifications.tests.helpers import account, answer_link_of, feed
+from alerts.notifications.tests.helpers import OUTBOX, account, answer_link_of, backends, feed, send_all
 
 pytestmark = pytest.mark.django_db
-OUTBOX = "alerts.notifications.channels.OutboxBackend"
 TESTS = "alerts.notifications.tests.backends"
-
-
-def backends(**channels):
-    return override_settings(NOTIFICATION_BACKENDS={"email": OUTBOX, "sms": OUTBOX, "push": OUTBOX, "voice": OUTBOX,
-                                                    **channels})  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
 def _fresh_script():
     ScriptedBackend.script, ScriptedBackend.calls = [], []
-
-
-@pytest.fixture
-def no_tasks(monkeypatch):
-    """Tasks the services queue are noted, not run."""
-    queued = []
-    monkeypatch.setattr(services, "notifications_enqueue", lambda ids: queued.append(list(ids)))
-    monkeypatch.setattr(services, "_schedule", lambda deferred: queued.append(sorted(deferred)))
-    return queued
-
-
-def send_all():
-    """Send every row, running what the services leave for after commit (fallbacks)."""
-    with TestCase.captureOnCommitCallbacks(execute=True):
-        return services.notifications_send(notification_ids=list(Notification.objects.values_list("pk", flat=True)))
-
-
-def mfa_off(tenant, channels=None, **kw):
-    feed(tenant, "mfa.disabled", account_=account(channels=channels or {"email": True, "sms": True}), **kw)
 
 
 class TestOutbox:
