@@ -401,11 +401,6 @@ def case_verification(case: Case, *, now: datetime | None = None) -> dict | None
     return {"method": case.verification_method or None, "at": case.verified_at, "expires_at": case.verified_until}
 
 
-def case_open_of_customer(*, customer_id: int) -> Case | None:
-    """The customer's open case, if any, with no access check: for services, which check it."""
-    return Case.objects.filter(customer_id=customer_id, status__in=OPEN_CASE_STATUSES).first()
-
-
 def case_open_for_alert(*, user: User, alert: Alert) -> Case | None:
     """The open case of the alert's customer when `user` may see it (the alert page's link to it)."""
     if alert.customer_id is None:
