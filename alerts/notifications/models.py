@@ -202,6 +202,12 @@ class Notification(models.Model):
                 condition=models.Q(state="sent", receipt_expected=True),
             ),
             models.Index(fields=["customer", "created_at"], name="notification_customer_idx"),
+            # An SMS reply ("NO") finds the latest unanswered text sent to its number by digest.
+            models.Index(
+                fields=["recipient_digest", "-sent_at"],
+                name="notification_sms_reply_idx",
+                condition=models.Q(channel="sms", answered_at__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:

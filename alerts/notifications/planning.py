@@ -200,9 +200,18 @@ def _dedupe_previous(rows: list[Notification]) -> list[Notification]:
     return kept
 
 
+# The contact field each channel's address is: its keyed digest goes on the row, so that a reply
+# (an SMS "NO") is matched to the number the message went to, never the account's current one.
+_DIGEST_FIELD = {"email": "email", "sms": "phone", "voice": "phone"}
+
+
 def _row(alert, channel, purpose, address, critical, not_before, now, error="") -> Notification:
+    from alerts.services import contact_digest  # alerts.services imports this module (through raising)
+
     recipient, masked = address or ("", "")
+    field = _DIGEST_FIELD.get(channel)
     return Notification(
+        recipient_digest=contact_digest(field, recipient) if recipient and field else "",
         tenant_id=alert.tenant_id,
         alert_id=alert.pk,
         customer_id=alert.customer_id,

@@ -197,3 +197,21 @@ class TestCost:
         with django_assert_max_num_queries(13 + 6 + 3):
             events_process(event_ids=ids)
         assert Notification.objects.count() == 50 * 4
+
+
+class TestReplies:
+    def test_an_sms_planned_by_detection_takes_the_customers_no_by_reply(self, tenant_a):
+        """The answer module matches a reply by the digest kept on the row: detection's rows carry it."""
+        from alerts.notifications.answers import answer_sms_receive
+        from alerts.notifications.tests.helpers import send_all
+
+        feed(tenant_a, "password.changed", account_=account(channels={"sms": True}))
+        send_all()
+        sms = Notification.objects.get(channel="sms")
+        assert sms.recipient_digest and sms.sent_at is not None
+        assert answer_sms_receive(from_number="+14155550199", body="NO") is not None  # another number: nothing
+        sms.refresh_from_db()
+        assert sms.answered_at is None
+        answer_sms_receive(from_number="+14155550100", body="NO")
+        sms.refresh_from_db()
+        assert sms.answer == "no" and Alert.objects.get().severity == 4
