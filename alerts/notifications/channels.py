@@ -305,10 +305,12 @@ class TwilioVoiceBackend(TwilioBackend):
         return {"Twiml": f"<Response><Say>{escape(message.body)}</Say></Response>"}
 
 
-def twilio_signature(*, auth_token: str, url: str, params: dict) -> str:
+def twilio_signature(*, auth_token: str, url: str, params) -> str:
     """Twilio's request signature (X-Twilio-Signature): base64 of HMAC-SHA1, keyed with the auth
-    token, over the full URL followed by each POST parameter's name and value, sorted by name."""
-    payload = url + "".join(f"{name}{params[name]}" for name in sorted(params))
+    token, over the full URL followed by each POST parameter's name and value, sorted by name (a
+    repeated name: each value, sorted). `params`: a dict or a QueryDict."""
+    items = params.lists() if hasattr(params, "lists") else ((name, [value]) for name, value in params.items())
+    payload = url + "".join(name + value for name, values in sorted(items) for value in sorted(values))
     return base64.b64encode(hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()).decode()
 
 
