@@ -41,6 +41,7 @@ from django.utils.crypto import constant_time_compare
 from alerts.geo import country_name, locate
 from alerts.models import ACTIVE_STATUSES, AccountEvent, Alert, AlertType, Severity
 from alerts.notifications.channels import twilio_signature  # noqa: F401 (the SMS webhook's check)
+from alerts.notifications.content import brand_for
 from alerts.notifications.models import (
     ANSWER_SALT,
     Channel,
@@ -244,14 +245,16 @@ def answer_page_for(*, notification: Notification) -> AnswerPage:
         place = country_name(locate(event.ip, geo).country)
     user_agent = context.get("user_agent")
     device = agent_family(user_agent) if isinstance(user_agent, str) and user_agent else ""
-    tenant_settings = _settings_of(notification.tenant_id)
+    # What the customer is told matches the messages: the tenant's validated message settings
+    # (alerts.notifications.content.brand_for) give the time zone and the official support contact.
+    brand = brand_for(notification.tenant)
     given = set(Notification.objects.filter(alert_id=alert.pk).exclude(answer="").values_list("answer", flat=True))
     alert_answer = NO if NO in given else YES if YES in given else ""
     return AnswerPage(
         notification=notification,
         tenant_name=tenant_name,
         what=WHAT_HAPPENED.get(alert.type, "a security change on your account"),
-        when=_around(event.occurred_at if event is not None else alert.last_seen_at, tenant_settings.time_zone),
+        when=_around(event.occurred_at if event is not None else alert.last_seen_at, brand.time_zone),
         place=place,
         device=device,
         previous_contact=notification.purpose == Purpose.PREVIOUS_CONTACT,
@@ -259,7 +262,7 @@ def answer_page_for(*, notification: Notification) -> AnswerPage:
         answer=notification.answer,
         alert_answer=alert_answer,
         steps=secure_steps_for(alert_type=alert.type, tenant_name=tenant_name),
-        support=tenant_settings.support_contact,
+        support=" · ".join(s for s in (brand.support_phone, brand.support_url) if s),
     )
 
 

@@ -16,7 +16,7 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from alerts.models import AlertStatus, AlertType, EventType, Severity
+from alerts.models import AlertStatus, AlertType, EventType, MessageSettings, Severity
 from alerts.notifications import answers
 from alerts.notifications.answers import AnswerTokenInvalid, notification_answer, notification_get_by_answer_token
 from alerts.notifications.models import (
@@ -263,7 +263,8 @@ class TestPage:
     def test_the_time_is_approximate_and_in_the_tenants_zone(self, email_n, alert, tenant_a):
         alert.evidence.update(occurred_at=T0 + timedelta(minutes=7, seconds=30))
         assert answers.answer_page_for(notification=email_n).when == "Friday 20 November 2026, around 09:05 UTC"
-        NotificationSettings.objects.create(tenant=tenant_a, time_zone="Europe/Paris")
+        MessageSettings.objects.create(tenant=tenant_a, time_zone="Europe/Paris")  # the zone messages use too
+        email_n = Notification.objects.get(pk=email_n.pk)
         assert answers.answer_page_for(notification=email_n).when == "Friday 20 November 2026, around 10:05 CET"
 
     def test_an_alert_without_evidence_shows_its_time_only(self, web, customer):
