@@ -21,6 +21,8 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt $(VENV)/.runtime
 	@touch $@
 
 ## run: install, migrate, load demo data and serve the desk on http://$(HOST):$(PORT)
+# Answer links in customers' messages point where this desk listens (unless told otherwise).
+run: export NOTIFICATION_PUBLIC_URL ?= http://$(HOST):$(PORT)
 run: $(VENV)/.runtime
 	@mkdir -p staticfiles
 	$(BIN)/python manage.py migrate --no-input -v 0

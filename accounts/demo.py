@@ -88,13 +88,14 @@ def seed_demo(password: str) -> list[DemoLogin]:
 
 
 def _seed_alerts(tenants: dict[str, Tenant]) -> None:
-    """Hundreds of alerts per demo tenant, raised by the real pipeline (desk.demo), and a few cases
-    opened by customers' "No, it wasn't me"; idempotent."""
-    from desk.demo import demo_alerts_seed, demo_cases_seed
+    """Hundreds of alerts per demo tenant, raised by the real pipeline (desk.demo), a few cases
+    opened by customers' "No, it wasn't me", and customers with no alert to try the loop on; idempotent."""
+    from desk.demo import demo_alerts_seed, demo_cases_seed, demo_try_customers_seed
 
     for tenant in tenants.values():
         demo_alerts_seed(tenant=tenant)
         demo_cases_seed(tenant=tenant)
+        demo_try_customers_seed(tenant=tenant)
 
 
 def _seed_queues(tenants: dict[str, Tenant]) -> None:

@@ -139,3 +139,43 @@ def demo_cases_seed(*, tenant, count: int = 4) -> int:
         with transaction.atomic():
             alert_disowned.send(sender=Alert, alert_id=alert.pk)
     return len(customers)
+
+
+# Customers with nothing against them, for trying the customer loop by hand (README, "Try the
+# whole loop"): every channel opted into, one ordinary login from their phone days ago, no alert. A
+# demo customer with an active alert would only fold a new login into it, and a fold tells nobody.
+TRY_CUSTOMERS = 3
+
+
+def demo_try_customer_ids(tenant) -> list[str]:
+    return [f"{tenant.slug.split('-')[0]}-try-{n}" for n in range(1, TRY_CUSTOMERS + 1)]
+
+
+def demo_try_customers_seed(*, tenant) -> int:
+    """The tenant's try customers, through the real pipeline (idempotent). Returns how many it made."""
+    from alerts.models import Customer
+
+    have = set(Customer.objects.filter(tenant=tenant).values_list("external_id", flat=True))
+    at = timezone.now() - timedelta(days=3)
+    raws = []
+    for n, external_id in enumerate(demo_try_customer_ids(tenant), start=1):
+        if external_id in have:
+            continue
+        account = {
+            "external_id": external_id,
+            "email": f"{external_id}@{tenant.slug}.example",
+            "phone": f"+1415555{9000 + n:04d}",
+            "display_name": f"Try customer {n}",
+            "channels": {"email": True, "sms": True, "push": True},
+        }
+        raws.append(
+            {"id": f"demo-{external_id}-home", "type": "login.succeeded", "occurred_at": at.isoformat(),
+             "account": account, "context": {"method": "password", "device_id": "phone-1", "user_agent": AGENTS[3],
+                                             "geo": {"country": PLACES[0][0], "city": PLACES[0][1]}}}
+        )  # fmt: skip
+    if raws:
+        with transaction.atomic():
+            events = [validate_event(raw, now=timezone.now()) for raw in raws]
+            _, _, ids = events_ingest(tenant=tenant, events=events, key_prefix="demo")
+            events_process(event_ids=ids, now=timezone.now())
+    return len(raws)

@@ -50,6 +50,7 @@ from desk.selectors import (
     QueuePosition,
     case_open_for_alert,
     customer_ids_by_external_id,
+    open_cases_of_alerts,
     queue_alert_get,
     queue_alerts_page,
     queue_counts,
@@ -317,6 +318,7 @@ class QueueRow:
     due: str
     breaching: bool
     mine: bool
+    case: object = None  # the open case the alert is in, when the user may see it
 
 
 def _span(delta: timedelta) -> str:
@@ -331,13 +333,15 @@ def _span(delta: timedelta) -> str:
     return f"{hours // 24} d"
 
 
-def _queue_row(alert: Alert, *, user, now: datetime) -> QueueRow:
+def _queue_row(alert: Alert, *, user, now: datetime, case=None) -> QueueRow:
     due, breaching = "", False
     if alert.sla_due_at is not None:
         breaching = alert.sla_due_at < now
         due = f"overdue by {_span(now - alert.sla_due_at)}" if breaching else f"in {_span(alert.sla_due_at - now)}"
     mine = alert.assignee_id == user.pk
-    return QueueRow(alert=alert, age=_span(now - alert.first_seen_at), due=due, breaching=breaching, mine=mine)
+    return QueueRow(
+        alert=alert, age=_span(now - alert.first_seen_at), due=due, breaching=breaching, mine=mine, case=case
+    )
 
 
 def _queue_context(request, queue_id, query: QueryDict) -> dict:
@@ -367,6 +371,7 @@ def _queue_context(request, queue_id, query: QueryDict) -> dict:
         queue=queue, siblings=siblings, after=after, size=QUEUE_PAGE_SIZE, filters=filters
     )
     audit_shown(request).objects(alerts, target_type="alerts.alert")
+    cases = open_cases_of_alerts(user=request.user, alert_ids=[a.pk for a in alerts]) if alerts else {}
     now = timezone.now()
     filter_query = form.query()
     base = reverse("desk:queue", kwargs={"queue_id": queue.pk})
@@ -378,7 +383,7 @@ def _queue_context(request, queue_id, query: QueryDict) -> dict:
         "counts": counts.get(queue.pk),
         "form": form,
         "filtered": bool(filter_query),
-        "rows": [_queue_row(a, user=request.user, now=now) for a in alerts],
+        "rows": [_queue_row(a, user=request.user, now=now, case=cases.get(a.pk)) for a in alerts],
         "first_page": after is None,
         "older_url": f"{base}?{urlencode({**filter_query, 'cursor': position.encode()})}" if position else "",
         "newest_url": f"{base}?{urlencode(filter_query)}" if filter_query else base,

@@ -214,8 +214,9 @@ class TestFiltersAndPages:
         self, otp_client, agent, floor, tenant_a, django_assert_max_num_queries, monkeypatch
     ):
         url = page_url(floor["default_a"])
-        # Session, user, device, access (2), customer, siblings, counts, page, may work, topbar (2), audit.
-        with django_assert_max_num_queries(13) as few:
+        # Session, user, device, access (2), customer, siblings, counts, page, the rows' open cases (2:
+        # the supervised tenants, the cases), may work, topbar (2), audit.
+        with django_assert_max_num_queries(15) as few:
             otp_client.get(url, {"customer": "acct-ann"})
         customer = CustomerFactory(tenant=tenant_a, external_id="acct-many")
         for n in range(60):
@@ -300,3 +301,53 @@ class TestHome:
 def test_position_of_a_row_round_trips(floor):
     alert = Alert.objects.get(pk=floor["high-no-due"].pk)
     assert QueuePosition.decode(QueuePosition.of(alert).encode()) == QueuePosition.of(alert)
+
+
+class TestRowsShowTheirCase:
+    """A row whose alert is in an open case links to it (the customer's "No, it wasn't me" opens one,
+    and the page refetches its rows on the case's live signal), only when the reader may see the case."""
+
+    @staticmethod
+    def disown(alert):
+        from django.db import transaction
+
+        from alerts.signals import alert_disowned
+
+        with transaction.atomic():
+            alert_disowned.send(sender=Alert, alert_id=alert.pk)
+
+    def test_an_alert_in_an_open_case_links_to_it_and_others_do_not(self, otp_client, floor):
+        from desk.models import Case
+
+        self.disown(floor["high-later"])
+        case = Case.objects.get(customer__external_id="acct-bob", tenant=floor["high-later"].tenant)
+        for url in (page_url(floor["default_a"]), rows_url(floor["default_a"])):
+            html = otp_client.get(url).content.decode()
+            assert f'href="/cases/{case.pk}/"' in row_of_html(html, floor["high-later"])
+            assert f"Case #{case.pk} · not me" in row_of_html(html, floor["high-later"])
+            assert "row-case" not in row_of_html(html, floor["high-soon"])
+        Case.objects.filter(pk=case.pk).update(status="resolved", outcome="account_secured", closed_at=timezone.now())
+        assert "row-case" not in row_of_html(
+            otp_client.get(page_url(floor["default_a"])).content.decode(), floor["high-later"]
+        )
+
+    def test_a_case_the_reader_may_not_see_is_not_named(self, otp_client, floor, tenant_a):
+        from desk.models import Case
+
+        self.disown(floor["takeover-alert"])  # ann's case opens in the takeover queue, not granted to the agent
+        self.disown(floor["low-overdue"])  # ann's alert of the default queue joins it
+        case = Case.objects.get(customer__external_id="acct-ann", tenant=tenant_a)
+        assert set(case.alerts.values_list("pk", flat=True)) == {floor["takeover-alert"].pk, floor["low-overdue"].pk}
+        html = otp_client.get(page_url(floor["default_a"])).content.decode()
+        assert floor["low-overdue"].pk in [int(i) for i in re.findall(r'data-alert-id="(\d+)"', html)]
+        assert "row-case" not in row_of_html(html, floor["low-overdue"]) and f"/cases/{case.pk}/" not in html
+        supervisor = verified_client(make_staff("sup.rows", role=Role.SUPERVISOR, tenants=[tenant_a]))
+        assert f"Case #{case.pk}" in row_of_html(
+            supervisor.get(page_url(floor["default_a"])).content.decode(), floor["low-overdue"]
+        )
+
+
+def row_of_html(html: str, alert) -> str:
+    match = re.search(rf'<tr[^>]*data-alert-id="{alert.pk}".*?</tr>', html, re.S)
+    assert match, f"no row for alert {alert.pk}"
+    return match.group(0)

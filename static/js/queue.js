@@ -3,10 +3,10 @@
 //
 // Keys: j/k move the selected row, Enter opens it, c claims it, n takes the next alert, / goes to
 // the customer search, ? shows the help. None while typing in a field or with a modifier held.
-// Live: desk_live.js dispatches `desk:queue-changed` (detail: {queue, alerts, seq}) and
-// `desk:refetch` (detail: {queue or null}) on document; either refetches this page's rows with the
-// current filters and cursor, keeps the selected row (by alert id) and the focus, and announces
-// new alerts politely.
+// Live: desk_live.js dispatches `desk:queue-changed` (detail: {queue, alerts, seq}), `desk:refetch`
+// (detail: {queue or null}) and `desk:case-changed` (detail: {queue, cases}) on document; each
+// refetches this page's rows (which show their alert's open case) with the current filters and
+// cursor, keeps the selected row (by alert id) and the focus, and announces new alerts politely.
 
 const page = document.querySelector("[data-queue-page]");
 if (page) {
@@ -203,6 +203,8 @@ if (page) {
     showPresence();
   });
   document.addEventListener("desk:queue-changed", (event) => { if (forThisQueue(event)) refetch(); });
+  // A case opened or changed in this queue (say, by a customer's "No, it wasn't me"): rows show their case.
+  document.addEventListener("desk:case-changed", (event) => { if (event.detail.queue != null && forThisQueue(event)) refetch(); });
   document.addEventListener("desk:refetch", (event) => { if (forThisQueue(event)) refetch(); });
 
   // Start with the first row selected (not focused: the page's focus stays where the browser put it).

@@ -13,7 +13,7 @@ class Command(BaseCommand):
         password = demo_password()
         logins = seed_demo(password)
         out = self.stdout.write
-        out(self.style.SUCCESS("Demo data ready. Sign in at http://127.0.0.1:8000/"))
+        out(self.style.SUCCESS(f"Demo data ready. Sign in at {settings.NOTIFICATION_PUBLIC_URL or ''}/"))
         out(f"Password for every demo user: {password}")
         out("Second step: add the TOTP secret to an authenticator app, or print the current code with")
         out("  make totp U=<username>      or use one of the backup codes (each works once).")
