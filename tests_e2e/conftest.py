@@ -84,6 +84,19 @@ def _use_test_database(blocker):
     from django.conf import settings
 
     blocker.unblock()  # for the server's whole life: left entered on purpose
+    # Between tests the database is flushed and its content types made again, under new ids; the
+    # test process forgets its cached ones then (contenttypes' post_migrate), this process does
+    # not, and guardian's grants would be looked for under the old ids ("no queues"). So the
+    # server forgets them at every request (Django's cache and guardian's), as a fresh server would start.
+    from django.contrib.contenttypes.models import ContentType
+    from django.core.signals import request_started
+    from guardian.shortcuts import clear_ct_cache  # guardian keeps its own (permission -> content type)
+
+    def forget_content_types(**kwargs):
+        ContentType.objects.clear_cache()
+        clear_ct_cache()
+
+    request_started.connect(forget_content_types, weak=False)
     database = settings.DATABASES["default"]
     if database["TEST"].get("NAME"):  # SQLite: the file made above (PostgreSQL's name is the test one already)
         database["NAME"] = database["TEST"]["NAME"]
