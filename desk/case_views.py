@@ -194,7 +194,14 @@ def _timeline_row(item: TimelineItem) -> TimelineRow:
         label = AlertType(obj.alert_type).label if obj.alert_type in AlertType.values else obj.alert_type
         return TimelineRow(item.at, kind, f"Checked: {obj.step_text}", obj.checked_by.username, label)
     detail = obj.get_status_display()
-    return TimelineRow(item.at, kind, obj.get_kind_display(), obj.raised_by.username, detail, obj.note)
+    return TimelineRow(
+        item.at,
+        kind,
+        obj.get_kind_display(),
+        obj.raised_by.username if obj.raised_by_id else "AlertDesk (automatic)",
+        detail,
+        obj.note,
+    )
 
 
 @dataclass(frozen=True)

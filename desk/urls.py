@@ -19,6 +19,18 @@ urlpatterns = [
     path("api/v1/cases/<int:case_id>/playbook/checks/", apis.CaseCheckApi.as_view(), name="case_checks_api"),
     path("api/v1/cases/<int:case_id>/share/", apis.CaseShareApi.as_view(), name="case_share_api"),
     path("api/v1/cases/<int:case_id>/unshare/", apis.CaseUnshareApi.as_view(), name="case_unshare_api"),
+    path("api/v1/cases/<int:case_id>/verification/", apis.CaseVerificationApi.as_view(), name="case_verification_api"),
+    path(
+        "api/v1/cases/<int:case_id>/verification/check/",
+        apis.CaseVerificationCheckApi.as_view(),
+        name="case_verification_check_api",
+    ),
+    path("api/v1/cases/<int:case_id>/actions/", apis.CaseActionApi.as_view(), name="case_actions_api"),
+    path(
+        "api/v1/cases/<int:case_id>/actions/<str:action_id>/approve/",
+        apis.CaseActionApproveApi.as_view(),
+        name="case_action_approve_api",
+    ),
     path("api/v1/alerts/<int:alert_id>/case/", apis.AlertCaseApi.as_view(), name="alert_case_api"),
     path("queues/<int:queue_id>/", views.queue_page, name="queue"),
     path("queues/<int:queue_id>/rows/", views.queue_rows, name="queue_rows"),
