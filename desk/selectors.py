@@ -423,6 +423,11 @@ def case_actions(*, case: Case, limit: int = 20) -> list[AccountAction]:
     )
 
 
+def action_attempts(*, action_id: int) -> int:
+    """How many times an account action was posted to the tenant so far (the send task's bound)."""
+    return AccountAction.objects.filter(pk=action_id).values_list("attempts", flat=True).first() or 0
+
+
 def case_action_get(*, case: Case, action_id) -> AccountAction:
     """One account action of a case (already fetched through the access functions) by its public
     id (uuid): Http404 when it is not this case's or is malformed."""

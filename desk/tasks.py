@@ -11,24 +11,30 @@ ACTION_MAX_RETRIES = 6  # then failed: about 2 minutes of backoff (2, 4, ... 60 
 ACTION_BACKOFF_MAX = 60
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True, max_retries=ACTION_MAX_RETRIES)
-def account_action_send_task(self, action_id: int) -> str:
-    """POST one account action to the tenant's signed webhook; retried with exponential backoff
-    and jitter while the tenant does not answer 2xx, then failed. A repeat carries the same action
-    id, which the client dedupes on (acks_late: a worker lost mid-call sends it again)."""
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def account_action_send_task(action_id: int) -> str:
+    """POST one account action to the tenant's signed webhook; while the tenant does not answer 2xx,
+    try again later with exponential backoff and jitter, up to ACTION_MAX_RETRIES more times, then
+    fail it. The count is the row's own `attempts` (not celery's retry counter): it survives a lost
+    message, and the relay of a redelivered task cannot add attempts beyond the bound. A repeat
+    carries the same action id, which the client dedupes on (acks_late: a worker lost mid-call sends
+    it again)."""
     from desk.action_services import action_deliver, action_fail
+    from desk.selectors import action_attempts
 
     outcome = action_deliver(action_id=action_id)
     if outcome != "retry":
         return outcome
-    if self.request.retries >= self.max_retries:
+    attempts = action_attempts(action_id=action_id)
+    if attempts > ACTION_MAX_RETRIES:
         action_fail(action_id=action_id)
         logger.warning("account action failed after retries", extra={"account_action": action_id})
         return "failed"
     countdown = get_exponential_backoff_interval(
-        factor=2, retries=self.request.retries, maximum=ACTION_BACKOFF_MAX, full_jitter=True
+        factor=2, retries=attempts - 1, maximum=ACTION_BACKOFF_MAX, full_jitter=True
     )
-    raise self.retry(countdown=countdown)
+    account_action_send_task.apply_async((action_id,), countdown=countdown)
+    return "retrying"
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
