@@ -16,7 +16,6 @@ The policy, in one place (the kinds declare their risk and group: desk.actions):
 
 import json
 import secrets
-import time
 import urllib.error
 import urllib.request
 from datetime import datetime, timedelta
@@ -28,11 +27,10 @@ from django.utils import timezone
 
 from accounts.models import Tenant, User
 from accounts.selectors import user_has_tenant_perm
-from alerts.notifications.channels import push_signature
+from alerts.notifications.channels import signed_headers
 from audit.masking import audit_diff
 from audit.models import Action
 from audit.services import audit_record
-from config import push
 from desk.actions import ACTIONS, CONTACT, CREDENTIAL
 from desk.models import (
     OPEN_CASE_STATUSES,
@@ -40,11 +38,10 @@ from desk.models import (
     ActionSettings,
     ActionState,
     Case,
-    ConcernKind,
-    SecurityConcern,
     VerificationStrength,
 )
 from desk.selectors import CASE_SUPERVISE_PERM, action_settings_for, case_is_verified
+from desk.services import _case_announce, _case_record, concern_raise_by_desk
 from desk.verification import method_strength
 
 APPROVAL_REASON_MAX_LENGTH = AccountAction._meta.get_field("approval_reason").max_length
@@ -57,20 +54,6 @@ class ActionRefused(Exception):  # noqa: N818 (answered as a 409)
     @property
     def message(self) -> str:
         return str(self.args[0])
-
-
-def _announce(case: Case) -> None:
-    assignee = case.assignee.username if case.assignee_id else None
-    push.case_events(
-        [{"tenant": case.tenant_id, "id": case.pk, "queue": case.queue_id, "status": case.status, "assignee": assignee}]
-    )
-
-
-def _record(case: Case, *, actor, event: str, action=Action.UPDATE, changes=None, reason="", **metadata) -> None:
-    audit_record(
-        action=action, actor=actor, tenant=case.tenant, target=case, changes=changes or {}, reason=reason,
-        metadata={"event": event, **metadata},
-    )  # fmt: skip
 
 
 def _send_on_commit(account_action: AccountAction) -> None:
@@ -101,19 +84,12 @@ def _refusal_record(*, actor: User, case: Case, action: str, why: str) -> None:
     """A refused request is recorded in a transaction of its own (the request's rolls back), and a
     contact change asked for before verification flags the contact as suspected social engineering."""
     with transaction.atomic():
-        _record(case, actor=actor, event="action_refused", action_kind=action, why=why)
+        _case_record(case, actor=actor, event="action_refused", action_kind=action, why=why)
         if ACTIONS[action].group == CONTACT and why == "not_verified":
-            concern = SecurityConcern.objects.create(
-                tenant_id=case.tenant_id, case=case, raised_by=None, kind=ConcernKind.SOCIAL_ENGINEERING,
-                note="Raised by AlertDesk: a contact-detail change was asked for before the caller was verified.",
-                created_at=timezone.now(),
+            concern_raise_by_desk(
+                case=case, trigger="contact_change_unverified",
+                note="a contact-detail change was asked for before the caller was verified.",
             )  # fmt: skip
-            audit_record(
-                action=Action.CREATE, actor=None, tenant=case.tenant, target=concern,
-                changes=audit_diff({}, {"kind": concern.kind, "status": concern.status}),
-                metadata={"case": case.pk, "raised_by": "system", "trigger": "contact_change_unverified"},
-            )  # fmt: skip
-            push.concern_raised(tenant_id=case.tenant_id, concern_id=concern.pk, case_id=case.pk, kind=concern.kind)
 
 
 def action_request(*, actor: User, case: Case, action: str, params: dict | None = None) -> AccountAction:
@@ -159,7 +135,7 @@ def action_request(*, actor: User, case: Case, action: str, params: dict | None 
                 verification_method=locked.verification_method if verified else "",
                 needs="; ".join(needs)[:300], updated_at=now,
             )  # fmt: skip
-            _record(
+            _case_record(
                 locked, actor=actor, event="action_requested", action=Action.CREATE,
                 changes=audit_diff({}, {"action": kind.key, "state": account_action.state}),
                 account_action=str(account_action.uuid), action_kind=kind.key,
@@ -167,7 +143,7 @@ def action_request(*, actor: User, case: Case, action: str, params: dict | None 
             )  # fmt: skip
             if account_action.state == ActionState.REQUESTED:
                 _send_on_commit(account_action)
-            _announce(locked)
+            _case_announce(locked)
             return account_action
     _refusal_record(actor=actor, case=case, action=kind.key, why=why)
     if why == "not_strongly_verified":
@@ -208,13 +184,13 @@ def action_approve(*, actor: User, account_action: AccountAction, reason: str) -
     )  # fmt: skip
     locked.updated_at = now
     locked.save(update_fields=["state", "approved_by", "approved_at", "approval_reason", "updated_at"])
-    _record(
+    _case_record(
         case, actor=actor, event="action_approved", reason=reason,
         changes=audit_diff({"state": ActionState.PENDING_APPROVAL}, {"state": ActionState.REQUESTED}),
         account_action=str(locked.uuid), action_kind=locked.action, requested_by=locked.requested_by_id,
     )  # fmt: skip
     _send_on_commit(locked)
-    _announce(case)
+    _case_announce(case)
     return locked
 
 
@@ -238,16 +214,8 @@ def action_webhook_body(account_action: AccountAction) -> bytes:
 
 
 def _post(url: str, secret: str, body: bytes) -> int:
-    timestamp = str(int(time.time()))
     request = urllib.request.Request(  # noqa: S310 (the tenant's https or http URL, checked when set)
-        url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "X-AlertDesk-Timestamp": timestamp,
-            "X-AlertDesk-Signature": push_signature(secret=secret, timestamp=timestamp, body=body),
-        },
+        url, data=body, method="POST", headers=signed_headers(secret=secret, body=body)
     )
     try:
         with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT) as response:  # noqa: S310
@@ -291,9 +259,9 @@ def action_deliver(*, action_id: int) -> str:
                 state=ActionState.CONFIRMED, confirmed_at=now, error="", updated_at=now
             )
             case = Case.objects.select_related("tenant", "assignee").get(pk=locked.case_id)
-            _record(case, actor=None, event="action_confirmed", account_action=str(locked.uuid),
+            _case_record(case, actor=None, event="action_confirmed", account_action=str(locked.uuid),
                     action_kind=locked.action, attempts=locked.attempts)  # fmt: skip
-            _announce(case)
+            _case_announce(case)
             return "confirmed"
         AccountAction.objects.filter(pk=locked.pk).update(error=code[:100], updated_at=now)
     return "retry"
@@ -308,9 +276,9 @@ def action_fail(*, action_id: int) -> None:
     locked.state, locked.updated_at = ActionState.FAILED, timezone.now()
     locked.save(update_fields=["state", "updated_at"])
     case = Case.objects.select_related("tenant", "assignee").get(pk=locked.case_id)
-    _record(case, actor=None, event="action_failed", account_action=str(locked.uuid), action_kind=locked.action,
+    _case_record(case, actor=None, event="action_failed", account_action=str(locked.uuid), action_kind=locked.action,
             error=locked.error, attempts=locked.attempts)  # fmt: skip
-    _announce(case)
+    _case_announce(case)
 
 
 _URL = URLValidator(schemes=["https", "http"])

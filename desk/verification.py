@@ -36,18 +36,15 @@ from alerts.notifications.models import Channel, Notification, Purpose, State
 from alerts.notifications.planning import contacts_for
 from audit.masking import audit_diff
 from audit.models import Action
-from audit.services import audit_record
-from config import push
 from desk.models import (
     METHOD_STRENGTH,
     OPEN_CASE_STATUSES,
     Case,
-    ConcernKind,
-    SecurityConcern,
     Verification,
     VerificationMethod,
     VerificationState,
 )
+from desk.services import _case_announce, _case_record, concern_raise_by_desk
 
 CODE_DIGITS = 6
 CODE_MINUTES = 10
@@ -56,7 +53,8 @@ VALID_MINUTES = 30  # a verified caller counts as verified this long
 THROTTLE_WINDOW = timedelta(minutes=15)
 CODES_PER_WINDOW = 3
 SE_THRESHOLD = 3  # wrong codes for one customer ...
-SE_WINDOW = timedelta(hours=24)  # ... within this: a social-engineering flag
+SE_WINDOW_HOURS = 24  # ... within this: a social-engineering flag
+SE_WINDOW = timedelta(hours=SE_WINDOW_HOURS)
 CALLBACK_NOTE_MAX_LENGTH = Verification._meta.get_field("note").max_length
 
 # The channels a code may go to, and how the method is named for each. Push is number matching:
@@ -135,20 +133,6 @@ def _hash(code: str, salt: str) -> str:
 def _code_matches(code: str, code_hash: str) -> bool:
     salt, _, _ = code_hash.partition("$")
     return bool(salt) and constant_time_compare(_hash(code, salt), code_hash)
-
-
-def _record(case: Case, *, actor, event: str, action=Action.UPDATE, changes=None, **metadata) -> None:
-    audit_record(
-        action=action, actor=actor, tenant=case.tenant, target=case, changes=changes or {},
-        metadata={"event": event, **metadata},
-    )  # fmt: skip
-
-
-def _announce(case: Case) -> None:
-    assignee = case.assignee.username if case.assignee_id else None
-    push.case_events(
-        [{"tenant": case.tenant_id, "id": case.pk, "queue": case.queue_id, "status": case.status, "assignee": assignee}]
-    )
 
 
 def _lock_case(case: Case) -> Case:
@@ -262,7 +246,7 @@ def verification_request(*, actor: User, case: Case, method: str, channel: str) 
             customer_id=locked.customer_id, state=VerificationState.PENDING
         )
         raise _in_progress_conflict(pending.get()) from None
-    _record(
+    _case_record(
         locked, actor=actor, event="verification_requested", action=Action.CREATE, verification=verification.pk,
         method=method, channel=channel, to=masked, expires_at=verification.expires_at.isoformat(),
     )  # fmt: skip
@@ -275,11 +259,11 @@ def verification_request(*, actor: User, case: Case, method: str, channel: str) 
         verification_code_send_task.delay(pk, subject, sealed)
 
     transaction.on_commit(send)
-    _announce(locked)
+    _case_announce(locked)
     return verification
 
 
-def _verified(locked: Case, verification: Verification, now: datetime) -> None:
+def _verified(locked: Case, verification: Verification, now: datetime) -> dict:
     verification.state, verification.verified_at = VerificationState.VERIFIED, now
     verification.valid_until = now + timedelta(minutes=VALID_MINUTES)
     before = {"verified_until": locked.verified_until.isoformat() if locked.verified_until else None}
@@ -297,26 +281,6 @@ def _customer_wrong_codes(customer_id: int, now: datetime) -> int:
         )["n"]
         or 0
     )
-
-
-def _flag_social_engineering(locked: Case, wrong: int) -> None:
-    """A desk-raised concern (no staff member raised it), once per open case."""
-    if SecurityConcern.objects.filter(
-        case=locked, kind=ConcernKind.SOCIAL_ENGINEERING, raised_by__isnull=True, status="open"
-    ).exists():
-        return
-    concern = SecurityConcern.objects.create(
-        tenant_id=locked.tenant_id, case=locked, raised_by=None, kind=ConcernKind.SOCIAL_ENGINEERING,
-        note=f"Raised by AlertDesk: {wrong} wrong verification codes for this customer within "
-        f"{int(SE_WINDOW.total_seconds() // 3600)} hours. The caller may not be the customer.",
-        created_at=timezone.now(),
-    )  # fmt: skip
-    audit_record(
-        action=Action.CREATE, actor=None, tenant=locked.tenant, target=concern,
-        changes=audit_diff({}, {"kind": concern.kind, "status": concern.status}),
-        metadata={"case": locked.pk, "raised_by": "system", "wrong_codes": wrong},
-    )  # fmt: skip
-    push.concern_raised(tenant_id=locked.tenant_id, concern_id=concern.pk, case_id=locked.pk, kind=concern.kind)
 
 
 @transaction.atomic
@@ -346,30 +310,34 @@ def verification_check(*, actor: User, case: Case, code: str) -> CheckResult:
         if verification.state != VerificationState.EXPIRED:
             verification.state = VerificationState.EXPIRED
             verification.save(update_fields=["state"])
-            _record(locked, actor=actor, event="verification_expired", verification=verification.pk)
+            _case_record(locked, actor=actor, event="verification_expired", verification=verification.pk)
         return CheckResult(False, "expired", 0, verification)
     if _code_matches(code, verification.code_hash):
         changes = _verified(locked, verification, now)
         verification.save(update_fields=["state", "verified_at", "valid_until"])
-        _record(
+        _case_record(
             locked, actor=actor, event="verified", changes=changes, verification=verification.pk,
             method=verification.method, channel=verification.channel, strength=verification.strength,
         )  # fmt: skip
-        _announce(locked)
+        _case_announce(locked)
         return CheckResult(True, "", 0, verification)
     verification.attempts += 1
     failed = verification.attempts >= MAX_ATTEMPTS
     if failed:
         verification.state = VerificationState.FAILED
     verification.save(update_fields=["attempts", "state"])
-    _record(
+    _case_record(
         locked, actor=actor, event="verification_wrong_code", verification=verification.pk,
         attempts=verification.attempts, failed=failed,
     )  # fmt: skip
     wrong = _customer_wrong_codes(locked.customer_id, now)
     if wrong >= SE_THRESHOLD:
-        _flag_social_engineering(locked, wrong)
-    _announce(locked)
+        concern_raise_by_desk(
+            case=locked, trigger="wrong_codes", wrong_codes=wrong,
+            note=f"{wrong} wrong verification codes for this customer within {SE_WINDOW_HOURS} hours; the caller "
+            "may not be the customer.",
+        )  # fmt: skip
+    _case_announce(locked)
     if failed:
         return CheckResult(False, "too_many", 0, verification)
     return CheckResult(False, "wrong", MAX_ATTEMPTS - verification.attempts, verification)
@@ -398,11 +366,11 @@ def verification_callback_record(*, actor: User, case: Case, note: str = "") -> 
     )  # fmt: skip
     changes = _verified(locked, verification, now)
     verification.save(force_insert=True)
-    _record(
+    _case_record(
         locked, actor=actor, event="verified", changes=changes, verification=verification.pk,
         method=verification.method, channel=verification.channel, strength=verification.strength, to=address[1],
     )  # fmt: skip
-    _announce(locked)
+    _case_announce(locked)
     return verification
 
 
