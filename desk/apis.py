@@ -5,7 +5,7 @@ cases. Errors come from the project's exception handler (config/api.py)."""
 from django.core.exceptions import PermissionDenied
 from django.utils.decorators import method_decorator
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, Throttled, ValidationError
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
@@ -16,12 +16,14 @@ from alerts.selectors import alert_get_for, staff_get_by_username
 from alerts.serializers import AlertSerializer
 from audit.decorators import audit_shown, shows_data
 from config.api import Conflict, StrictCursorPagination
-from desk.models import Case, CaseStatus
+from desk.action_services import ActionRefused, action_approve, action_request
+from desk.models import Case, CaseStatus, VerificationMethod
 from desk.selectors import (
     CASE_CHANGE_PERM,
     CASE_SUPERVISE_PERM,
     InvalidPositionError,
     QueuePosition,
+    case_action_get,
     case_get_to_act,
     case_list_for,
     case_with_alert_ids,
@@ -33,6 +35,9 @@ from desk.selectors import (
     queue_siblings,
 )
 from desk.serializers import (
+    ActionApproveInputSerializer,
+    ActionInputSerializer,
+    ActionResultSerializer,
     CaseAssigneeResultSerializer,
     CaseListFilterSerializer,
     CaseSerializer,
@@ -50,6 +55,10 @@ from desk.serializers import (
     ShareResultSerializer,
     StatusInputSerializer,
     StatusResultSerializer,
+    VerificationCheckInputSerializer,
+    VerificationCheckResultSerializer,
+    VerificationInputSerializer,
+    VerificationResultSerializer,
 )
 from desk.services import (
     CaseConflict,
@@ -64,6 +73,13 @@ from desk.services import (
     case_unshare,
     concern_raise,
     playbook_step_check,
+)
+from desk.verification import (
+    VerificationConflict,
+    VerificationThrottled,
+    verification_callback_record,
+    verification_check,
+    verification_request,
 )
 
 _NOT_FOUND = OpenApiResponse(description="No such queue, or one the caller may not see (the same answer).")
@@ -442,3 +458,109 @@ class CaseShareApi(_CaseShareApi):
 )
 class CaseUnshareApi(_CaseShareApi):
     shared = False
+
+
+# --- verification and account actions (contracts/staff-api.md, "Cases") ---------------------------
+
+
+class _TooMany(Throttled):
+    default_detail = "Too many tries."
+
+    def __init__(self, detail):
+        super().__init__(wait=None, detail=detail)
+
+
+@_step_schema(
+    "cases_verification_create",
+    "Verify the caller: send a one-time code to the customer's channel on file (otp, push_match), or record a "
+    "callback to the number on file (callback). No address may be given.",
+    request=VerificationInputSerializer,
+    ok=202,
+    result=VerificationResultSerializer,
+    conflict="Another verification of this customer is in progress (the answer says who and since when).",
+    extra={429: OpenApiResponse(description="Too many codes for this customer or case lately.")},
+)
+class CaseVerificationApi(_CaseStepApi):
+    input_serializer = VerificationInputSerializer
+
+    def step(self, *, case, data, request):
+        try:
+            if data["method"] == VerificationMethod.CALLBACK:
+                verification = verification_callback_record(actor=request.user, case=case, note=data["note"])
+                return Response(VerificationResultSerializer(verification).data, status=200)
+            verification = verification_request(
+                actor=request.user, case=case, method=data["method"], channel=data["channel"]
+            )
+        except VerificationConflict as error:
+            raise Conflict(error.message) from None
+        except VerificationThrottled as error:
+            raise _TooMany(error.message) from None
+        return Response(VerificationResultSerializer(verification).data, status=202)
+
+
+@_step_schema(
+    "cases_verification_check",
+    "Check the code the customer reads out: 200 verified; 400 wrong or expired; 429 after too many tries",
+    request=VerificationCheckInputSerializer,
+    ok=200,
+    result=VerificationCheckResultSerializer,
+    conflict="No code is waiting on this case.",
+    extra={429: OpenApiResponse(description="Too many wrong codes: the verification failed.")},
+)
+class CaseVerificationCheckApi(_CaseStepApi):
+    input_serializer = VerificationCheckInputSerializer
+
+    def step(self, *, case, data, request):
+        try:
+            result = verification_check(actor=request.user, case=case, code=data["code"])
+        except VerificationConflict as error:
+            raise Conflict(error.message) from None
+        if result.verified:
+            return Response({"verified": True, "valid_until": result.verification.valid_until})
+        if result.reason == "too_many":
+            raise _TooMany(result.message)
+        raise ValidationError({"code": [result.message]})
+
+
+@_step_schema(
+    "cases_actions_create",
+    "Ask the client's systems to act on the customer's account (sent as the signed webhook)",
+    request=ActionInputSerializer,
+    ok=202,
+    result=ActionResultSerializer,
+    conflict="The customer is not verified (strongly, for a high-risk action) and no supervisor asked.",
+)
+class CaseActionApi(_CaseStepApi):
+    input_serializer = ActionInputSerializer
+
+    def step(self, *, case, data, request):
+        try:
+            account_action = action_request(actor=request.user, case=case, action=data["action"], params=data["params"])
+        except ActionRefused as error:
+            raise Conflict(error.message) from None
+        return Response(ActionResultSerializer(account_action).data, status=202)
+
+
+@_step_schema(
+    "cases_actions_approve",
+    "A supervisor (not the one who asked) approves an account action waiting for approval, with a reason",
+    request=ActionApproveInputSerializer,
+    ok=200,
+    result=ActionResultSerializer,
+    conflict="The action is not waiting for approval, or the customer's strong verification has ended.",
+)
+class CaseActionApproveApi(_CaseStepApi):
+    perm = CASE_SUPERVISE_PERM
+    input_serializer = ActionApproveInputSerializer
+
+    def post(self, request, case_id, action_id):
+        self.action_id = action_id
+        return super().post(request, case_id)
+
+    def step(self, *, case, data, request):
+        account_action = case_action_get(case=case, action_id=self.action_id)
+        try:
+            account_action = action_approve(actor=request.user, account_action=account_action, reason=data["reason"])
+        except ActionRefused as error:
+            raise Conflict(error.message) from None
+        return Response(ActionResultSerializer(account_action).data)

@@ -25,7 +25,10 @@ from accounts.selectors import bpo_admin_has_perm, tenant_ids_with_perm, user_ha
 from alerts.models import AlertType
 from alerts.selectors import alert_get_for, staff_get_by_username
 from audit.decorators import audit_shown, shows_data
+from desk.action_services import ActionRefused, action_approve, action_request
+from desk.actions import ACTIONS
 from desk.models import (
+    ActionState,
     CaseOpenedVia,
     CaseOutcome,
     CaseStatus,
@@ -42,6 +45,8 @@ from desk.selectors import (
     InvalidPositionError,
     TimelineItem,
     TimelinePosition,
+    case_action_get,
+    case_actions,
     case_alerts_for,
     case_checklists,
     case_get_for,
@@ -52,6 +57,7 @@ from desk.selectors import (
     case_shared_with,
     case_timeline_page,
     case_verification,
+    case_verifications,
     concern_can_read,
     concern_get_for,
     concern_list_for,
@@ -75,6 +81,14 @@ from desk.services import (
     playbook_override_clear,
     playbook_override_set,
     playbook_step_check,
+)
+from desk.verification import (
+    VerificationConflict,
+    VerificationThrottled,
+    method_label,
+    verification_callback_record,
+    verification_check,
+    verification_request,
 )
 from desk.views import _alert_page, _device, _event_type_label, _place
 
@@ -100,6 +114,32 @@ class RevealForm(forms.Form):
     field = forms.ChoiceField(choices=RevealField.choices, label="Field")
     reason_code = forms.ChoiceField(choices=[("", "Choose a reason"), *RevealReason.choices], label="Reason")
     reason = forms.CharField(max_length=500, strip=True, label="Why, in your words")
+
+
+class VerificationForm(forms.Form):
+    channel = forms.ChoiceField(
+        choices=[("sms", "SMS on file"), ("email", "Email on file"), ("voice", "Call to the phone on file")],
+        label="Send a one-time code by",
+    )
+
+
+class CodeForm(forms.Form):
+    code = forms.CharField(max_length=12, strip=True, label="Code the customer reads out")
+
+
+class CallbackForm(forms.Form):
+    note = forms.CharField(max_length=500, strip=True, required=False, label="Note on the callback")
+
+
+class ActionForm(forms.Form):
+    action = forms.ChoiceField(choices=[(key, kind.label) for key, kind in ACTIONS.items()])
+    app = forms.CharField(max_length=100, required=False, strip=True, label="App id (revoke an app)")
+    field = forms.ChoiceField(choices=[("", "—"), ("email", "Email"), ("phone", "Phone")], required=False)
+
+
+class ApproveForm(forms.Form):
+    action_id = forms.UUIDField()
+    reason = forms.CharField(max_length=500, strip=True, label="Why you approve it")
 
 
 class ConcernForm(forms.Form):
@@ -194,7 +234,14 @@ def _timeline_row(item: TimelineItem) -> TimelineRow:
         label = AlertType(obj.alert_type).label if obj.alert_type in AlertType.values else obj.alert_type
         return TimelineRow(item.at, kind, f"Checked: {obj.step_text}", obj.checked_by.username, label)
     detail = obj.get_status_display()
-    return TimelineRow(item.at, kind, obj.get_kind_display(), obj.raised_by.username, detail, obj.note)
+    return TimelineRow(
+        item.at,
+        kind,
+        obj.get_kind_display(),
+        obj.raised_by.username if obj.raised_by_id else "AlertDesk (automatic)",
+        detail,
+        obj.note,
+    )
 
 
 @dataclass(frozen=True)
@@ -240,6 +287,14 @@ def _case_page(request, case, *, status=200, failed_step="", errors=(), forms_bo
         ],
         "verified": case_is_verified(case, now=now),
         "verification": case_verification(case, now=now),
+        "verification_label": method_label(case.verification_method) if case.verification_method else "",
+        "verifications": case_verifications(case=case),
+        "actions": case_actions(case=case),
+        "action_kinds": ACTIONS,
+        "verification_form": bound.get("verification") or VerificationForm(),
+        "code_form": bound.get("verification_check") or CodeForm(),
+        "callback_form": bound.get("callback") or CallbackForm(),
+        "action_form": bound.get("action") or ActionForm(),
         "may_act": may_act and case.status != CaseStatus.RESOLVED,
         "may_note": may_act,
         "may_supervise": may_supervise,
@@ -352,6 +407,83 @@ def case_reveal_view(request, case_id: int):
         return f"The {RevealField(data['field']).label.lower()} is shown for a few minutes; the reveal is recorded."
 
     return _step(request, case_id, "reveal", run, form_class=RevealForm, anchor="#customer")
+
+
+def _as_conflict(error) -> CaseConflict:
+    return CaseConflict(error.message)
+
+
+@require_POST
+@shows_data
+def case_verification_view(request, case_id: int):
+    def run(case, data):
+        try:
+            verification = verification_request(actor=request.user, case=case, method="otp", channel=data["channel"])
+        except (VerificationConflict, VerificationThrottled) as error:
+            raise _as_conflict(error) from None
+        return f"Code sent to {verification.recipient_masked}: ask the customer to read it out."
+
+    return _step(request, case_id, "verification", run, form_class=VerificationForm, anchor="#verification")
+
+
+@require_POST
+@shows_data
+def case_verification_check_view(request, case_id: int):
+    def run(case, data):
+        try:
+            result = verification_check(actor=request.user, case=case, code=data["code"])
+        except VerificationConflict as error:
+            raise _as_conflict(error) from None
+        if not result.verified:  # recorded already (the service committed): say why
+            raise ValidationError(result.message)
+        return "The caller is verified as the customer."
+
+    return _step(request, case_id, "verification_check", run, form_class=CodeForm, anchor="#verification")
+
+
+@require_POST
+@shows_data
+def case_callback_view(request, case_id: int):
+    def run(case, data):
+        try:
+            verification_callback_record(actor=request.user, case=case, note=data["note"])
+        except VerificationConflict as error:
+            raise _as_conflict(error) from None
+        return "Callback recorded: the caller is verified."
+
+    return _step(request, case_id, "callback", run, form_class=CallbackForm, anchor="#verification")
+
+
+@require_POST
+@shows_data
+def case_action_view(request, case_id: int):
+    def run(case, data):
+        params = {"app": data["app"]} if data["action"] == "revoke_app" else {}
+        if data["action"] == "change_contact":
+            params = {"field": data["field"]}
+        try:
+            account_action = action_request(actor=request.user, case=case, action=data["action"], params=params)
+        except ActionRefused as error:
+            raise _as_conflict(error) from None
+        if account_action.state == ActionState.PENDING_APPROVAL:
+            return f"{ACTIONS[account_action.action].label}: waiting for {account_action.needs}."
+        return f"{ACTIONS[account_action.action].label}: sent to the client."
+
+    return _step(request, case_id, "action", run, form_class=ActionForm, anchor="#actions")
+
+
+@require_POST
+@shows_data
+def case_action_approve_view(request, case_id: int):
+    def run(case, data):
+        account_action = case_action_get(case=case, action_id=data["action_id"])
+        try:
+            action_approve(actor=request.user, account_action=account_action, reason=data["reason"])
+        except ActionRefused as error:
+            raise _as_conflict(error) from None
+        return "Approved: sent to the client."
+
+    return _step(request, case_id, "approve", run, form_class=ApproveForm, perm=CASE_SUPERVISE_PERM, anchor="#actions")
 
 
 @require_POST

@@ -1,5 +1,8 @@
+import uuid
+
 from django.db import models
 
+from alerts.crypto import EncryptedTextField
 from alerts.models import Severity
 
 
@@ -233,7 +236,8 @@ class SecurityConcern(models.Model):
 
     tenant = models.ForeignKey("accounts.Tenant", on_delete=models.PROTECT, related_name="+")
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="concerns")
-    raised_by = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+")
+    # None: raised by the desk itself (repeated wrong verification codes, desk.verification).
+    raised_by = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     kind = models.CharField(max_length=24, choices=ConcernKind.choices)
     note = models.CharField(max_length=1000, blank=True)
     created_at = models.DateTimeField()
@@ -300,3 +304,164 @@ class PlaybookCheck(models.Model):
 
     def __str__(self) -> str:
         return f"{self.alert_type}/{self.step_key} on case {self.case_id}"
+
+
+# --- verification of the caller (desk.verification) -------------------------------------------------
+
+
+class VerificationMethod(models.TextChoices):
+    OTP = "otp", "One-time code"
+    PUSH_MATCH = "push_match", "Number matching in the app"
+    CALLBACK = "callback", "Callback to the number on file"
+    KNOWLEDGE = "knowledge", "Knowledge questions"
+
+
+class VerificationStrength(models.TextChoices):
+    STRONG = "strong", "Strong"
+    WEAK = "weak", "Weak"  # never enough alone for a high-risk action
+
+
+# Something the customer has (a channel on file) is strong; something they know is weak (NIST SP 800-63B-4).
+METHOD_STRENGTH = {
+    VerificationMethod.OTP: VerificationStrength.STRONG,
+    VerificationMethod.PUSH_MATCH: VerificationStrength.STRONG,
+    VerificationMethod.CALLBACK: VerificationStrength.STRONG,
+    VerificationMethod.KNOWLEDGE: VerificationStrength.WEAK,
+}
+
+
+class VerificationState(models.TextChoices):
+    PENDING = "pending", "Waiting for the code"
+    VERIFIED = "verified", "Verified"
+    FAILED = "failed", "Failed (too many wrong codes)"
+    EXPIRED = "expired", "Expired"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Verification(models.Model):
+    """One attempt to verify that the caller of a case is its customer: a one-time code sent to a
+    channel on file (or a number shown in the tenant's app), read back to the agent; or a callback
+    to the number on file, recorded by the agent. Only a hash of the code is kept (HMAC-SHA256 with
+    the project's secret and a salt of this row); the clear code lives in memory and in the message
+    handed to the channel backend (the development outbox stores that message: development only).
+
+    One verification waiting for its code per customer at a time, whoever the agent (constraint
+    verification_one_pending_per_customer): two agents cannot run parallel attempts on one account.
+    Changed only through desk.verification."""
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.PROTECT, related_name="+")
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="verifications")
+    customer = models.ForeignKey("alerts.Customer", on_delete=models.PROTECT, related_name="+")
+    method = models.CharField(max_length=12, choices=VerificationMethod.choices)
+    channel = models.CharField(max_length=10, blank=True)  # alerts Channel of the code; callback: voice
+    recipient_masked = models.CharField(max_length=64, blank=True)
+    notification = models.ForeignKey(
+        "alerts.Notification", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    code_hash = models.CharField(max_length=128, blank=True)  # "<salt>$<hex HMAC>"; never the code
+    strength = models.CharField(max_length=8, choices=VerificationStrength.choices)
+    attempts = models.PositiveSmallIntegerField(default=0)  # wrong codes entered
+    state = models.CharField(max_length=10, choices=VerificationState.choices, default=VerificationState.PENDING)
+    requested_by = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()  # the code works until then
+    verified_at = models.DateTimeField(null=True, blank=True)
+    valid_until = models.DateTimeField(null=True, blank=True)  # the caller counts as verified until then
+    note = models.CharField(max_length=500, blank=True)  # a callback: what the agent recorded
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer"], condition=models.Q(state="pending"), name="verification_one_pending_per_customer"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(state__in=["pending", "verified", "failed", "expired", "cancelled"]),
+                name="verification_state_valid",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["customer", "created_at"], name="verification_customer_idx"),
+            models.Index(fields=["case", "created_at", "id"], name="verification_case_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"verification #{self.pk} ({self.method}) on case {self.case_id}"
+
+    def audit_label(self) -> str:
+        return self.method
+
+
+# --- account actions through the client's systems (desk.actions, desk.action_services) ---------------
+
+
+class ActionState(models.TextChoices):
+    PENDING_APPROVAL = "pending_approval", "Waiting for a supervisor's approval"
+    REQUESTED = "requested", "Requested"
+    SENT = "sent", "Sent to the client"
+    CONFIRMED = "confirmed", "Confirmed by the client"
+    FAILED = "failed", "Failed"
+
+
+class AccountAction(models.Model):
+    """An action on the customer's account in the client's systems (lock, reset the password,
+    revoke sessions, ...; desk.actions holds the kinds), sent as the contract's signed webhook.
+    `uuid` is the id the client dedupes on: a retry carries the same one. Changed only through
+    desk.action_services."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.PROTECT, related_name="+")
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="actions")
+    customer = models.ForeignKey("alerts.Customer", on_delete=models.PROTECT, related_name="+")
+    action = models.CharField(max_length=30)
+    params = models.JSONField(default=dict, blank=True)
+    state = models.CharField(max_length=20, choices=ActionState.choices)
+    requested_by = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+")
+    requested_at = models.DateTimeField()
+    verification_method = models.CharField(max_length=40, blank=True)  # the case's, when requested
+    needs = models.CharField(max_length=300, blank=True)  # why it waits for a supervisor
+    approved_by = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    approved_at = models.DateTimeField(null=True, blank=True)
+    approval_reason = models.CharField(max_length=500, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.CharField(max_length=100, blank=True)  # a class or HTTP status, never a body
+    sent_at = models.DateTimeField(null=True, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(state__in=["pending_approval", "requested", "sent", "confirmed", "failed"]),
+                name="account_action_state_valid",
+            ),
+            # Two people: whoever approves is not who asked.
+            models.CheckConstraint(
+                condition=models.Q(approved_by__isnull=True) | ~models.Q(approved_by=models.F("requested_by")),
+                name="account_action_four_eyes",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["customer", "requested_at"], name="account_action_customer_idx"),
+            models.Index(fields=["case", "requested_at", "id"], name="account_action_case_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} #{self.pk} on case {self.case_id}"
+
+    def audit_label(self) -> str:
+        return self.action
+
+
+class ActionSettings(models.Model):
+    """A tenant's account-action settings: where the signed webhook goes, its secret (encrypted;
+    shown once, by `manage.py tenant_webhook`), and the cooling-off window in which a contact change
+    and a credential or MFA reset of one customer need a supervisor's approval with a reason."""
+
+    tenant = models.OneToOneField("accounts.Tenant", primary_key=True, on_delete=models.CASCADE, related_name="+")
+    webhook_url = models.URLField(blank=True)
+    webhook_secret = EncryptedTextField(blank=True)
+    cooling_off_hours = models.PositiveSmallIntegerField(default=24)
+    updated_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"account-action settings of {self.tenant_id}"

@@ -9,6 +9,7 @@ order of specificity, and a property test holds them to each other.
 import base64
 import binascii
 import json
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +27,8 @@ from alerts.selectors import ENCRYPTED_CUSTOMER_FIELDS
 from audit.models import Action, AuditEvent
 from desk.models import (
     OPEN_CASE_STATUSES,
+    AccountAction,
+    ActionSettings,
     Case,
     CaseAlert,
     CaseNote,
@@ -35,6 +38,7 @@ from desk.models import (
     PlaybookOverride,
     Queue,
     SecurityConcern,
+    Verification,
 )
 from desk.playbooks import PLAYBOOKS, Checklist
 
@@ -399,6 +403,41 @@ def case_verification(case: Case, *, now: datetime | None = None) -> dict | None
     if not case_is_verified(case, now=now):
         return None
     return {"method": case.verification_method or None, "at": case.verified_at, "expires_at": case.verified_until}
+
+
+def action_settings_for(*, tenant_id: int) -> ActionSettings:
+    """The tenant's account-action settings (webhook, cooling-off window); defaults, unsaved, when
+    it has none."""
+    return ActionSettings.objects.filter(tenant_id=tenant_id).first() or ActionSettings(tenant_id=tenant_id)
+
+
+def case_verifications(*, case: Case, limit: int = 5) -> list[Verification]:
+    """The case's latest verifications, newest first, with who asked (the case page)."""
+    return list(Verification.objects.filter(case=case).select_related("requested_by").order_by("-id")[:limit])
+
+
+def case_actions(*, case: Case, limit: int = 20) -> list[AccountAction]:
+    """The case's account actions, newest first, with who asked and approved (the case page)."""
+    return list(
+        AccountAction.objects.filter(case=case).select_related("requested_by", "approved_by").order_by("-id")[:limit]
+    )
+
+
+def action_attempts(*, action_id: int) -> int:
+    """How many times an account action was posted to the tenant so far (the send task's bound)."""
+    return AccountAction.objects.filter(pk=action_id).values_list("attempts", flat=True).first() or 0
+
+
+def case_action_get(*, case: Case, action_id) -> AccountAction:
+    """One account action of a case (already fetched through the access functions) by its public
+    id (uuid): Http404 when it is not this case's or is malformed."""
+
+    try:
+        return AccountAction.objects.select_related("case", "case__tenant").get(
+            case=case, uuid=uuid.UUID(str(action_id))
+        )
+    except (AccountAction.DoesNotExist, ValueError):
+        raise Http404("No such action.") from None
 
 
 def case_open_for_alert(*, user: User, alert: Alert) -> Case | None:

@@ -159,3 +159,70 @@ class CheckResultSerializer(serializers.Serializer):
     step = serializers.CharField(source="step_key")
     checked_by = serializers.CharField(source="checked_by.username")
     checked_at = serializers.DateTimeField()
+
+
+# --- verification and account actions ------------------------------------------------------------
+
+# Fields that would carry an address given during the call: refused outright, so that no client can
+# believe a code or an action went to one (codes go only to a channel on file).
+ADDRESS_FIELDS = frozenset({"to", "address", "email", "phone", "number", "recipient", "destination"})
+
+
+class _NoAddressMixin:
+    def validate(self, attrs):
+        given = ADDRESS_FIELDS & set(self.initial_data or {})
+        if given:
+            raise serializers.ValidationError(
+                {name: "Codes and actions go only to the contacts on file: no address may be given." for name in given}
+            )
+        return attrs
+
+
+class VerificationInputSerializer(_NoAddressMixin, serializers.Serializer):
+    method = serializers.ChoiceField(
+        choices=["otp", "push_match", "callback"], help_text="otp, push_match (a code) or callback (recorded)"
+    )
+    channel = serializers.ChoiceField(
+        choices=["sms", "email", "voice", "push"], required=False, help_text="the channel on file (codes only)"
+    )
+    note = StrictCharField(max_length=500, required=False, allow_blank=True, default="", help_text="callback only")
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        if attrs["method"] != "callback" and "channel" not in attrs:
+            raise serializers.ValidationError({"channel": "Say which channel on file the code goes to."})
+        return attrs
+
+
+class VerificationResultSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    method = serializers.CharField()
+    channel = serializers.CharField()
+    state = serializers.CharField()
+    to = serializers.CharField(source="recipient_masked", help_text="the masked address on file")
+    expires_at = serializers.DateTimeField()
+
+
+class VerificationCheckInputSerializer(_NoAddressMixin, serializers.Serializer):
+    code = StrictCharField(max_length=12, help_text="the digits the customer reads out")
+
+
+class VerificationCheckResultSerializer(serializers.Serializer):
+    verified = serializers.BooleanField()
+    valid_until = serializers.DateTimeField(allow_null=True, required=False)
+
+
+class ActionInputSerializer(_NoAddressMixin, serializers.Serializer):
+    action = StrictCharField(max_length=30, help_text="lock, reset_password, revoke_sessions, revoke_app, ...")
+    params = serializers.DictField(required=False, default=dict, help_text="revoke_app: app; change_contact: field")
+
+
+class ActionResultSerializer(serializers.Serializer):
+    id = serializers.UUIDField(source="uuid", help_text="the action id the client dedupes on")
+    action = serializers.CharField()
+    state = serializers.CharField()
+    needs = serializers.CharField(help_text="why it waits for a supervisor, if it does")
+
+
+class ActionApproveInputSerializer(serializers.Serializer):
+    reason = StrictCharField(max_length=500, help_text="why the supervisor approves (required)")

@@ -626,6 +626,29 @@ def concern_raise(*, actor: User, case: Case, kind: str, note: str = "") -> Secu
 
 
 @transaction.atomic
+def concern_raise_by_desk(*, case: Case, note: str, trigger: str, **metadata) -> SecurityConcern | None:
+    """A social-engineering concern the desk raises itself (no staff member: raised_by is None), on
+    a pattern of an attack (repeated wrong codes, a contact change asked for before verification);
+    supervisors hear of it live, as of any concern. One open desk-raised concern per case: None when
+    there is one already."""
+    if SecurityConcern.objects.filter(
+        case=case, kind=ConcernKind.SOCIAL_ENGINEERING, raised_by__isnull=True, status=ConcernStatus.OPEN
+    ).exists():
+        return None
+    concern = SecurityConcern.objects.create(
+        tenant_id=case.tenant_id, case=case, raised_by=None, kind=ConcernKind.SOCIAL_ENGINEERING,
+        note=f"Raised by AlertDesk: {note}"[:CONCERN_NOTE_MAX_LENGTH], created_at=timezone.now(),
+    )  # fmt: skip
+    audit_record(
+        action=Action.CREATE, actor=None, tenant=case.tenant, target=concern,
+        changes=audit_diff({}, {"kind": concern.kind, "status": concern.status}),
+        metadata={"case": case.pk, "raised_by": "system", "trigger": trigger, **metadata},
+    )  # fmt: skip
+    push.concern_raised(tenant_id=case.tenant_id, concern_id=concern.pk, case_id=case.pk, kind=concern.kind)
+    return concern
+
+
+@transaction.atomic
 def concern_review(*, actor: User, concern: SecurityConcern, note: str = "") -> SecurityConcern:
     """A supervisor has looked into the concern. Reviewing it twice changes nothing."""
     note = note.strip() if isinstance(note, str) else ""

@@ -319,6 +319,17 @@ def push_signature(*, secret: str, timestamp: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
+def signed_headers(*, secret: str, body: bytes) -> dict[str, str]:
+    """The headers of a signed tenant webhook (push, account actions): JSON, the timestamp, and
+    the signature over "<timestamp>.<body>"."""
+    timestamp = str(int(time.time()))
+    return {
+        "Content-Type": "application/json",
+        "X-AlertDesk-Timestamp": timestamp,
+        "X-AlertDesk-Signature": push_signature(secret=secret, timestamp=timestamp, body=body),
+    }
+
+
 class WebhookPushBackend(Backend):
     """Push through the tenant's own signed webhook to its app: POST JSON to the tenant's
     push_webhook_url with X-AlertDesk-Timestamp, X-AlertDesk-Signature (HMAC-SHA256 of
@@ -347,18 +358,11 @@ class WebhookPushBackend(Backend):
             },
             separators=(",", ":"),
         ).encode()
-        timestamp = str(int(time.time()))
-        request = urllib.request.Request(  # noqa: S310
-            url,
-            data=body,
-            method="POST",
-            headers={
-                "Content-Type": "application/json",
-                "X-AlertDesk-Timestamp": timestamp,
-                "X-AlertDesk-Signature": push_signature(secret=secret, timestamp=timestamp, body=body),
-                "X-AlertDesk-Idempotency-Key": str(notification.idempotency_key),
-            },
-        )
+        headers = {
+            **signed_headers(secret=secret, body=body),
+            "X-AlertDesk-Idempotency-Key": str(notification.idempotency_key),
+        }
+        request = urllib.request.Request(url, data=body, method="POST", headers=headers)  # noqa: S310
         status, _, headers = _http(request, timeout=float(self.options.get("TIMEOUT", 10)))
         if 200 <= status < 300:
             return Sent()

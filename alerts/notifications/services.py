@@ -162,6 +162,33 @@ def _send_batch(ids: list[int], report: SendReport) -> None:
         _hand(row, backend, tenant_settings[row.tenant_id], report)
 
 
+def notification_send_composed(*, notification_id: int, message) -> bool:
+    """Send one row whose message its caller composed and holds in memory only (a verification
+    code: no template may carry it, and the row must not store it). The same claim as every row
+    (exactly once: handed_at set while the row is locked; a transactional backend sends in that
+    transaction), but no retry and no rate-limit deferral: those resend later from the row alone,
+    which has no message. A row the backend does not take is failed (purpose verification has no
+    channel fallback); the agent sends a new code. Whether the backend took it."""
+    now = timezone.now()
+    with transaction.atomic():
+        rows = _claim([notification_id], now)
+        if not rows:
+            return False
+        row = rows[0]
+        backend = backend_for(row.channel)
+        tenant_settings = notification_settings_for(tenant_ids=[row.tenant_id])[row.tenant_id]
+        if backend.transactional:
+            _record_sent(backend, [row], backend.send_many([(row, message, tenant_settings)], now), now)
+            return True
+        _record_claimed([(row, backend)], now)
+    report = SendReport()
+    _hand(row, backend, tenant_settings, report, message=message)
+    if row.pk in report.deferred:  # a temporary failure: the row cannot be sent again without its message
+        _record_failed(row, "not_retried")
+        return False
+    return not report.failed
+
+
 def _record_sent(backend: Backend, rows: list[Notification], results: list[Sent], now) -> None:
     """Rows a transactional backend sent, recorded in one UPDATE per outcome (the outbox: one)."""
     by_outcome: dict[tuple, list[int]] = defaultdict(list)
@@ -238,11 +265,11 @@ def _fail_in_place(row: Notification, code: str, now) -> None:
     row.provider = row.provider or "-"
 
 
-def _hand(row: Notification, backend: Backend, tenant_settings, report: SendReport) -> None:
+def _hand(row: Notification, backend: Backend, tenant_settings, report: SendReport, message=None) -> None:
     """Call a non-transactional backend for a claimed row (outside any transaction), then record
-    the answer."""
+    the answer. `message`: one composed by its caller (a verification code), else rendered here."""
     try:
-        message = message_render(notification=row)
+        message = message or message_render(notification=row)
         result = backend.send(row, message, tenant_settings)
     except TemporaryFailure as error:
         _record_temporary(row, error.code, error.retry_after, report)

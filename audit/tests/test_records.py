@@ -42,6 +42,10 @@ NO_DATA_VIEWS = {
     # Case steps answer ids and states; the change itself is recorded by the service.
     "desk.apis.CaseNoteApi", "desk.apis.CaseStatusApi", "desk.apis.CaseClaimApi", "desk.apis.CaseConcernApi",
     "desk.apis.CaseCheckApi", "desk.apis.CaseShareApi", "desk.apis.CaseUnshareApi",
+    # Verification and account actions: ids, states and the masked address on file; the services
+    # record each request, check and approval (desk.verification, desk.action_services).
+    "desk.apis.CaseVerificationApi", "desk.apis.CaseVerificationCheckApi", "desk.apis.CaseActionApi",
+    "desk.apis.CaseActionApproveApi",
     # The one answer with a clear value: desk.services.case_reveal records it (a reveal, with its
     # reason) in the transaction that returns it.
     "desk.apis.CaseRevealApi",

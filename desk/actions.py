@@ -1,0 +1,87 @@
+"""Account actions, and their registry (STYLE: open for extension, like alerts/rules/).
+
+An action kind declares what it is (`key`, `label`), how risky (`high_risk`: strong verification
+and a supervisor's approval, two people), which group it belongs to for the cooling-off rule
+(`group`: a "contact" change and a "credential" reset of one customer within the tenant's window
+need a supervisor's approval with a reason), and the parameters it takes (`params_clean`). The
+engine (desk.action_services) has no case for any one kind. Adding one: a class here, a registry
+line, its tests.
+
+No kind takes an address: a contact change asks the client's systems to let the customer set a new
+contact themselves; an address read out by a caller is never passed on.
+"""
+
+from django.core.exceptions import ValidationError
+
+CONTACT = "contact"
+CREDENTIAL = "credential"
+
+
+class ActionKind:
+    key = ""
+    label = ""
+    high_risk = False
+    group = ""  # CONTACT, CREDENTIAL or "" (the cooling-off rule ignores it)
+
+    def params_clean(self, params: dict) -> dict:
+        """The parameters the client receives (validated); none by default."""
+        if params:
+            raise ValidationError({"params": f"{self.label} takes no parameters."})
+        return {}
+
+
+class LockAction(ActionKind):
+    key, label = "lock", "Lock the account"
+
+
+class ResetPasswordAction(ActionKind):
+    key, label, group = "reset_password", "Force a password reset", CREDENTIAL
+
+
+class RevokeSessionsAction(ActionKind):
+    key, label = "revoke_sessions", "Sign out every session"
+
+
+class RevokeAppAction(ActionKind):
+    key, label = "revoke_app", "Revoke a third-party app"
+
+    def params_clean(self, params):
+        app = params.get("app") if isinstance(params, dict) else None
+        if not isinstance(app, str) or not app.strip() or len(app) > 100 or set(params) - {"app"}:
+            raise ValidationError({"params": 'Name the app to revoke: {"app": "<the client\'s app id>"}.'})
+        return {"app": app.strip()}
+
+
+class ResetMfaAction(ActionKind):
+    key, label, group, high_risk = "reset_mfa", "Reset multi-factor authentication", CREDENTIAL, True
+
+
+class RecoverAction(ActionKind):
+    key, label, group, high_risk = "recover", "Start account recovery", CREDENTIAL, True
+
+
+class ChangeContactAction(ActionKind):
+    """Let the customer set a new email or phone in the client's systems (binding a new
+    authenticator, NIST SP 800-63B-4): high risk."""
+
+    key, label, group, high_risk = "change_contact", "Allow a contact-detail change", CONTACT, True
+
+    def params_clean(self, params):
+        field = params.get("field") if isinstance(params, dict) else None
+        if field not in ("email", "phone") or set(params) - {"field"}:
+            raise ValidationError({"params": 'Say which contact may change: {"field": "email" or "phone"}.'})
+        return {"field": field}
+
+
+ACTIONS: dict[str, ActionKind] = {
+    kind.key: kind
+    for kind in (
+        LockAction(),
+        ResetPasswordAction(),
+        RevokeSessionsAction(),
+        RevokeAppAction(),
+        ResetMfaAction(),
+        RecoverAction(),
+        ChangeContactAction(),
+    )
+}
