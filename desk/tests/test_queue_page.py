@@ -108,6 +108,27 @@ class TestPage:
         assert html.count("data-viewing") == 5
         assert "Acknowledged" in row_of(response, floor["critical"])
 
+    def test_rows_escape_the_data_and_say_when_there_is_no_customer_or_due_time(self, otp_client, tenant_a, floor):
+        odd = CustomerFactory(tenant=tenant_a, external_id='<b>"acct"</b>', email_masked="", phone_masked="+*&7")
+        escaped = AlertFactory(customer=odd, severity=Severity.CRITICAL, reason="<script>x</script> & 'y'")
+        sourceless = AlertFactory(customer=None, tenant=tenant_a, severity=Severity.CRITICAL, evidence=[])
+        html = otp_client.get(page_url(floor["default_a"])).content.decode()
+        assert "<script>x" not in html and "<b>" not in html
+        assert 'title="&lt;script&gt;x&lt;/script&gt; &amp; &#x27;y&#x27;"' in html
+        assert (
+            '<strong>&lt;b&gt;&quot;acct&quot;&lt;/b&gt;</strong>\n      <span class="contact">+*&amp;7</span>' in html
+        )
+        assert " Critical Many accounts Two-factor authentication" in row_of(
+            otp_client.get(page_url(floor["default_a"])), sourceless
+        )
+        assert '<td class="col-sla"><span class="muted">none</span></td>' in html
+        assert re.search(rf'data-alert-id="{escaped.pk}" data-testid="queue-row" tabindex="-1">\n    <td', html)
+
+    def test_a_role_that_may_not_work_alerts_sees_nobody_instead_of_claim(self, admin_user, floor):
+        html = verified_client(admin_user).get(page_url(floor["default_a"])).content.decode()
+        assert "data-claim" not in html and "csrfmiddlewaretoken" not in html.split("<tbody")[1]
+        assert html.count('<td class="col-assignee" data-testid="assignee"><span class="muted">nobody</span>') == 5
+
     def test_the_sidebar_lists_the_users_queues_with_counts_and_marks_the_current_one(self, supervisor, floor):
         alert_claim(alert=floor["high-soon"], actor=supervisor)
         response = verified_client(supervisor).get(page_url(floor["default_a"]))
