@@ -13,13 +13,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import BooleanField, Count, ExpressionWrapper, F, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 from guardian.shortcuts import get_objects_for_user
 
-from accounts.models import Membership, User
-from accounts.selectors import tenant_ids_with_perm
+from accounts.models import User
+from accounts.selectors import request_memo, tenant_access_for
 from alerts.models import ACTIVE_STATUSES, Alert, AlertType, Customer, Severity
 from alerts.selectors import ENCRYPTED_CUSTOMER_FIELDS
 from desk.models import Queue
@@ -86,25 +86,29 @@ def queue_for_alert(alert: Alert, queues: Iterable[Queue]) -> Queue | None:
     return None
 
 
-def queue_list_for(*, user: User) -> QuerySet[Queue]:
-    """The queues `user` may see: every queue of the active tenants where their role carries
-    desk.view_queue (supervisors, admins, BPO admins), and the queues they are granted
-    desk.work_queue on (agents) in active tenants they are still members of. Deny by default:
-    anything else is none."""
+QUEUE_LIST_ORDER = ("tenant__name", "-is_default", "name", "pk")
+
+
+def _queue_visible_q(user: User) -> Q:
+    """Which queues `user` may see, over Queue: every queue of the active tenants where their role
+    carries desk.view_queue (supervisors, admins, BPO admins), and the queues they are granted
+    desk.work_queue on (agents) in active tenants they are still members of. Deny by default: for
+    anyone else it matches nothing. The one rule behind queue_list_for and queue_scope_for."""
     if not (user.is_authenticated and user.is_active):
-        return Queue.objects.none()
-    supervised = tenant_ids_with_perm(user=user, perm=QUEUE_VIEW_PERM)
+        return Q(pk__in=[])
+    access = tenant_access_for(user=user)
+    supervised = access.tenant_ids_with_perm(QUEUE_VIEW_PERM)
     granted = get_objects_for_user(
         user, QUEUE_WORK_PERM, klass=Queue, accept_global_perms=False, with_superuser=False
-    ).filter(
-        tenant__is_active=True,
-        tenant_id__in=Membership.objects.filter(user=user).values("tenant_id"),
-    )
-    return (
-        Queue.objects.filter(Q(tenant_id__in=supervised) | Q(pk__in=granted.values("pk")))
-        .select_related("tenant")
-        .order_by("tenant__name", "-is_default", "name", "pk")
-    )
+    ).filter(tenant_id__in=list(access.roles))  # their memberships of active tenants
+    return Q(tenant_id__in=supervised) | Q(pk__in=granted.values("pk"))
+
+
+def queue_list_for(*, user: User) -> QuerySet[Queue]:
+    """The queues `user` may see (see _queue_visible_q), by tenant name, the default queue first."""
+    if not (user.is_authenticated and user.is_active):
+        return Queue.objects.none()
+    return Queue.objects.filter(_queue_visible_q(user)).select_related("tenant").order_by(*QUEUE_LIST_ORDER)
 
 
 def queue_get_for(*, user: User, queue_id) -> Queue:
@@ -115,20 +119,49 @@ def queue_get_for(*, user: User, queue_id) -> Queue:
         raise Http404("No such queue.") from None
 
 
+@dataclass(frozen=True)
+class QueueScope:
+    """The queues a user may see (`queues`, as queue_list_for lists them) and every queue of their
+    tenants (`siblings`: placing alerts needs them all, granted or not)."""
+
+    queues: list[Queue]
+    siblings: list[Queue]
+
+
+def queue_scope_for(*, user: User) -> QueueScope:
+    """queue_list_for and queue_siblings of its answer, in one query: the queues of every tenant
+    where `user` sees a queue, each marked whether they see it. Read once a request (the queue
+    page and the alert access scope both ask), like tenant_access_for."""
+    memo = request_memo(user)
+    if memo is not None and "queue_scope" in memo:
+        return memo["queue_scope"]
+    if not (user.is_authenticated and user.is_active):
+        scope = QueueScope(queues=[], siblings=[])
+    else:
+        visible = _queue_visible_q(user)
+        rows = list(
+            Queue.objects.filter(tenant_id__in=Queue.objects.filter(visible).values("tenant_id"))
+            .annotate(visible=ExpressionWrapper(visible, output_field=BooleanField()))
+            .select_related("tenant")
+            .order_by(*QUEUE_LIST_ORDER)
+        )
+        scope = QueueScope(queues=[q for q in rows if q.visible], siblings=rows)
+    if memo is not None:
+        memo["queue_scope"] = scope
+    return scope
+
+
 def alert_queue_scope(*, user: User, tenant_ids: list[int]) -> Q:
     """The desk's narrowing of alert access (registered with alerts.selectors.alert_scope_register):
     in the tenants where `user` may see every queue (supervisors, admins), every alert; elsewhere
     only the alerts of the queues granted to them, so an alert in an ungranted queue is as missing
-    as another tenant's. At most four queries, whatever the data."""
-    supervised = [pk for pk in tenant_ids_with_perm(user=user, perm=QUEUE_VIEW_PERM) if pk in tenant_ids]
+    as another tenant's. At most two queries (none more in a request), whatever the data."""
+    supervised = [pk for pk in tenant_access_for(user=user).tenant_ids_with_perm(QUEUE_VIEW_PERM) if pk in tenant_ids]
     q = Q(tenant_id__in=supervised)
-    granted = [
-        queue for queue in queue_list_for(user=user).filter(tenant_id__in=tenant_ids).exclude(tenant_id__in=supervised)
-    ]
-    if granted:
-        siblings = queue_siblings(granted)
-        for queue in granted:
-            q |= queue_alerts_q(queue, siblings)
+    scope = queue_scope_for(user=user)
+    for queue in scope.queues:
+        if queue.tenant_id in tenant_ids and queue.tenant_id not in supervised:
+            q |= queue_alerts_q(queue, scope.siblings)
     return q
 
 
@@ -216,15 +249,15 @@ class QueuePosition:
 
 @dataclass(frozen=True)
 class QueueFilters:
-    """What a queue list may be narrowed to. `customer_ids`: from customer_ids_by_external_id;
-    an empty tuple (a search that found nobody) matches nothing, None does not filter."""
+    """What a queue list may be narrowed to. `customer_ids`: from customer_ids_by_external_id (a
+    subquery) or ids; none (a search that found nobody) matches nothing, None does not filter."""
 
     type: str = ""
     severity: int | None = None
     status: str = ""
     assignee_id: int | None = None  # "mine"
     unassigned: bool = False
-    customer_ids: tuple[int, ...] | None = None
+    customer_ids: "QuerySet[Customer] | tuple[int, ...] | None" = None
 
     def q(self) -> Q:
         q = Q()
@@ -239,16 +272,18 @@ class QueueFilters:
         if self.unassigned:
             q &= Q(assignee__isnull=True)
         if self.customer_ids is not None:
-            q &= Q(customer_id__in=list(self.customer_ids)) if self.customer_ids else Q(pk__in=[])
+            ids = self.customer_ids
+            q &= Q(customer_id__in=ids if isinstance(ids, QuerySet) else list(ids))
         return q
 
 
-def customer_ids_by_external_id(*, tenant_id: int, external_id: str) -> tuple[int, ...]:
+def customer_ids_by_external_id(*, tenant_id: int, external_id: str) -> QuerySet[Customer]:
     """The customer of one tenant with this client account id (exact match, served by the
-    (tenant, external_id) unique index), as ids to filter alerts by: none when there is none."""
+    (tenant, external_id) unique index), as a subquery of ids to filter alerts by: it runs inside
+    the page's query, not before it. Nobody when there is none."""
     if not external_id:
-        return ()
-    return tuple(Customer.objects.filter(tenant_id=tenant_id, external_id=external_id).values_list("pk", flat=True))
+        return Customer.objects.none().values("pk")
+    return Customer.objects.filter(tenant_id=tenant_id, external_id=external_id).values("pk")
 
 
 def queue_alert_get(*, queue: Queue, siblings: Iterable[Queue], alert_id) -> Alert:

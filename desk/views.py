@@ -54,6 +54,7 @@ from desk.selectors import (
     queue_get_for,
     queue_list_for,
     queue_pick,
+    queue_scope_for,
     queue_siblings,
 )
 from desk.services import alert_claim_next
@@ -318,9 +319,10 @@ def _queue_row(alert: Alert, *, user, now: datetime) -> QueueRow:
 
 def _queue_context(request, queue_id, query: QueryDict) -> dict:
     """Everything the page and its rows fragment show: a fixed number of queries, whatever the
-    page size or the data (the user's queues, the queue, its siblings, the counts, the customer
-    looked up when searching, one page of alerts)."""
-    queues = list(queue_list_for(user=request.user))
+    page size or the data (the user's queues with their tenants' others, the counts, one page of
+    alerts, the customer searched for inside it)."""
+    scope = queue_scope_for(user=request.user)  # the user's queues and their tenants' others, in one query
+    queues = scope.queues
     queue = queue_pick(queues, queue_id)  # queue_get_for's answer, from the list already read
     form = QueueFilterForm(query)
     data = form.cleaned_data if form.is_valid() else {}
@@ -337,7 +339,7 @@ def _queue_context(request, queue_id, query: QueryDict) -> dict:
         unassigned=bool(data.get("unassigned")),
         customer_ids=customer_ids_by_external_id(tenant_id=queue.tenant_id, external_id=customer) if customer else None,
     )
-    siblings = queue_siblings(queues or [queue])
+    siblings = scope.siblings
     counts = queue_counts(queues=queues, siblings=siblings)
     alerts, position = queue_alerts_page(
         queue=queue, siblings=siblings, after=after, size=QUEUE_PAGE_SIZE, filters=filters
