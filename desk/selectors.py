@@ -89,26 +89,42 @@ def queue_for_alert(alert: Alert, queues: Iterable[Queue]) -> Queue | None:
 QUEUE_LIST_ORDER = ("tenant__name", "-is_default", "name", "pk")
 
 
-def _queue_visible_q(user: User) -> Q:
-    """Which queues `user` may see, over Queue: every queue of the active tenants where their role
-    carries desk.view_queue (supervisors, admins, BPO admins), and the queues they are granted
+@dataclass(frozen=True)
+class _QueueSight:
+    """Which queues a user may see: every queue of the active tenants where their role carries
+    desk.view_queue (supervisors, admins, BPO admins), and the queues they are granted
     desk.work_queue on (agents) in active tenants they are still members of. Deny by default: for
-    anyone else it matches nothing. The one rule behind queue_list_for and queue_scope_for."""
-    if not (user.is_authenticated and user.is_active):
-        return Q(pk__in=[])
-    access = tenant_access_for(user=user)
-    supervised = access.tenant_ids_with_perm(QUEUE_VIEW_PERM)
-    granted = get_objects_for_user(
-        user, QUEUE_WORK_PERM, klass=Queue, accept_global_perms=False, with_superuser=False
-    ).filter(tenant_id__in=list(access.roles))  # their memberships of active tenants
-    return Q(tenant_id__in=supervised) | Q(pk__in=granted.values("pk"))
+    anyone else, none. The one rule behind queue_list_for (as a filter, `q`) and queue_scope_for
+    (over queues read with their grant, `sees`)."""
+
+    supervised: frozenset[int]
+    member_of: frozenset[int]  # their memberships of active tenants: where a grant counts
+    user: User
+
+    @classmethod
+    def of(cls, user: User) -> "_QueueSight":
+        access = tenant_access_for(user=user)
+        return cls(frozenset(access.tenant_ids_with_perm(QUEUE_VIEW_PERM)), frozenset(access.roles), user)
+
+    def granted(self) -> QuerySet[Queue]:
+        """The queues granted to the user (guardian object permissions), wherever they are."""
+        return get_objects_for_user(
+            self.user, QUEUE_WORK_PERM, klass=Queue, accept_global_perms=False, with_superuser=False
+        )
+
+    def q(self) -> Q:
+        granted = self.granted().filter(tenant_id__in=self.member_of)
+        return Q(tenant_id__in=self.supervised) | Q(pk__in=granted.values("pk"))
+
+    def sees(self, queue: Queue, *, granted: bool) -> bool:
+        return queue.tenant_id in self.supervised or (granted and queue.tenant_id in self.member_of)
 
 
 def queue_list_for(*, user: User) -> QuerySet[Queue]:
-    """The queues `user` may see (see _queue_visible_q), by tenant name, the default queue first."""
+    """The queues `user` may see (see _QueueSight), by tenant name, the default queue first."""
     if not (user.is_authenticated and user.is_active):
         return Queue.objects.none()
-    return Queue.objects.filter(_queue_visible_q(user)).select_related("tenant").order_by(*QUEUE_LIST_ORDER)
+    return Queue.objects.filter(_QueueSight.of(user).q()).select_related("tenant").order_by(*QUEUE_LIST_ORDER)
 
 
 def queue_get_for(*, user: User, queue_id) -> Queue:
@@ -129,23 +145,27 @@ class QueueScope:
 
 
 def queue_scope_for(*, user: User) -> QueueScope:
-    """queue_list_for and queue_siblings of its answer, in one query: the queues of every tenant
-    where `user` sees a queue, each marked whether they see it. Read once a request (the queue
-    page and the alert access scope both ask), like tenant_access_for."""
+    """queue_list_for and queue_siblings of its answer, in one query: the queues of the tenants where
+    `user` may see some (supervised, or a member's, where a grant counts), each with whether it is
+    granted to them; _QueueSight.sees then says which they see, as its filter does for
+    queue_list_for. Read once a request (the queue page and the alert access scope both ask), like
+    tenant_access_for."""
     memo = request_memo(user)
     if memo is not None and "queue_scope" in memo:
         return memo["queue_scope"]
     if not (user.is_authenticated and user.is_active):
         scope = QueueScope(queues=[], siblings=[])
     else:
-        visible = _queue_visible_q(user)
+        sight = _QueueSight.of(user)
         rows = list(
-            Queue.objects.filter(tenant_id__in=Queue.objects.filter(visible).values("tenant_id"))
-            .annotate(visible=ExpressionWrapper(visible, output_field=BooleanField()))
+            Queue.objects.filter(tenant_id__in=sight.supervised | sight.member_of)
+            .annotate(granted=ExpressionWrapper(Q(pk__in=sight.granted().values("pk")), output_field=BooleanField()))
             .select_related("tenant")
             .order_by(*QUEUE_LIST_ORDER)
         )
-        scope = QueueScope(queues=[q for q in rows if q.visible], siblings=rows)
+        queues = [q for q in rows if sight.sees(q, granted=q.granted)]
+        tenants = {q.tenant_id for q in queues}
+        scope = QueueScope(queues=queues, siblings=[q for q in rows if q.tenant_id in tenants])
     if memo is not None:
         memo["queue_scope"] = scope
     return scope
