@@ -321,19 +321,30 @@ def queue_alerts_page(
     after: QueuePosition | None = None,
     size: int,
     filters: QueueFilters | None = None,
+    only: Sequence[str] | None = None,
 ) -> tuple[list[Alert], QueuePosition | None]:
     """One keyset page of the queue's active alerts in queue order, after `after`: the alerts, and
-    the position to ask the next page from (None on the last page). One query, whatever the depth."""
-    alerts = queue_alerts(queue=queue, siblings=siblings)
+    the position to ask the next page from (None on the last page). One query, whatever the depth.
+    `only`: the fields the caller shows (with "customer__..." and "assignee__..."), for a list
+    that shows a few columns of many rows; the queue order's own fields are always read. The
+    alerts' tenant is the queue's (placement is within a tenant): given, not read again."""
+    alerts = queue_alerts(queue=queue, siblings=siblings).select_related(None).select_related("customer", "assignee")
+    if only is not None:
+        alerts = alerts.only(*_ORDER_FIELDS, "tenant", "customer", "assignee", *only)
     if filters is not None:
         alerts = alerts.filter(filters.q())
     if after is not None:
         alerts = alerts.filter(after.after_q())
     rows = list(alerts[: size + 1])
+    for alert in rows:
+        alert.tenant = queue.tenant
     if len(rows) > size:
         rows = rows[:size]
         return rows, QueuePosition.of(rows[-1])
     return rows, None
+
+
+_ORDER_FIELDS = ("severity", "sla_due_at", "first_seen_at")  # and the id: QueuePosition's
 
 
 def queue_counts(*, queues: Sequence[Queue], siblings: Iterable[Queue]) -> dict[int, dict[str, int]]:

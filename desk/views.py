@@ -287,6 +287,13 @@ class QueueFilterForm(forms.Form):
         return out
 
 
+# What a row shows (desk_tags.queue_rows): the page reads these columns only.
+QUEUE_ROW_FIELDS = (
+    "type", "status", "reason",
+    "customer__external_id", "customer__email_masked", "customer__phone_masked", "assignee__username",
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class QueueRow:
     alert: Alert
@@ -342,7 +349,7 @@ def _queue_context(request, queue_id, query: QueryDict) -> dict:
     siblings = scope.siblings
     counts = queue_counts(queues=queues, siblings=siblings)
     alerts, position = queue_alerts_page(
-        queue=queue, siblings=siblings, after=after, size=QUEUE_PAGE_SIZE, filters=filters
+        queue=queue, siblings=siblings, after=after, size=QUEUE_PAGE_SIZE, filters=filters, only=QUEUE_ROW_FIELDS
     )
     audit_shown(request).objects(alerts, target_type="alerts.alert")
     now = timezone.now()
