@@ -1,16 +1,19 @@
-"""The queue's rows, rendered in Python. Through the template engine, a page of 50 rows (an
-include, two {% url %}, a {% csrf_token %} and some 40 variable lookups a row) was about half of
-the queue page's server time (bench/queue_pages.py --profile queue). The markup is the one the
-row template had, byte for byte (compared side by side on the bench data when it moved here);
-desk/tests/test_queue_page.py asserts its content and its escaping.
+"""The queue page's rows and filter controls, rendered in Python. Through the template engine, a
+page of 50 rows (an include, two {% url %}, a {% csrf_token %} and some 40 variable lookups a row)
+was about half of the queue page's server time, and the filters' widget templates (an include for
+every <option>) a large part of the rest (bench/queue_pages.py --profile queue). The markup is the one the
+templates wrote, byte for byte: the rows compared side by side on the bench data when they moved
+here, the controls against Django's own rendering of the form (desk/tests/test_queue_page.py).
 
 Every value from the data goes through `escape`; ids are ints, times ISO strings."""
 
+from html import escape as _html_escape
+
 from django import template
+from django.forms.widgets import Input, Select
 from django.urls import reverse
-from django.utils.html import conditional_escape as escape
 from django.utils.safestring import SafeString, mark_safe
-from django.utils.timezone import localtime
+from django.utils.timezone import get_current_timezone
 
 from alerts.models import Alert
 
@@ -38,6 +41,12 @@ class _IdUrl:
         return f"{self.head}{pk}{self.tail}"
 
 
+def escape(value) -> str:
+    """What Django's autoescape writes for a plain value (its escape is html.escape, quotes
+    included), without the lazy-string and safe-string checks a row's dozen values do not need."""
+    return _html_escape(str(value))
+
+
 def _label(labels: dict, value) -> str:
     return escape(labels.get(value, value))
 
@@ -50,11 +59,11 @@ def _customer(alert: Alert) -> str:
     return f'<strong>{escape(customer.external_id)}</strong>\n      <span class="contact">{escape(contact)}</span>'
 
 
-def _sla(alert: Alert, row) -> str:
+def _sla(alert: Alert, row, tz) -> str:
     if not alert.sla_due_at:
         return '<span class="muted">none</span>'
     due = f"<strong>{escape(row.due)}</strong>" if row.breaching else escape(row.due)
-    return f'<time datetime="{localtime(alert.sla_due_at).isoformat()}" data-testid="sla">{due}</time>'
+    return f'<time datetime="{alert.sla_due_at.astimezone(tz).isoformat()}" data-testid="sla">{due}</time>'
 
 
 @register.simple_tag(takes_context=True)
@@ -71,6 +80,7 @@ def queue_rows(context) -> SafeString:
             text = "No older alerts."
         return mark_safe(f'\n  <tr class="queue-empty"><td colspan="8">{text}</td></tr>\n  ')  # noqa: S308 (constant text)
     detail_url = _IdUrl("desk:alert_detail", "alert_id")
+    tz = get_current_timezone()  # as the template's |date filter: local time, ISO 8601
     may_work = context.get("may_work")
     if may_work:
         claim_url = _IdUrl("desk:queue_claim", "alert_id", queue_id=context["queue"].pk)
@@ -113,11 +123,53 @@ def queue_rows(context) -> SafeString:
             f"{_label(_SEVERITY_LABELS, alert.severity)}</span>{status}</td>\n"
             f'    <td class="col-customer">{_customer(alert)}</td>\n'
             f'    <td class="col-reason" title="{reason}">{reason}</td>\n'
-            f'    <td class="col-age"><time datetime="{localtime(alert.first_seen_at).isoformat()}">'
+            f'    <td class="col-age"><time datetime="{alert.first_seen_at.astimezone(tz).isoformat()}">'
             f"{escape(row.age)}</time></td>\n"
-            f'    <td class="col-sla">{_sla(alert, row)}</td>\n'
+            f'    <td class="col-sla">{_sla(alert, row, tz)}</td>\n'
             f'    <td class="col-assignee" data-testid="assignee">{assignee}</td>\n'
             '    <td class="col-viewing" data-viewing></td>\n'
             "  </tr>\n  "
         )
     return mark_safe("".join(out))  # noqa: S308 (every value from the data went through escape)
+
+
+def _attrs(attrs: dict) -> str:
+    """Django's widgets/attrs.html: ` name="value"`, ` name` for True, nothing for False."""
+    return "".join(
+        f" {escape(name)}" if value is True else f' {escape(name)}="{escape(value)}"'
+        for name, value in attrs.items()
+        if value is not False
+    )
+
+
+@register.simple_tag
+def filter_control(field) -> SafeString:
+    """A filter's control, as `{{ form.field }}` renders it, byte for byte: the widget's own context
+    (attributes, value, options, which is selected) written without the widget templates, whose
+    every <option> is an include (the four filters cost more than the 50 rows). A single-choice
+    select and inputs only; any other widget is rendered by Django."""
+    widget = field.field.widget
+    attrs = field.build_widget_attrs({}, widget)
+    if field.auto_id and "id" not in widget.attrs:
+        attrs.setdefault("id", field.auto_id)
+    if isinstance(widget, Select) and not widget.allow_multiple_selected:
+        context = widget.get_context(field.html_name, field.value(), attrs)["widget"]
+        if any(group_name for group_name, _, _ in context["optgroups"]):
+            return field.as_widget()
+        options = "".join(
+            f'\n  <option value="{escape(option["value"])}"{_attrs(option["attrs"])}>'
+            f"{escape(option['label'])}</option>\n"
+            for _, group, _ in context["optgroups"]
+            for option in group
+        )
+        return mark_safe(f'<select name="{escape(context["name"])}"{_attrs(context["attrs"])}>{options}\n</select>')  # noqa: S308 (escaped)
+    if isinstance(widget, Input) and type(widget).template_name in _PLAIN_INPUT_TEMPLATES:
+        context = widget.get_context(field.html_name, field.value(), attrs)["widget"]
+        value = "" if context["value"] is None else f' value="{escape(context["value"])}"'
+        name = escape(context["name"])
+        return mark_safe(f'<input type="{escape(context["type"])}" name="{name}"{value}{_attrs(context["attrs"])}>')  # noqa: S308 (escaped)
+    return field.as_widget()
+
+
+# Input widgets whose template is input.html itself or includes only it.
+_PLAIN_INPUT_TEMPLATES = frozenset({"django/forms/widgets/text.html", "django/forms/widgets/checkbox.html"})

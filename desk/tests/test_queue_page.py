@@ -6,6 +6,7 @@ from datetime import timedelta
 from html import unescape
 
 import pytest
+from django.http import QueryDict
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -19,6 +20,7 @@ from audit.models import Action, AuditEvent
 from desk.models import Queue
 from desk.selectors import QueuePosition
 from desk.services import queue_create, queue_grant
+from desk.views import QueueFilterForm
 
 pytestmark = pytest.mark.django_db
 
@@ -123,6 +125,18 @@ class TestPage:
         )
         assert '<td class="col-sla"><span class="muted">none</span></td>' in html
         assert re.search(rf'data-alert-id="{escaped.pk}" data-testid="queue-row" tabindex="-1">\n    <td', html)
+
+    @pytest.mark.parametrize(
+        "query",
+        ["", "type=password&severity=3&status=open", "mine=on&unassigned=on", "customer=%3Cb%3E%22x%22", "type=nope"],
+    )
+    def test_the_filter_controls_are_the_forms_own_widgets(self, otp_client, floor, query):
+        """Written without the widget templates: the same markup as Django's rendering of the form."""
+        html = otp_client.get(page_url(floor["default_a"]) + "?" + query).content.decode()
+        form = QueueFilterForm(QueryDict(query))
+        form.is_valid()
+        for name in QueueFilterForm.FIELDS:
+            assert str(form[name]) in html, name
 
     def test_a_role_that_may_not_work_alerts_sees_nobody_instead_of_claim(self, admin_user, floor):
         html = verified_client(admin_user).get(page_url(floor["default_a"])).content.decode()
