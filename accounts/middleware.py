@@ -10,7 +10,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.functional import SimpleLazyObject
 
-from accounts.selectors import mfa_has_confirmed_authenticator, role_for, tenant_list_for
+from accounts.selectors import mfa_has_confirmed_authenticator, request_memo_start, tenant_access_for
 from audit.models import Action
 from audit.services import audit_record
 from config import push
@@ -97,16 +97,19 @@ class MFARequiredMiddleware:
 
 class CurrentTenantMiddleware:
     """`request.tenant`: the tenant the user is working in (chosen with the switcher), or None;
-    `request.tenant_role`: their role there."""
+    `request.tenant_role`: their role there. Both from the user's tenant access, read once for the
+    request (the access functions read the same, through the memo started here)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        request.tenants = SimpleLazyObject(lambda: list(tenant_list_for(user=request.user)))
+        if request.user.is_authenticated:
+            request_memo_start(request.user)
+        request.tenants = SimpleLazyObject(lambda: list(tenant_access_for(user=request.user).tenants))
         request.tenant = SimpleLazyObject(lambda: _current_tenant(request))
         request.tenant_role = SimpleLazyObject(
-            lambda: role_for(user=request.user, tenant=request.tenant) if request.tenant else None
+            lambda: tenant_access_for(user=request.user).role_in(request.tenant) if request.tenant else None
         )
         return self.get_response(request)
 

@@ -1,6 +1,8 @@
 """Reads of staff, tenants and memberships, and the access functions for tenants."""
 
-from django.contrib.auth.models import Group
+from dataclasses import dataclass
+
+from django.contrib.auth.models import Group, Permission
 from django.db.models import QuerySet
 from django.http import Http404
 from django_otp.plugins.otp_static.models import StaticToken
@@ -71,17 +73,116 @@ def mfa_backup_codes_remaining(*, user: User) -> int:
 
 
 def tenant_ids_with_perm(*, user: User, perm: str) -> list[int]:
-    """Ids of the active tenants where `user` may use `perm`: where their role carries it, and every
-    active tenant for a BPO admin when the bpo_admin group carries it. Deny by default: a
-    permission nobody gave `user` is an empty list, BPO admin or not. For list screens that filter
-    by tenant; at most two queries."""
-    if not user.is_active:
-        return []
-    tenants = Tenant.objects.filter(is_active=True)
-    if bpo_admin_has_perm(user=user, perm=perm):
-        return list(tenants.values_list("pk", flat=True))
-    return list(
-        Membership.objects.filter(
-            user=user, role__in=_groups_with_perm(perm).values("name"), tenant__is_active=True
-        ).values_list("tenant_id", flat=True)
+    """Ids of the active tenants where `user` may use `perm`, by tenant name: where their role
+    carries it, and every active tenant for a BPO admin when the bpo_admin group carries it. Deny
+    by default: a permission nobody gave `user` is an empty list, BPO admin or not. For list screens
+    that filter by tenant; read from `tenant_access_for` (one query, none more in a request)."""
+    return tenant_access_for(user=user).tenant_ids_with_perm(perm)
+
+
+# --- What a user may do in which tenant, read once a request ---------------------------------
+#
+# A page asks "where may this user see alerts? change them? see every queue?" several times, and
+# the top bar wants their tenants and their role: each was a query of its own. `tenant_access_for`
+# reads the user's memberships of active tenants with the permissions of each role's group in one
+# query (a BPO admin: every active tenant, and the bpo_admin group's permissions, in two).
+#
+# Within a request it is read once: CurrentTenantMiddleware gives the request's user a memo
+# (`request_memo_start`) that lives as long as that user object, one request, like Django's own
+# permission cache. A grant or a membership changed by another request is seen by the next request;
+# nothing is kept across requests. Outside a request (tasks, sockets, the shell) there is no memo:
+# every call reads the database again.
+
+_MEMO = "_request_memo"
+
+
+def request_memo_start(user) -> None:
+    """Give the request's user a memo for the access reads of this request (middleware only)."""
+    setattr(user, _MEMO, {})
+
+
+def request_memo(user) -> dict | None:
+    """The memo of the request `user` came with, or None outside a request."""
+    return getattr(user, _MEMO, None)
+
+
+@dataclass(frozen=True)
+class TenantAccess:
+    """What one user may do in which active tenant, as read by `tenant_access_for`."""
+
+    tenants: tuple[Tenant, ...]  # the tenants they may act in (tenant_list_for), by name
+    roles: dict[int, str]  # tenant id -> their role there (their memberships)
+    role_perms: dict[str, frozenset[str]]  # role -> the "app_label.codename" its group carries
+    bpo_perms: frozenset[str]  # a BPO admin's: what the bpo_admin group carries (else nothing)
+    is_bpo_admin: bool
+
+    def tenant_ids_with_perm(self, perm: str) -> list[int]:
+        if perm in self.bpo_perms:
+            return [t.pk for t in self.tenants]
+        return [t.pk for t in self.tenants if perm in self.role_perms.get(self.roles.get(t.pk), ())]
+
+    def role_in(self, tenant: Tenant) -> str | None:
+        """Their role in `tenant` (admin for a BPO admin), as role_for says it."""
+        return Role.ADMIN if self.is_bpo_admin else self.roles.get(tenant.pk)
+
+
+_NO_ACCESS = TenantAccess(tenants=(), roles={}, role_perms={}, bpo_perms=frozenset(), is_bpo_admin=False)
+
+
+def tenant_access_for(*, user: User) -> TenantAccess:
+    """What `user` may do in which active tenant: the one read behind tenant_ids_with_perm and the
+    top bar's tenants and role. Once a request (see request_memo_start), else on every call."""
+    memo = request_memo(user)
+    if memo is not None and "tenant_access" in memo:
+        return memo["tenant_access"]
+    access = _tenant_access_read(user)
+    if memo is not None:
+        memo["tenant_access"] = access
+    return access
+
+
+def _tenant_access_read(user: User) -> TenantAccess:
+    if not (user.is_authenticated and user.is_active):
+        return _NO_ACCESS
+    bpo_admin = bool(user.is_bpo_admin)
+    # Tenants joined to the user's membership (every active tenant for a BPO admin), and to the
+    # permissions of the group named as the role: one row a permission, or one with NULLs.
+    t, m = Tenant._meta.db_table, Membership._meta.db_table
+    g, gp = Group._meta.db_table, Group.permissions.through._meta.db_table
+    p, ct = Permission._meta.db_table, Permission._meta.get_field("content_type").related_model._meta.db_table
+    sql = f"""
+        SELECT t.*, m.role AS access_role, ct.app_label AS access_app, p.codename AS access_codename
+        FROM {t} t
+        {"LEFT JOIN" if bpo_admin else "JOIN"} {m} m ON m.tenant_id = t.id AND m.user_id = %s
+        LEFT JOIN {g} g ON g.name = m.role
+        LEFT JOIN {gp} gp ON gp.group_id = g.id
+        LEFT JOIN {p} p ON p.id = gp.permission_id
+        LEFT JOIN {ct} ct ON ct.id = p.content_type_id
+        WHERE t.is_active
+        ORDER BY t.name, t.id
+    """  # noqa: S608 (table names from model metadata; the user id is a parameter)
+    tenants: dict[int, Tenant] = {}
+    roles: dict[int, str] = {}
+    role_perms: dict[str, set[str]] = {}
+    for row in Tenant.objects.raw(sql, [user.pk]):
+        tenants.setdefault(row.pk, row)
+        if row.access_role is not None:
+            roles[row.pk] = row.access_role
+            perms = role_perms.setdefault(row.access_role, set())
+            if row.access_codename is not None:
+                perms.add(f"{row.access_app}.{row.access_codename}")
+    bpo_perms = frozenset()
+    if bpo_admin:
+        bpo_perms = frozenset(
+            f"{app}.{codename}"
+            for app, codename in Permission.objects.filter(group__name=BPO_ADMIN_GROUP).values_list(
+                "content_type__app_label", "codename"
+            )
+        )
+    return TenantAccess(
+        tenants=tuple(tenants.values()),
+        roles=roles,
+        role_perms={role: frozenset(perms) for role, perms in role_perms.items()},
+        bpo_perms=bpo_perms,
+        is_bpo_admin=bpo_admin,
     )

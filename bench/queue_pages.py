@@ -1,31 +1,44 @@
 """The desk's queue at size: server time of a queue's pages and of the alert page (PostgreSQL).
 
-Generates --alerts alerts (default 1,000,000) over a year across 100 tenants, about 10% of them
-active, with 1,000 customers per tenant and two queues per tenant (its default queue and a
-"Takeover and recovery" queue: 200 queues), straight in SQL. Then, as an agent granted one
-tenant's default queue and as that tenant's supervisor, it asks through the whole middleware
+Generates --alerts alerts (default 1,000,000) over a year across --tenants tenants (default 100),
+about 10% of them active, with 1,000 customers per tenant and two queues per tenant (its default
+queue and a "Takeover and recovery" queue: 200 queues), straight in SQL. Then, as an agent granted
+one tenant's default queue and as that tenant's supervisor, it asks through the whole middleware
 stack (session, MFA wall, audit record of what was shown included):
 - the queue API's first page of active alerts in queue order, and the page 20 pages deep;
-- the queue page (the desk's HTML), when the desk has it;
+- the queue page (the desk's HTML), first page and 20 pages deep (following its "Older" links);
 - the alert page of an active alert.
-It prints median, p95 and p99 server time and the number of queries of each.
+It prints median, p95 and p99 server time and the number of statements each request sent: the
+queries Django saw, plus the audit record's INSERT (sent on the driver's own cursor, which Django's
+query log does not see).
+
+With 100 tenants a queue holds about 900 active alerts at 1,000,000 (18 pages of 50) but only 9 at
+10,000: to compare equal pages at 10,000, give it one tenant (`--tenants 1`: about 900 active
+alerts in the queue, as at 1,000,000 across 100).
+
+`--queries` prints the statements of the queue page and the alert page; `--profile queue|alert`
+runs that page under cProfile and prints where the time goes.
 
 Targets (issue 9): queue page p95 under 25 ms with at most 8 queries, flat from 10,000 to
 1,000,000 alerts, the same 20 pages deep; alert page p95 under 20 ms. Run it at two sizes on two
 databases to see the flatness:
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_queue_10k .venv/bin/python bench/queue_pages.py --alerts 10000
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_queue_10k .venv/bin/python bench/queue_pages.py \
+        --alerts 10000 --tenants 1
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_queue_1m .venv/bin/python bench/queue_pages.py
 """
 
 import argparse
+import cProfile
 import gc
 import os
+import pstats
+import re
 import time
+from html import unescape
 
 from _setup import django_setup, summary
 
-TENANTS = 100
 CUSTOMERS_PER_TENANT = 1000
 # (type, rule, severity) in the proportions a desk sees them.
 KINDS = (
@@ -44,7 +57,7 @@ KINDS = (
 )
 
 
-def generate(total: int) -> None:
+def generate(total: int, tenants: int) -> None:
     from django.db import connection
 
     from accounts.models import Tenant
@@ -57,7 +70,7 @@ def generate(total: int) -> None:
         print(f"{have:,} alerts already there")
         return
     started = time.perf_counter()
-    for i in range(TENANTS):
+    for i in range(tenants):
         slug = f"bench-{i:03d}"
         if not Tenant.objects.filter(slug=slug).exists():
             tenant = tenant_create(slug=slug, name=f"Bench tenant {i}")  # with its default queue
@@ -84,12 +97,13 @@ def generate(total: int) -> None:
         chunk = 250_000
         for start in range(have, total, chunk):
             end = min(total, start + chunk)
-            # Alert g: tenant g % 100, one of the tenant's customers, raised over the past year in
+            # Alert g: tenant g % tenants, one of the tenant's customers, raised over the past year in
             # id order; the newest ~10% are active (open, some acknowledged), the rest closed.
             cursor.execute(
                 """
                 WITH g AS (
-                    SELECT g, (%(tenants)s::bigint[])[1 + g %% 100] AS tenant_id, 1 + (g * 7) %% %(kinds)s AS k,
+                    SELECT g, (%(tenants)s::bigint[])[1 + g %% %(n_tenants)s] AS tenant_id,
+                           1 + (g * 7) %% %(kinds)s AS k,
                            now() - interval '365 days' * (1 - g::float8 / %(total)s) AS raised,
                            g >= %(total)s * 0.9 AS active
                     FROM generate_series(%(start)s, %(end)s - 1) AS g
@@ -111,6 +125,7 @@ def generate(total: int) -> None:
                 {
                     "total": total,
                     "tenants": tenant_ids,
+                    "n_tenants": len(tenant_ids),
                     "start": start,
                     "end": end,
                     "per": CUSTOMERS_PER_TENANT,
@@ -128,14 +143,50 @@ def generate(total: int) -> None:
     print(f"generated in {time.perf_counter() - started:.0f} s; alerts table {table}, indexes {indexes}")
 
 
-def _timed(client, method: str, url: str, repeat: int, **params):
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
+class Statements:
+    """The statements a request sends: Django's query log, and the audit record's INSERT, which
+    audit.services sends on the driver's own cursor (a prepared statement Django does not log)."""
 
+    def __init__(self):
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        import audit.services
+
+        self.captured = CaptureQueriesContext(connection)
+        self.audit_inserts = 0
+        self._module = audit.services
+        self._insert = audit.services._insert
+
+    def __enter__(self):
+        def counted(events):
+            self.audit_inserts += 1
+            return self._insert(events)
+
+        self._module._insert = counted
+        self.captured.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.captured.__exit__(*exc)
+        self._module._insert = self._insert
+
+    def __len__(self):
+        return len(self.captured) + self.audit_inserts
+
+    def listing(self) -> str:
+        lines = [f"  {i:2}. {q['sql'][:160]}" for i, q in enumerate(self.captured.captured_queries, 1)]
+        lines += [
+            f"  {len(self.captured) + i + 1:2}. INSERT INTO audit_auditevent ..." for i in range(self.audit_inserts)
+        ]
+        return "\n".join(lines)
+
+
+def _timed(client, method: str, url: str, repeat: int, **params):
     times, queries, response = [], 0, None
     gc.collect()
     for _ in range(repeat):
-        with CaptureQueriesContext(connection) as captured:
+        with Statements() as captured:
             started = time.perf_counter()
             response = getattr(client, method)(url, params)
             times.append((time.perf_counter() - started) * 1000)
@@ -143,7 +194,26 @@ def _timed(client, method: str, url: str, repeat: int, **params):
     return times, queries, response
 
 
-def measure(repeat: int) -> None:
+def _older_link(response) -> str | None:
+    match = re.search(r'<a href="([^"]+)" id="older-link"', response.content.decode())
+    return unescape(match[1]) if match else None
+
+
+def _profile(client, url: str, repeat: int) -> None:
+    for _ in range(5):
+        client.get(url)  # warm
+    with Statements() as captured:
+        client.get(url)
+    print(f"{url}: {len(captured)} statements\n{captured.listing()}")
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(repeat):
+        client.get(url)
+    profiler.disable()
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(70)
+
+
+def measure(repeat: int, tenants: int, *, queries: bool = False, profile: str = "") -> None:
     from django.urls import NoReverseMatch, reverse
 
     from accounts.models import Role, Tenant, User
@@ -151,7 +221,8 @@ def measure(repeat: int) -> None:
     from alerts.models import ACTIVE_STATUSES, Alert
     from desk.models import Queue
 
-    tenant = Tenant.objects.get(slug="bench-007")
+    slug = "bench-007" if tenants > 7 else "bench-000"
+    tenant = Tenant.objects.get(slug=slug)
     default = Queue.objects.get(tenant=tenant, is_default=True)
     agent = User.objects.filter(username="bench-agent").first() or make_staff(
         "bench-agent", role=Role.AGENT, tenants=[tenant], default_queue=True
@@ -165,8 +236,12 @@ def measure(repeat: int) -> None:
         .order_by("-id")
         .first()
     )
-    print(f"tenant bench-007: {Alert.objects.filter(tenant=tenant).count():,} alerts, "
+    print(f"tenant {slug}: {Alert.objects.filter(tenant=tenant).count():,} alerts, "
           f"{Alert.objects.filter(tenant=tenant, status__in=ACTIVE_STATUSES).count():,} active")  # fmt: skip
+    if profile:
+        page = reverse("desk:queue", args=[default.pk]) if profile == "queue" else f"/alerts/{active.pk}/"
+        _profile(verified_client(agent), page, repeat)
+        return
     for who, user in (("agent", agent), ("supervisor", supervisor)):
         client = verified_client(user)
         api = f"/api/v1/queues/{default.pk}/alerts/"
@@ -187,24 +262,41 @@ def measure(repeat: int) -> None:
         except NoReverseMatch:
             page = None
         if page:
-            times, queries, response = _timed(client, "get", page, repeat)
+            times, n, response = _timed(client, "get", page, repeat)
             assert response.status_code == 200, response.status_code
-            print(summary(f"{who}: queue page (HTML), first page [{queries} q]", times))
-        times, queries, response = _timed(client, "get", f"/alerts/{active.pk}/", repeat)
+            print(summary(f"{who}: queue page (HTML), first page [{n} q]", times))
+            if queries and who == "agent":
+                with Statements() as captured:
+                    client.get(page)
+                print(captured.listing())
+            deep, depth = page, 0
+            while depth < 20 and (older := _older_link(client.get(deep))):
+                deep, depth = older, depth + 1
+            times, n, response = _timed(client, "get", deep, repeat)
+            assert response.status_code == 200, response.status_code
+            print(summary(f"{who}: queue page (HTML), {depth} pages deep [{n} q]", times))
+        times, n, response = _timed(client, "get", f"/alerts/{active.pk}/", repeat)
         assert response.status_code == 200, response.status_code
-        print(summary(f"{who}: alert page [{queries} q]", times))
+        print(summary(f"{who}: alert page [{n} q]", times))
+        if queries and who == "agent":
+            with Statements() as captured:
+                client.get(f"/alerts/{active.pk}/")
+            print(captured.listing())
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--alerts", type=int, default=1_000_000)
+    parser.add_argument("--tenants", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=200)
+    parser.add_argument("--queries", action="store_true", help="print the statements of the agent's pages")
+    parser.add_argument("--profile", choices=["queue", "alert"], help="profile the agent's queue or alert page")
     args = parser.parse_args()
     os.environ["AUDIT_SEAL_ON_COMMIT"] = "0"
     os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver")
     django_setup()
-    generate(args.alerts)
-    measure(args.repeat)
+    generate(args.alerts, args.tenants)
+    measure(args.repeat, args.tenants, queries=args.queries, profile=args.profile or "")
 
 
 if __name__ == "__main__":

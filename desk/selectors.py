@@ -15,13 +15,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, F, Min, Prefetch, Q, QuerySet
+from django.db.models import BooleanField, Count, ExpressionWrapper, F, Min, Prefetch, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 from guardian.shortcuts import get_objects_for_user, get_users_with_perms
 
 from accounts.models import Membership, User
-from accounts.selectors import bpo_admin_has_perm, tenant_ids_with_perm, user_has_tenant_perm
+from accounts.selectors import (
+    bpo_admin_has_perm,
+    request_memo,
+    tenant_access_for,
+    tenant_ids_with_perm,
+    user_has_tenant_perm,
+)
 from alerts.models import ACTIVE_STATUSES, AccountEvent, Alert, AlertType, Customer, Severity
 from alerts.selectors import ENCRYPTED_CUSTOMER_FIELDS
 from audit.models import Action, AuditEvent
@@ -113,20 +119,45 @@ def _granted(user: User, perm: str, model) -> QuerySet:
     )
 
 
-def queue_list_for(*, user: User) -> QuerySet[Queue]:
-    """The queues `user` may see: every queue of the active tenants where their role carries
+QUEUE_LIST_ORDER = ("tenant__name", "-is_default", "name", "pk")
+
+
+@dataclass(frozen=True)
+class _QueueSight:
+    """Which queues a user may see: every queue of the active tenants where their role carries
     desk.view_queue (supervisors, admins, BPO admins), and the queues they are granted
-    desk.work_queue on (agents) in active tenants they are still members of. Deny by default:
-    anything else is none."""
+    desk.work_queue on (agents) in active tenants they are still members of. Deny by default: for
+    anyone else, none. The one rule behind queue_list_for (as a filter, `q`) and queue_scope_for
+    (over queues read with their grant, `sees`)."""
+
+    supervised: frozenset[int]
+    member_of: frozenset[int]  # their memberships of active tenants: where a grant counts
+    user: User
+
+    @classmethod
+    def of(cls, user: User) -> "_QueueSight":
+        access = tenant_access_for(user=user)
+        return cls(frozenset(access.tenant_ids_with_perm(QUEUE_VIEW_PERM)), frozenset(access.roles), user)
+
+    def granted(self) -> QuerySet[Queue]:
+        """The queues granted to the user (guardian object permissions), wherever they are."""
+        return get_objects_for_user(
+            self.user, QUEUE_WORK_PERM, klass=Queue, accept_global_perms=False, with_superuser=False
+        )
+
+    def q(self) -> Q:
+        granted = self.granted().filter(tenant_id__in=self.member_of)
+        return Q(tenant_id__in=self.supervised) | Q(pk__in=granted.values("pk"))
+
+    def sees(self, queue: Queue, *, granted: bool) -> bool:
+        return queue.tenant_id in self.supervised or (granted and queue.tenant_id in self.member_of)
+
+
+def queue_list_for(*, user: User) -> QuerySet[Queue]:
+    """The queues `user` may see (see _QueueSight), by tenant name, the default queue first."""
     if not (user.is_authenticated and user.is_active):
         return Queue.objects.none()
-    supervised = tenant_ids_with_perm(user=user, perm=QUEUE_VIEW_PERM)
-    granted = _granted(user, QUEUE_WORK_PERM, Queue)
-    return (
-        Queue.objects.filter(Q(tenant_id__in=supervised) | Q(pk__in=granted.values("pk")))
-        .select_related("tenant")
-        .order_by("tenant__name", "-is_default", "name", "pk")
-    )
+    return Queue.objects.filter(_QueueSight.of(user).q()).select_related("tenant").order_by(*QUEUE_LIST_ORDER)
 
 
 def queue_get_for(*, user: User, queue_id) -> Queue:
@@ -137,20 +168,53 @@ def queue_get_for(*, user: User, queue_id) -> Queue:
         raise Http404("No such queue.") from None
 
 
+@dataclass(frozen=True)
+class QueueScope:
+    """The queues a user may see (`queues`, as queue_list_for lists them) and every queue of their
+    tenants (`siblings`: placing alerts needs them all, granted or not)."""
+
+    queues: list[Queue]
+    siblings: list[Queue]
+
+
+def queue_scope_for(*, user: User) -> QueueScope:
+    """queue_list_for and queue_siblings of its answer, in one query: the queues of the tenants where
+    `user` may see some (supervised, or a member's, where a grant counts), each with whether it is
+    granted to them; _QueueSight.sees then says which they see, as its filter does for
+    queue_list_for. Read once a request (the queue page and the alert access scope both ask), like
+    tenant_access_for."""
+    memo = request_memo(user)
+    if memo is not None and "queue_scope" in memo:
+        return memo["queue_scope"]
+    if not (user.is_authenticated and user.is_active):
+        scope = QueueScope(queues=[], siblings=[])
+    else:
+        sight = _QueueSight.of(user)
+        rows = list(
+            Queue.objects.filter(tenant_id__in=sight.supervised | sight.member_of)
+            .annotate(granted=ExpressionWrapper(Q(pk__in=sight.granted().values("pk")), output_field=BooleanField()))
+            .select_related("tenant")
+            .order_by(*QUEUE_LIST_ORDER)
+        )
+        queues = [q for q in rows if sight.sees(q, granted=q.granted)]
+        tenants = {q.tenant_id for q in queues}
+        scope = QueueScope(queues=queues, siblings=[q for q in rows if q.tenant_id in tenants])
+    if memo is not None:
+        memo["queue_scope"] = scope
+    return scope
+
+
 def alert_queue_scope(*, user: User, tenant_ids: list[int]) -> Q:
     """The desk's narrowing of alert access (registered with alerts.selectors.alert_scope_register):
     in the tenants where `user` may see every queue (supervisors, admins), every alert; elsewhere
     only the alerts of the queues granted to them, so an alert in an ungranted queue is as missing
-    as another tenant's. At most four queries, whatever the data."""
-    supervised = [pk for pk in tenant_ids_with_perm(user=user, perm=QUEUE_VIEW_PERM) if pk in tenant_ids]
+    as another tenant's. At most two queries (none more in a request), whatever the data."""
+    supervised = [pk for pk in tenant_access_for(user=user).tenant_ids_with_perm(QUEUE_VIEW_PERM) if pk in tenant_ids]
     q = Q(tenant_id__in=supervised)
-    granted = [
-        queue for queue in queue_list_for(user=user).filter(tenant_id__in=tenant_ids).exclude(tenant_id__in=supervised)
-    ]
-    if granted:
-        siblings = queue_siblings(granted)
-        for queue in granted:
-            q |= queue_alerts_q(queue, siblings)
+    scope = queue_scope_for(user=user)
+    for queue in scope.queues:
+        if queue.tenant_id in tenant_ids and queue.tenant_id not in supervised:
+            q |= queue_alerts_q(queue, scope.siblings)
     return q
 
 
@@ -238,15 +302,15 @@ class QueuePosition:
 
 @dataclass(frozen=True)
 class QueueFilters:
-    """What a queue list may be narrowed to. `customer_ids`: from customer_ids_by_external_id;
-    an empty tuple (a search that found nobody) matches nothing, None does not filter."""
+    """What a queue list may be narrowed to. `customer_ids`: from customer_ids_by_external_id (a
+    subquery) or ids; none (a search that found nobody) matches nothing, None does not filter."""
 
     type: str = ""
     severity: int | None = None
     status: str = ""
     assignee_id: int | None = None  # "mine"
     unassigned: bool = False
-    customer_ids: tuple[int, ...] | None = None
+    customer_ids: "QuerySet[Customer] | tuple[int, ...] | None" = None
 
     def q(self) -> Q:
         q = Q()
@@ -261,16 +325,18 @@ class QueueFilters:
         if self.unassigned:
             q &= Q(assignee__isnull=True)
         if self.customer_ids is not None:
-            q &= Q(customer_id__in=list(self.customer_ids)) if self.customer_ids else Q(pk__in=[])
+            ids = self.customer_ids
+            q &= Q(customer_id__in=ids if isinstance(ids, QuerySet) else list(ids))
         return q
 
 
-def customer_ids_by_external_id(*, tenant_id: int, external_id: str) -> tuple[int, ...]:
+def customer_ids_by_external_id(*, tenant_id: int, external_id: str) -> QuerySet[Customer]:
     """The customer of one tenant with this client account id (exact match, served by the
-    (tenant, external_id) unique index), as ids to filter alerts by: none when there is none."""
+    (tenant, external_id) unique index), as a subquery of ids to filter alerts by: it runs inside
+    the page's query, not before it. Nobody when there is none."""
     if not external_id:
-        return ()
-    return tuple(Customer.objects.filter(tenant_id=tenant_id, external_id=external_id).values_list("pk", flat=True))
+        return Customer.objects.none().values("pk")
+    return Customer.objects.filter(tenant_id=tenant_id, external_id=external_id).values("pk")
 
 
 def queue_alert_get(*, queue: Queue, siblings: Iterable[Queue], alert_id) -> Alert:
@@ -288,19 +354,30 @@ def queue_alerts_page(
     after: QueuePosition | None = None,
     size: int,
     filters: QueueFilters | None = None,
+    only: Sequence[str] | None = None,
 ) -> tuple[list[Alert], QueuePosition | None]:
     """One keyset page of the queue's active alerts in queue order, after `after`: the alerts, and
-    the position to ask the next page from (None on the last page). One query, whatever the depth."""
-    alerts = queue_alerts(queue=queue, siblings=siblings)
+    the position to ask the next page from (None on the last page). One query, whatever the depth.
+    `only`: the fields the caller shows (with "customer__..." and "assignee__..."), for a list
+    that shows a few columns of many rows; the queue order's own fields are always read. The
+    alerts' tenant is the queue's (placement is within a tenant): given, not read again."""
+    alerts = queue_alerts(queue=queue, siblings=siblings).select_related(None).select_related("customer", "assignee")
+    if only is not None:
+        alerts = alerts.only(*_ORDER_FIELDS, "tenant", "customer", "assignee", *only)
     if filters is not None:
         alerts = alerts.filter(filters.q())
     if after is not None:
         alerts = alerts.filter(after.after_q())
     rows = list(alerts[: size + 1])
+    for alert in rows:
+        alert.tenant = queue.tenant
     if len(rows) > size:
         rows = rows[:size]
         return rows, QueuePosition.of(rows[-1])
     return rows, None
+
+
+_ORDER_FIELDS = ("severity", "sla_due_at", "first_seen_at")  # and the id: QueuePosition's
 
 
 def queue_counts(*, queues: Sequence[Queue], siblings: Iterable[Queue]) -> dict[int, dict[str, int]]:

@@ -57,6 +57,7 @@ from desk.selectors import (
     queue_get_for,
     queue_list_for,
     queue_pick,
+    queue_scope_for,
     queue_siblings,
 )
 from desk.services import alert_claim_next
@@ -311,6 +312,13 @@ class QueueFilterForm(forms.Form):
         return out
 
 
+# What a row shows (desk_tags.queue_rows): the page reads these columns only.
+QUEUE_ROW_FIELDS = (
+    "type", "status", "reason",
+    "customer__external_id", "customer__email_masked", "customer__phone_masked", "assignee__username",
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class QueueRow:
     alert: Alert
@@ -346,9 +354,10 @@ def _queue_row(alert: Alert, *, user, now: datetime, case=None) -> QueueRow:
 
 def _queue_context(request, queue_id, query: QueryDict) -> dict:
     """Everything the page and its rows fragment show: a fixed number of queries, whatever the
-    page size or the data (the user's queues, the queue, its siblings, the counts, the customer
-    looked up when searching, one page of alerts)."""
-    queues = list(queue_list_for(user=request.user))
+    page size or the data (the user's queues with their tenants' others, the counts, one page of
+    alerts, the customer searched for inside it)."""
+    scope = queue_scope_for(user=request.user)  # the user's queues and their tenants' others, in one query
+    queues = scope.queues
     queue = queue_pick(queues, queue_id)  # queue_get_for's answer, from the list already read
     form = QueueFilterForm(query)
     data = form.cleaned_data if form.is_valid() else {}
@@ -365,10 +374,10 @@ def _queue_context(request, queue_id, query: QueryDict) -> dict:
         unassigned=bool(data.get("unassigned")),
         customer_ids=customer_ids_by_external_id(tenant_id=queue.tenant_id, external_id=customer) if customer else None,
     )
-    siblings = queue_siblings(queues or [queue])
+    siblings = scope.siblings
     counts = queue_counts(queues=queues, siblings=siblings)
     alerts, position = queue_alerts_page(
-        queue=queue, siblings=siblings, after=after, size=QUEUE_PAGE_SIZE, filters=filters
+        queue=queue, siblings=siblings, after=after, size=QUEUE_PAGE_SIZE, filters=filters, only=QUEUE_ROW_FIELDS
     )
     audit_shown(request).objects(alerts, target_type="alerts.alert")
     cases = open_cases_of_alerts(user=request.user, alert_ids=[a.pk for a in alerts]) if alerts else {}

@@ -9,12 +9,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from accounts import services as account_services
-from accounts.models import Role
+from accounts.models import Role, User
+from accounts.selectors import request_memo_start, tenant_access_for
 from accounts.testing import make_staff
 from alerts.models import Alert, AlertStatus, AlertType, Severity
 from alerts.tests.factories import T0
 from desk.models import Queue
-from desk.selectors import queue_alerts_q, queue_for_alert, queue_get_for, queue_list_for
+from desk.selectors import (
+    queue_alerts_q,
+    queue_for_alert,
+    queue_get_for,
+    queue_list_for,
+    queue_scope_for,
+    queue_siblings,
+)
 from desk.services import queue_create, queue_grant
 
 pytestmark = pytest.mark.django_db
@@ -154,3 +162,24 @@ def test_queue_alerts_q_only_takes_its_tenants_active_and_inactive_alike(tenant_
     assert not Alert.objects.filter(queue_alerts_q(default_a, queues)).exists()
     default_b = next(q for q in queues if q.tenant_id == tenant_b.pk)
     assert Alert.objects.filter(queue_alerts_q(default_b, queues)).count() == Alert.objects.count()
+
+
+def test_the_queue_scope_read_in_one_query_is_queue_list_for_and_the_siblings(
+    agent, supervisor, admin_user, tenant_a, tenant_b, django_assert_num_queries
+):
+    takeover = queue_create(tenant=tenant_a, slug="takeover", name="Takeover", alert_types=["account_takeover"])
+    queue_create(tenant=tenant_b, slug="vip", name="VIP", min_severity=3)
+    queue_grant(queue=takeover, user=agent)
+    idle = make_staff("idle", role=Role.AGENT, tenants=[tenant_b])
+    for user in (agent, supervisor, admin_user, idle):
+        expected = list(queue_list_for(user=user))
+        request_user = User.objects.get(pk=user.pk)
+        request_memo_start(request_user)
+        tenant_access_for(user=request_user)  # the top bar reads it first on a page
+        with django_assert_num_queries(1):
+            scope = queue_scope_for(user=request_user)
+            assert queue_scope_for(user=request_user) is scope  # once a request
+        assert scope.queues == expected
+        assert sorted(q.pk for q in scope.siblings) == sorted(q.pk for q in queue_siblings(expected))
+    assert [q.pk for q in queue_scope_for(user=agent).queues] == [takeover.pk]
+    assert queue_scope_for(user=idle).queues == [] and queue_scope_for(user=idle).siblings == []
