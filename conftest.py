@@ -77,6 +77,12 @@ def supervisor(tenant_a):
 
 
 @pytest.fixture
+def tenant_admin(tenant_a):
+    """An admin of tenant A (its messages, delivery settings, playbooks)."""
+    return make_staff("tenant-admin", role=Role.ADMIN, tenants=[tenant_a])
+
+
+@pytest.fixture
 def admin_user(db):
     """A BPO-wide admin."""
     return make_staff("bpo-admin", bpo_admin=True)

@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
 
 # One message for every kind of sign-in failure, so that none tells whether a username exists.
 SIGN_IN_FAILED = "The username or password is not right, or this account cannot sign in. Try again."
@@ -38,3 +39,11 @@ class ReauthForm(TokenForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["token"].widget.attrs.pop("autofocus", None)
+
+
+def form_errors_add(form: forms.Form, error: ValidationError) -> None:
+    """Put a service's ValidationError on the form that fed it: on the named field where the form
+    has one, else as a form-wide error."""
+    for name, items in error.message_dict.items():
+        for item in items:
+            form.add_error(name if name in form.fields else None, item)

@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.forms import form_errors_add
 from alerts.models import MessageChannel, MessageKind, MessageSettings
 from alerts.notifications import placeholders
 from alerts.notifications.checks import CheckResult
@@ -225,9 +226,7 @@ def message_settings_update(request, tenant_id: int):
         try:
             message_settings_save(tenant=tenant, actor=request.user, **form.cleaned_data)
         except ValidationError as error:
-            for name, items in error.message_dict.items():
-                for item in items:
-                    form.add_error(name if name in form.fields else None, item)
+            form_errors_add(form, error)
         else:
             messages.success(request, "Message settings saved.")
             return redirect("desk:message_list", tenant_id=tenant.pk)
@@ -295,9 +294,7 @@ def message_edit(request, tenant_id: int, alert_type: str, channel: str, locale:
             body=body,
         )
     except TemplateCheckError as error:
-        for name, items in error.message_dict.items():
-            for item in items:
-                form.add_error(name if name in form.fields else None, item)
+        form_errors_add(form, error)
         preview = Preview(**{**preview.__dict__, "result": error.result})
         return _edit_page(
             request, tenant, key, form=form, template=template, wording=wording, preview=preview, status=400

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from desk import apis, case_views, message_views, views
+from desk import apis, case_views, delivery_views, message_views, views
 
 app_name = "desk"
 
@@ -44,6 +44,7 @@ urlpatterns = [
     path("messages/", message_views.messages_home, name="messages"),
     path("messages/<int:tenant_id>/", message_views.message_list, name="message_list"),
     path("messages/<int:tenant_id>/settings/", message_views.message_settings_update, name="message_settings"),
+    path("messages/<int:tenant_id>/delivery/", delivery_views.delivery_settings, name="delivery_settings"),
     path("messages/<int:tenant_id>/preview/", message_views.message_preview, name="message_preview"),
     path(
         "messages/<int:tenant_id>/<str:alert_type>/<str:channel>/<str:locale>/",

@@ -84,9 +84,11 @@ def _channel_order_default() -> list[str]:
 
 
 class NotificationSettings(models.Model):
-    """A tenant's notification settings. A tenant without a row gets these defaults
-    (alerts.notifications.selectors.notification_settings_for); changed only through
-    alerts.notifications.services.notification_settings_update (validated, audited)."""
+    """A tenant's notification settings: what is sent, when and how it escalates. A tenant without
+    a row gets these defaults (alerts.notifications.selectors.notification_settings_for); changed
+    only through alerts.notifications.services.notification_settings_update (validated, audited).
+    How messages name the tenant, where they link and the local time zone are the tenant's
+    MessageSettings (one source of truth for the content, the answer page and quiet hours)."""
 
     tenant = models.OneToOneField(
         "accounts.Tenant", primary_key=True, on_delete=models.CASCADE, related_name="notification_settings"
@@ -110,10 +112,9 @@ class NotificationSettings(models.Model):
         default=30, help_text="Addresses replaced this recently are told of recoveries and contact changes."
     )
     quiet_start = models.TimeField(null=True, blank=True, help_text="Non-critical messages wait from ...")
-    quiet_end = models.TimeField(null=True, blank=True, help_text="... until (local time).")
-    time_zone = models.CharField(max_length=64, default="UTC", help_text="IANA name, for quiet hours.")
-    official_domain = models.CharField(max_length=253, blank=True, help_text="The only domain messages may link to.")
-    support_contact = models.CharField(max_length=200, blank=True, help_text="How to reach official support.")
+    quiet_end = models.TimeField(
+        null=True, blank=True, help_text="... until (local time, in the time zone of the tenant's message settings)."
+    )
     push_webhook_url = models.URLField(blank=True, help_text="The tenant's endpoint that pushes to its app.")
     push_webhook_secret = EncryptedTextField(blank=True)
     drill_customer = models.ForeignKey(
@@ -121,6 +122,9 @@ class NotificationSettings(models.Model):
     )
     drill_every_hours = models.PositiveSmallIntegerField(default=0, help_text="Scheduled drills (0: none).")
     updated_at = models.DateTimeField(null=True, blank=True)
+
+    # Not a column: the tenant's time zone, from its MessageSettings (notification_settings_for sets it).
+    local_time_zone = "UTC"
 
     def __str__(self) -> str:
         return f"notification settings of {self.tenant}"

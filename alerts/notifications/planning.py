@@ -70,12 +70,14 @@ def alert_is_critical(settings: NotificationSettings, alert: Alert, event_types:
 
 
 def quiet_hours_end(settings: NotificationSettings, now: datetime) -> datetime | None:
-    """When the tenant's quiet hours in force at `now` end, or None outside them (or without any)."""
+    """When the tenant's quiet hours in force at `now` end, or None outside them (or without any).
+    Local time is the tenant's message-settings time zone (`local_time_zone`, set by
+    notification_settings_for)."""
     start, end = settings.quiet_start, settings.quiet_end
     if start is None or end is None or start == end:
         return None
     try:
-        zone = ZoneInfo(settings.time_zone or "UTC")
+        zone = ZoneInfo(settings.local_time_zone or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
         zone = ZoneInfo("UTC")
     local = now.astimezone(zone)

@@ -19,10 +19,27 @@ DRILL_RUN_PERM = "alerts.add_deliverydrill"
 
 
 def notification_settings_for(*, tenant_ids) -> dict[int, NotificationSettings]:
-    """Each tenant's notification settings: its row, or (unsaved) the defaults. One query."""
-    tenant_ids = set(tenant_ids)
-    stored = {s.tenant_id: s for s in NotificationSettings.objects.filter(tenant_id__in=tenant_ids)}
-    return {tid: stored.get(tid) or NotificationSettings(tenant_id=tid) for tid in tenant_ids}
+    """Each tenant's notification settings: its row, or (unsaved) the defaults, with
+    `local_time_zone` set from the tenant's message settings (the one place a tenant's time zone is
+    kept; quiet hours are in it). One query."""
+    from accounts.models import Tenant
+    from alerts.models import MessageSettings
+
+    found = {}
+    tenants = Tenant.objects.filter(pk__in=set(tenant_ids)).select_related("notification_settings", "message_settings")
+    for tenant in tenants:
+        try:
+            row = tenant.notification_settings
+        except NotificationSettings.DoesNotExist:
+            row = NotificationSettings(tenant_id=tenant.pk)
+        try:
+            row.local_time_zone = tenant.message_settings.time_zone or "UTC"
+        except MessageSettings.DoesNotExist:
+            row.local_time_zone = "UTC"
+        found[tenant.pk] = row
+    for tid in set(tenant_ids) - set(found):  # no such tenant: the defaults, as before
+        found[tid] = NotificationSettings(tenant_id=tid)
+    return found
 
 
 def notification_settings_get(*, tenant) -> NotificationSettings:

@@ -498,7 +498,7 @@ def notification_status_record(
 SETTINGS_FIELDS = (
     "notify_types", "min_severity", "critical", "channel_order", "answer_link_days", "answer_window_minutes",
     "no_answer_action", "delivery_window_minutes", "previous_contact_days", "quiet_start", "quiet_end",
-    "time_zone", "official_domain", "support_contact", "push_webhook_url", "drill_customer", "drill_every_hours",
+    "push_webhook_url", "drill_customer", "drill_every_hours",
 )  # fmt: skip
 
 
@@ -541,12 +541,6 @@ def notification_settings_update(*, tenant, actor=None, **changes) -> Notificati
         raise ValidationError({"drill_customer": "No such customer of this client."})
     for name, value in changes.items():
         setattr(row, name, value)
-    try:
-        from zoneinfo import ZoneInfo
-
-        ZoneInfo(row.time_zone)
-    except Exception:  # noqa: BLE001 (ZoneInfoNotFoundError, ValueError for a path-like name)
-        raise ValidationError({"time_zone": "Give an IANA time zone, e.g. Europe/Paris."}) from None
     row.full_clean(exclude=["tenant", "push_webhook_secret"])
     row.updated_at = timezone.now()
     row.save()

@@ -5,7 +5,6 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from accounts.models import Role
-from accounts.testing import make_staff
 from alerts.models import MessageSettings, NotificationTemplate
 from alerts.notifications.template_services import (
     TemplateCheckError,
@@ -18,11 +17,6 @@ from audit.models import Action, AuditEvent
 pytestmark = pytest.mark.django_db
 
 BODY = "{tenant}: new sign-in, {where}. Not you? {link} We never ask for codes or passwords."
-
-
-@pytest.fixture
-def tenant_admin(tenant_a):
-    return make_staff("tenant-admin", role=Role.ADMIN, tenants=[tenant_a])
 
 
 def save(tenant, actor, **overrides):

@@ -22,11 +22,6 @@ SMS = (
 
 
 @pytest.fixture
-def tenant_admin(tenant_a):
-    return make_staff("tenant-admin", role=Role.ADMIN, tenants=[tenant_a])
-
-
-@pytest.fixture
 def admin_client(tenant_admin):
     return verified_client(tenant_admin)
 

@@ -3,7 +3,7 @@ channel; and the tenant's notification settings."""
 
 import io
 import json
-from datetime import timedelta
+from datetime import time, timedelta
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -29,11 +29,6 @@ def test_customer(tenant_a):
     customer = Customer.objects.get(external_id="drill-target")
     services.notification_settings_update(tenant=tenant_a, drill_customer=customer)
     return customer
-
-
-@pytest.fixture
-def tenant_admin(tenant_a):
-    return make_staff("tenant-admin", role=Role.ADMIN, tenants=[tenant_a])
 
 
 def run_drill(**kwargs):
@@ -127,18 +122,19 @@ class TestSettings:
             tenant=tenant_a,
             actor=tenant_admin,
             critical=["type:password", "event:mfa.disabled"],
-            time_zone="Asia/Tokyo",
+            quiet_start=time(22),
         )
         row = NotificationSettings.objects.get(tenant=tenant_a)
         assert row.critical == ["type:password", "event:mfa.disabled"]
         assert AuditEvent.objects.filter(target_type="alerts.notificationsettings", actor=tenant_admin).exists()
         for bad in (
-            {"critical": ["type:nope"]}, {"critical": "type:login"}, {"time_zone": "Mars/Olympus"},
+            {"critical": ["type:nope"]}, {"critical": "type:login"}, {"time_zone": "Asia/Tokyo"},
             {"channel_order": ["pigeon"]}, {"answer_link_days": -1}, {"push_webhook_secret": "x"},
         ):  # fmt: skip
             with pytest.raises(ValidationError):
                 services.notification_settings_update(tenant=tenant_a, **bad)
-        assert NotificationSettings.objects.get(tenant=tenant_a).time_zone == "Asia/Tokyo"
+        # The time zone is the message settings' (one source of truth), not a notification setting.
+        assert NotificationSettings.objects.get(tenant=tenant_a).quiet_start == time(22)
 
     def test_the_push_secret_is_shown_once_and_stored_encrypted(self, tenant_a):
         secret = services.notification_push_secret_rotate(tenant=tenant_a)

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
-from alerts.models import Alert, CustomerContactChange, Notification, NotificationSettings
+from alerts.models import Alert, CustomerContactChange, MessageSettings, Notification, NotificationSettings
 from alerts.notifications.models import Purpose, State
 from alerts.notifications.planning import quiet_hours_end
 from alerts.notifications.tests.helpers import account, feed
@@ -151,9 +151,9 @@ class TestPreviousContacts:
 
 class TestQuietHours:
     def test_a_non_critical_alert_waits_for_the_end_of_quiet_hours(self, tenant_a):
-        NotificationSettings.objects.create(
-            tenant=tenant_a, quiet_start=time(22), quiet_end=time(7), time_zone="Europe/Paris"
-        )
+        NotificationSettings.objects.create(tenant=tenant_a, quiet_start=time(22), quiet_end=time(7))
+        # Local time is the tenant's message-settings time zone, the one the messages show.
+        MessageSettings.objects.create(tenant=tenant_a, time_zone="Europe/Paris")
         at_night = datetime(2026, 11, 20, 23, 30, tzinfo=UTC)  # 00:30 in Paris
         feed(tenant_a, "password.changed", account_=account(channels={"email": True}), now=at_night)
         feed(tenant_a, "mfa.disabled", account_=account("bob", channels={"email": True}), now=at_night)
@@ -173,7 +173,7 @@ class TestQuietHours:
         ],
     )
     def test_quiet_hours_end(self, start, end, now, until):
-        settings = NotificationSettings(quiet_start=start, quiet_end=end, time_zone="UTC")
+        settings = NotificationSettings(quiet_start=start, quiet_end=end)
         assert quiet_hours_end(settings, now) == until
 
 

@@ -1,0 +1,153 @@
+"""The delivery settings page: a tenant's admins (and BPO admins) choose what customers are told
+of, what is critical, the channel order, quiet hours and the answer window; each save is checked
+and audited and takes effect in planning; every other caller gets 404 (or the OTP step) and
+changes nothing."""
+
+import re
+from datetime import UTC, datetime, time
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from accounts.models import Role
+from accounts.testing import make_staff, verified_client
+from alerts.models import MessageSettings, Notification, NotificationSettings
+from alerts.notifications.models import CHANNEL_ORDER_DEFAULT
+from alerts.notifications.tests.helpers import account, feed
+from audit.models import Action, AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(tenant_admin):
+    return verified_client(tenant_admin)
+
+
+def url(tenant_or_id):
+    return reverse("desk:delivery_settings", kwargs={"tenant_id": getattr(tenant_or_id, "pk", tenant_or_id)})
+
+
+def valid(**overrides):
+    data = {
+        "notify_types": ["login", "password", "two_factor", "recovery", "account_takeover"],
+        "min_severity": "2",
+        "critical": ["type:account_takeover", "event:mfa.disabled", "rule:recovery"],
+        "first": "push",
+        "second": "email",
+        "third": "sms",
+        "fourth": "voice",
+        "delivery_window_minutes": "10",
+        "quiet_start": "22:00",
+        "quiet_end": "07:00",
+        "answer_link_days": "3",
+        "answer_window_minutes": "30",
+        "no_answer_action": "nothing",
+        "previous_contact_days": "60",
+        "drill_every_hours": "12",
+    }
+    data.update(overrides)
+    return data
+
+
+def settings_audits():
+    return AuditEvent.objects.filter(target_type="alerts.notificationsettings", action=Action.UPDATE)
+
+
+def test_the_page_shows_the_defaults_and_is_recorded_as_seen(admin_client, tenant_a):
+    response = admin_client.get(url(tenant_a))
+    assert response.status_code == 200
+    page = response.content.decode()
+    checked = set(re.findall(r'<input type="checkbox" name="critical" value="([^"]+)"[^>]*checked', page))
+    assert checked == {
+        "type:account_takeover",
+        "event:mfa.disabled",
+        "event:recovery.completed",
+        "rule:rapid_profile_change",
+    }
+    form = response.context["form"]
+    assert form["answer_link_days"].value() == 7
+    assert [form[s].value() for s in ("first", "second", "third", "fourth")] == list(CHANNEL_ORDER_DEFAULT)
+    assert "event:mfa.disabled" in form["critical"].value()
+    assert AuditEvent.objects.filter(tenant=tenant_a, target_type="alerts.notificationsettings").exists()
+    assert not settings_audits().exists()
+
+
+def test_a_save_changes_the_settings_is_audited_and_takes_effect(admin_client, tenant_a, tenant_admin):
+    response = admin_client.post(url(tenant_a), valid())
+    assert response.status_code == 302 and response.url == url(tenant_a)
+    row = NotificationSettings.objects.get(tenant=tenant_a)
+    assert row.channel_order == ["push", "email", "sms", "voice"]
+    assert (row.quiet_start, row.quiet_end, row.answer_link_days, row.min_severity) == (time(22), time(7), 3, 2)
+    assert row.critical == ["type:account_takeover", "event:mfa.disabled", "rule:recovery"]
+    audit = settings_audits().get()
+    assert audit.actor == tenant_admin and "channel_order" in audit.changes
+
+    # Quiet hours in the message settings' time zone: a password change at 00:30 in Paris waits.
+    MessageSettings.objects.create(tenant=tenant_a, time_zone="Europe/Paris")
+    feed(
+        tenant_a,
+        "password.changed",
+        account_=account(channels={"email": True}),
+        now=datetime(2026, 11, 20, 23, 30, tzinfo=UTC),
+    )
+    assert Notification.objects.get().not_before == datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"second": "push"}, "Give each channel once"),
+        ({"quiet_end": ""}, "both ends of the quiet hours"),
+        ({"quiet_end": "22:00"}, "same time"),
+        ({"answer_link_days": "0"}, "greater than or equal to 1"),
+        ({"answer_link_days": "many"}, "whole number"),
+        ({"critical": ["type:nope"]}, "Select a valid choice"),
+        ({"notify_types": ["pigeon"]}, "Select a valid choice"),
+        ({"first": "fax"}, "Select a valid choice"),
+        ({"no_answer_action": "panic"}, "Select a valid choice"),
+        ({"quiet_start": "25:00"}, "valid time"),
+    ],
+)
+def test_bad_input_is_refused_with_its_reason_and_changes_nothing(admin_client, tenant_a, overrides, message):
+    response = admin_client.post(url(tenant_a), valid(**overrides))
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert not NotificationSettings.objects.filter(tenant=tenant_a).exists()
+    assert not settings_audits().exists()
+
+
+def test_a_bpo_admin_sets_any_tenants_delivery(admin_user, tenant_b):
+    client = verified_client(admin_user)
+    assert client.post(url(tenant_b), valid()).status_code == 302
+    assert NotificationSettings.objects.get().tenant == tenant_b
+
+
+def test_another_tenant_or_no_tenant_is_missing(admin_client, tenant_b):
+    for target in (tenant_b, 999_999):
+        assert admin_client.get(url(target)).status_code == 404
+        assert admin_client.post(url(target), valid()).status_code == 404
+    assert not NotificationSettings.objects.exists() and not settings_audits().exists()
+
+
+@pytest.mark.parametrize("role", [Role.AGENT, Role.SUPERVISOR])
+def test_roles_other_than_admin_get_404(tenant_a, role):
+    client = verified_client(make_staff(f"staff-{role}", role=role, tenants=[tenant_a]))
+    assert client.get(url(tenant_a)).status_code == 404
+    assert client.post(url(tenant_a), valid()).status_code == 404
+    assert not NotificationSettings.objects.exists()
+
+
+def test_a_password_only_session_or_anonymous_reaches_none_of_it(tenant_a, tenant_admin):
+    half = Client()
+    half.force_login(tenant_admin)  # password step only, no OTP
+    for client, step in ((half, "accounts:mfa_verify"), (Client(), "accounts:login")):
+        for response in (client.get(url(tenant_a)), client.post(url(tenant_a), valid())):
+            assert response.status_code == 302 and response.url.startswith(reverse(step))
+    assert not NotificationSettings.objects.exists()
+
+
+def test_the_message_list_links_to_the_delivery_settings(admin_client, tenant_a):
+    page = admin_client.get(reverse("desk:message_list", kwargs={"tenant_id": tenant_a.pk})).content.decode()
+    assert url(tenant_a) in page
