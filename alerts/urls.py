@@ -38,6 +38,7 @@ urlpatterns = [
         notification_views.twilio_status,
         name="notification_twilio_status",
     ),
+    path("notifications/push/receipt/", notification_views.push_receipt, name="push_receipt"),
     path("api/schema/", _public(SpectacularAPIView.as_view()), name="schema"),
     path("api/docs/", _public(SpectacularSwaggerSplitView.as_view(url_name="alerts:schema")), name="docs"),
 ]

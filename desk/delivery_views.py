@@ -10,14 +10,15 @@ from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.forms import form_errors_add
 from alerts.models import AlertType, EventType, Severity
 from alerts.notifications.content import brand_for
 from alerts.notifications.models import Channel, NoAnswerAction
 from alerts.notifications.selectors import notification_settings_get
-from alerts.notifications.services import notification_settings_update
+from alerts.notifications.services import notification_push_secret_rotate, notification_settings_update
 from alerts.notifications.template_selectors import message_tenant_get_for
 from alerts.rules import RULES
 from audit.decorators import audit_shown, shows_data
@@ -91,6 +92,18 @@ class DeliverySettingsForm(forms.Form):
         label="Tell replaced addresses for (days)",
         help_text="An email or phone replaced this recently is told of recoveries and contact changes.",
     )
+    push_webhook_url = forms.URLField(
+        required=False,
+        assume_scheme="https",
+        max_length=200,
+        label="Push webhook",
+        help_text="Your endpoint that shows a push in your app; each request is signed with the push secret.",
+    )
+    push_receipts = forms.BooleanField(
+        required=False,
+        label="Your app confirms delivery",
+        help_text="It posts a signed receipt when the push is shown; without one in time, the next channel is tried.",
+    )
     drill_every_hours = forms.IntegerField(
         min_value=0, max_value=168, label="Delivery drill every (hours)", help_text="0: no scheduled drill."
     )
@@ -120,7 +133,7 @@ def _initial(row) -> dict:
     return initial
 
 
-def _page(request, tenant, form, *, status=200):
+def _page(request, tenant, form, *, status=200, new_secret=""):
     audit_shown(request).page("alerts.notificationsettings", tenant=tenant)
     boxes = list(form["critical"])
     critical_groups = [
@@ -133,8 +146,14 @@ def _page(request, tenant, form, *, status=200):
         "form": form,
         "slots": [form[slot] for slot in CHANNEL_SLOTS],
         "critical_groups": critical_groups,
+        "new_secret": new_secret,
+        "receipt_path": reverse("alerts:push_receipt"),
+        "has_secret": bool(notification_settings_get(tenant=tenant).push_webhook_secret),
     }
-    return render(request, "desk/notificationsettings_edit.html", context, status=status)
+    response = render(request, "desk/notificationsettings_edit.html", context, status=status)
+    if new_secret:
+        response["Cache-Control"] = "no-store"
+    return response
 
 
 @require_http_methods(["GET", "POST"])
@@ -153,3 +172,13 @@ def delivery_settings(request, tenant_id: int):
             messages.success(request, "Delivery settings saved.")
             return redirect("desk:delivery_settings", tenant_id=tenant.pk)
     return _page(request, tenant, form, status=400)
+
+
+@require_POST
+@shows_data
+def push_secret_rotate(request, tenant_id: int):
+    """A new push signing secret, shown on this answer only (no-store); the old one stops working."""
+    tenant = message_tenant_get_for(user=request.user, tenant_id=tenant_id)
+    secret = notification_push_secret_rotate(tenant=tenant, actor=request.user)
+    form = DeliverySettingsForm(initial=_initial(notification_settings_get(tenant=tenant)))
+    return _page(request, tenant, form, new_secret=secret)

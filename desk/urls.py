@@ -45,6 +45,11 @@ urlpatterns = [
     path("messages/<int:tenant_id>/", message_views.message_list, name="message_list"),
     path("messages/<int:tenant_id>/settings/", message_views.message_settings_update, name="message_settings"),
     path("messages/<int:tenant_id>/delivery/", delivery_views.delivery_settings, name="delivery_settings"),
+    path(
+        "messages/<int:tenant_id>/delivery/push-secret/",
+        delivery_views.push_secret_rotate,
+        name="push_secret_rotate",
+    ),
     path("messages/<int:tenant_id>/preview/", message_views.message_preview, name="message_preview"),
     path(
         "messages/<int:tenant_id>/<str:alert_type>/<str:channel>/<str:locale>/",

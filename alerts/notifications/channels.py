@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
 from django.conf import settings
+from django.urls import reverse
 from django.utils.module_loading import import_string
 
 from alerts.notifications.models import Channel, OutboxMessage, State
@@ -127,6 +128,7 @@ class PermanentFailure(Exception):  # noqa: N818
 class Sent:
     state: str = State.SENT  # or DELIVERED when handing it over is delivery (the outbox)
     provider_message_id: str = ""
+    receipt_expected: bool | None = None  # None: as the backend's confirms_delivery says
 
 
 class Backend:
@@ -334,7 +336,9 @@ class WebhookPushBackend(Backend):
     """Push through the tenant's own signed webhook to its app: POST JSON to the tenant's
     push_webhook_url with X-AlertDesk-Timestamp, X-AlertDesk-Signature (HMAC-SHA256 of
     "<timestamp>.<body>" with the tenant's push secret) and X-AlertDesk-Idempotency-Key, which the
-    receiver must use to drop repeats. A 2xx means the tenant took it (sent); no receipts follow."""
+    receiver must use to drop repeats. A 2xx means the tenant took it (sent). A tenant whose app
+    confirms delivery (its `push_receipts` setting) posts a signed receipt to `receipt_url`
+    (alerts.notifications.views.push_receipt); the delivery-window fallback then waits for it."""
 
     name = "webhook"
     idempotent = True
@@ -355,6 +359,7 @@ class WebhookPushBackend(Backend):
                 "title": message.subject,
                 "body": message.body,
                 "created_at": notification.created_at.isoformat(),
+                "receipt_url": f"{settings.NOTIFICATION_PUBLIC_URL.rstrip('/')}{reverse('alerts:push_receipt')}",
             },
             separators=(",", ":"),
         ).encode()
@@ -365,7 +370,7 @@ class WebhookPushBackend(Backend):
         request = urllib.request.Request(url, data=body, method="POST", headers=headers)  # noqa: S310
         status, _, headers = _http(request, timeout=float(self.options.get("TIMEOUT", 10)))
         if 200 <= status < 300:
-            return Sent()
+            return Sent(receipt_expected=bool(tenant_settings.push_receipts))
         if status in (408, 429) or status >= 500:
             raise TemporaryFailure(f"push_http_{status}", retry_after=_retry_after(headers))
         raise PermanentFailure(f"push_http_{status}")

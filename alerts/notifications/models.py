@@ -117,6 +117,9 @@ class NotificationSettings(models.Model):
     )
     push_webhook_url = models.URLField(blank=True, help_text="The tenant's endpoint that pushes to its app.")
     push_webhook_secret = EncryptedTextField(blank=True)
+    push_receipts = models.BooleanField(
+        default=False, help_text="The tenant's app posts a signed receipt when a push is shown (delivered)."
+    )
     drill_customer = models.ForeignKey(
         Customer, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", help_text="A test account."
     )

@@ -8,6 +8,7 @@ from django.db.models import Prefetch, QuerySet
 from accounts.selectors import tenant_ids_with_perm
 from alerts.models import Alert
 from alerts.notifications.models import (
+    Channel,
     DeliveryDrill,
     Notification,
     NotificationSettings,
@@ -44,6 +45,20 @@ def notification_settings_for(*, tenant_ids) -> dict[int, NotificationSettings]:
 
 def notification_settings_get(*, tenant) -> NotificationSettings:
     return notification_settings_for(tenant_ids=[tenant.pk])[tenant.pk]
+
+
+def notification_for_push_receipt(*, idempotency_key) -> tuple[int, str] | None:
+    """(id, the tenant's push secret) of the push with this key, for checking a receipt's
+    signature; None when there is no such push or its tenant has no secret."""
+    row = (
+        Notification.objects.filter(idempotency_key=idempotency_key, channel=Channel.PUSH)
+        .values_list("pk", "tenant_id")
+        .first()
+    )
+    if row is None:
+        return None
+    secret = notification_settings_for(tenant_ids=[row[1]])[row[1]].push_webhook_secret
+    return (row[0], secret) if secret else None
 
 
 def notification_list_for_alert(*, alert: Alert) -> QuerySet[Notification]:

@@ -293,7 +293,9 @@ def _record_answer(row: Notification, backend: Backend, result: Sent) -> None:
     Notification.objects.filter(pk=row.pk, state=State.QUEUED).update(
         state=result.state, sent_at=now, delivered_at=now if result.state == State.DELIVERED else None,
         provider_message_id=result.provider_message_id, error="",
-        receipt_expected=backend.confirms_delivery and result.state == State.SENT, updated_at=now,
+        receipt_expected=(
+            backend.confirms_delivery if result.receipt_expected is None else result.receipt_expected
+        ) and result.state == State.SENT, updated_at=now,
     )  # fmt: skip
     Notification.objects.filter(pk=row.pk, sent_at__isnull=True).update(
         sent_at=now, provider_message_id=result.provider_message_id, updated_at=now
@@ -498,7 +500,7 @@ def notification_status_record(
 SETTINGS_FIELDS = (
     "notify_types", "min_severity", "critical", "channel_order", "answer_link_days", "answer_window_minutes",
     "no_answer_action", "delivery_window_minutes", "previous_contact_days", "quiet_start", "quiet_end",
-    "push_webhook_url", "drill_customer", "drill_every_hours",
+    "push_webhook_url", "push_receipts", "drill_customer", "drill_every_hours",
 )  # fmt: skip
 
 

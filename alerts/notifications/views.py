@@ -1,7 +1,9 @@
-"""Providers' callbacks (public, no staff session): Twilio's delivery status; the development
-outbox page; delivery tests (drills)."""
+"""Providers' callbacks (public, no staff session): Twilio's delivery status and the tenant app's
+push receipts; the development outbox page; delivery tests (drills)."""
 
+import json
 import logging
+import uuid
 
 from django.conf import settings
 from django.contrib import messages
@@ -15,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.decorators import mfa_not_required
 from accounts.selectors import bpo_admin_has_perm, tenant_ids_with_perm, user_has_tenant_perm
+from alerts.keys import signature_problem
 from alerts.notifications.channels import TwilioBackend, backend_for, twilio_signature
 from alerts.notifications.models import Notification, State
 from alerts.notifications.selectors import (
@@ -22,6 +25,7 @@ from alerts.notifications.selectors import (
     DRILL_VIEW_PERM,
     delivery_drill_list_for,
     delivery_drill_results,
+    notification_for_push_receipt,
     outbox_backend_configured,
     outbox_list,
 )
@@ -74,6 +78,43 @@ def twilio_status(request, notification_id: int):
             provider_message_id=params.get("MessageSid") or params.get("CallSid") or "",
             code=f"twilio_{code}" if code.isdigit() else f"twilio_{status}",
         )
+    return HttpResponse(status=204)
+
+
+PUSH_RECEIPT_STATES = {"delivered": State.DELIVERED, "failed": State.FAILED}
+PUSH_RECEIPT_MAX_BYTES = 2048
+
+
+@csrf_exempt  # signed by the tenant instead: X-AlertDesk-Signature with its push secret
+@login_not_required
+@mfa_not_required
+@require_POST
+def push_receipt(request):
+    """The tenant's app tells how a push went: JSON {"idempotency_key": <the push's key>, "state":
+    "delivered" | "failed", "code": <optional, up to 64 characters>}, signed as the push was
+    (X-AlertDesk-Timestamp, X-AlertDesk-Signature: sha256=HMAC of "<timestamp>.<body>" with the
+    tenant's push secret, 5 minutes' tolerance). 204 when taken (a repeat changes nothing); 400 for
+    a body that is not such JSON; 403, the same answer, for an unknown key or a bad, stale or
+    other tenant's signature; 413 over 2 KB. A failure tries the customer's next channel."""
+    if len(request.body) > PUSH_RECEIPT_MAX_BYTES:
+        return HttpResponse(status=413)
+    try:
+        data = json.loads(request.body)
+        key = uuid.UUID(str(data["idempotency_key"]))
+        state = PUSH_RECEIPT_STATES[data["state"]]
+        code = data.get("code") or ""
+        if not isinstance(code, str) or len(code) > 64:
+            raise ValueError("code")
+    except (ValueError, TypeError, KeyError):
+        return HttpResponseBadRequest(
+            'Send JSON {"idempotency_key": "<uuid>", "state": "delivered" or "failed", "code": "<optional>"}.'
+        )
+    found = notification_for_push_receipt(idempotency_key=key)
+    if found is None or signature_problem(request.headers, request.body, found[1]) is not None:
+        return HttpResponse(status=403)
+    notification_status_record(
+        notification_id=found[0], state=state, code=f"push_{code}"[:100] if state == State.FAILED else ""
+    )
     return HttpResponse(status=204)
 
 

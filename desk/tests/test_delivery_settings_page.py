@@ -151,3 +151,53 @@ def test_a_password_only_session_or_anonymous_reaches_none_of_it(tenant_a, tenan
 def test_the_message_list_links_to_the_delivery_settings(admin_client, tenant_a):
     page = admin_client.get(reverse("desk:message_list", kwargs={"tenant_id": tenant_a.pk})).content.decode()
     assert url(tenant_a) in page
+
+
+# --- Push to the tenant's app ------------------------------------------------------------------
+
+
+def test_the_push_webhook_and_receipts_are_set_on_the_page(admin_client, tenant_a):
+    data = valid(push_webhook_url="https://app.acme.example/push", push_receipts="on")
+    assert admin_client.post(url(tenant_a), data).status_code == 302
+    row = NotificationSettings.objects.get(tenant=tenant_a)
+    assert (row.push_webhook_url, row.push_receipts) == ("https://app.acme.example/push", True)
+    response = admin_client.post(url(tenant_a), valid(push_webhook_url="not a url"))
+    assert response.status_code == 400 and "Enter a valid URL" in response.content.decode()
+
+
+def test_a_new_push_secret_is_shown_once_not_cached_and_audited_without_its_value(admin_client, tenant_a):
+    rotate = reverse("desk:push_secret_rotate", kwargs={"tenant_id": tenant_a.pk})
+    response = admin_client.post(rotate)
+    assert response.status_code == 200 and response["Cache-Control"] == "no-store"
+    secret = NotificationSettings.objects.get(tenant=tenant_a).push_webhook_secret
+    assert len(secret) >= 40 and secret in response.content.decode()
+    again = admin_client.get(url(tenant_a)).content.decode()
+    assert secret not in again and "A signing secret is set." in again
+    audit = AuditEvent.objects.get(target_type="alerts.notificationsettings", action=Action.UPDATE)
+    assert secret not in str(audit.changes) and admin_client.get(rotate).status_code == 405
+
+
+def test_the_push_secret_cannot_be_rotated_by_others(tenant_a, tenant_b, admin_client):
+    rotate = reverse("desk:push_secret_rotate", kwargs={"tenant_id": tenant_b.pk})
+    assert admin_client.post(rotate).status_code == 404
+    agent = verified_client(make_staff("agent-x", role=Role.AGENT, tenants=[tenant_a]))
+    assert agent.post(reverse("desk:push_secret_rotate", kwargs={"tenant_id": tenant_a.pk})).status_code == 404
+    assert not NotificationSettings.objects.exclude(push_webhook_secret="").exists()
+
+
+def test_tenant_webhook_push_sets_the_push_webhook_and_prints_its_secret_once(tenant_a, capsys):
+    from django.core.management import CommandError, call_command
+
+    call_command("tenant_webhook", tenant_a.slug, "https://app.acme.example/push", "--push", "--receipts")
+    printed = capsys.readouterr().out.strip().splitlines()
+    row = NotificationSettings.objects.get(tenant=tenant_a)
+    assert (row.push_webhook_url, row.push_receipts, row.push_webhook_secret) == (
+        "https://app.acme.example/push",
+        True,
+        printed[-1],
+    )
+    with pytest.raises(CommandError):
+        call_command("tenant_webhook", tenant_a.slug, "https://x.example/", "--receipts")
+    with pytest.raises(CommandError):
+        call_command("tenant_webhook", tenant_a.slug, "not a url", "--push")
+    assert NotificationSettings.objects.get(tenant=tenant_a).push_webhook_secret == printed[-1]

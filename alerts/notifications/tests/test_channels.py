@@ -199,7 +199,7 @@ class TestWebhookPush:
         assert request.headers["X-AlertDesk-Signature"] == f"sha256={expected.hexdigest()}"
         assert request.headers["X-AlertDesk-Idempotency-Key"] == str(row.idempotency_key)
         body = json.loads(request.body)
-        assert set(body) == {"id", "idempotency_key", "account", "alert", "title", "body", "created_at"}
+        assert set(body) == {"id", "idempotency_key", "account", "alert", "title", "body", "created_at", "receipt_url"}
         assert body["account"] == {"external_id": "alice"} and body["alert"] == row.alert_id
         assert answer_link_of(body["body"]) == row
         assert (row.state, row.provider, row.receipt_expected) == (State.SENT, "webhook", False)
