@@ -7,4 +7,7 @@ class AlertsConfig(AppConfig):
 
     def ready(self):
         from alerts import lookups  # noqa: F401 (registers __any)
-        from alerts.notifications import answer_tasks  # noqa: F401 (registers the no-answer task)
+        from alerts.notifications import (
+            answer_tasks,  # noqa: F401 (registers the no-answer task)
+            receipts,  # noqa: F401 (takes anymail's email tracking events)
+        )

@@ -39,3 +39,8 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_prefixed(prefix: str) -> dict[str, str]:
+    """Every variable named PREFIX<NAME>, as {NAME: value} (a library's settings dict)."""
+    return {name[len(prefix) :]: value for name, value in os.environ.items() if name.startswith(prefix) and value}

@@ -13,7 +13,7 @@ import dj_database_url
 from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_int, env_list, env_str
+from config.env import env_bool, env_int, env_list, env_prefixed, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -283,6 +283,20 @@ NOTIFICATION_BACKENDS = {
     "voice": env_str("NOTIFICATION_VOICE_BACKEND", _OUTBOX),
 }
 NOTIFICATION_EMAIL_FROM = env_str("NOTIFICATION_EMAIL_FROM", "security@alertdesk.invalid")
+# The Django email backend DjangoEmailBackend hands mail to: SMTP (EMAIL_HOST...) or an anymail one.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+# django-anymail, for email through a provider's API (EMAIL_BACKEND=anymail.backends.<esp>.EmailBackend):
+# ANYMAIL_<SETTING> environment variables fill its settings (e.g. ANYMAIL_POSTMARK_SERVER_TOKEN). With
+# ANYMAIL_WEBHOOK_SECRET ("user:password", the basic auth the provider's webhook sends) the provider's
+# delivery and bounce webhooks are taken at /notifications/email/<esp>/tracking/ and tell each email's
+# delivery (alerts/notifications/receipts.py); without it those URLs answer 404.
+ANYMAIL = env_prefixed("ANYMAIL_")
 # Twilio (SMS and voice): the account's credentials, the sender, and the API's address (a stub in tests).
 TWILIO_ACCOUNT_SID = env_str("TWILIO_ACCOUNT_SID", "")
 TWILIO_AUTH_TOKEN = env_str("TWILIO_AUTH_TOKEN", "")

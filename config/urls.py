@@ -3,6 +3,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from accounts.views import LogoutView
+from alerts.notifications.receipts import tracking_urlpatterns
 from config import health, views
 
 urlpatterns = [
@@ -13,6 +14,8 @@ urlpatterns = [
     path("audit/", include("audit.urls")),
     # The customer's "Was this you?" answer: public, signed links (alerts/notifications/answer_views.py).
     path("r/", include("alerts.notifications.urls")),
+    # Email providers' delivery and bounce webhooks, through django-anymail (alerts/notifications/receipts.py).
+    path("notifications/email/", include((tracking_urlpatterns(), "anymail"))),
     path("", include("alerts.urls")),
     # Django admin signs in through the desk's own login and MFA step.
     path("admin/login/", RedirectView.as_view(pattern_name="accounts:login", query_string=True)),

@@ -184,13 +184,20 @@ class DjangoEmailBackend(Backend):
     """Email through one of Django's email backends (SMTP, or django-anymail's for a provider's
     API): OPTIONS `EMAIL_BACKEND` (default: settings.EMAIL_BACKEND) and `FROM`. SMTP takes no
     idempotency key, so a row is never handed to it twice (the Message-ID carries ours, for
-    receivers that deduplicate)."""
+    receivers that deduplicate). Through anymail, the provider's message id is kept and, when its
+    webhooks are taken (ANYMAIL WEBHOOK_SECRET; OPTIONS `RECEIPTS` to say otherwise), the row
+    waits for the provider's delivery or bounce (alerts.notifications.receipts)."""
 
     name = "email"
+
+    def receipts(self) -> bool:
+        configured = self.options.get("RECEIPTS")
+        return bool(settings.ANYMAIL.get("WEBHOOK_SECRET")) if configured is None else bool(configured)
 
     def send(self, notification, message, tenant_settings):
         import smtplib
 
+        from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
         from django.core.mail import EmailMessage, get_connection
 
         connection = get_connection(self.options.get("EMAIL_BACKEND"))
@@ -204,11 +211,22 @@ class DjangoEmailBackend(Backend):
         )
         try:
             email.send()
-        except smtplib.SMTPRecipientsRefused:
-            raise PermanentFailure("smtp_recipient_refused") from None
+        except (smtplib.SMTPRecipientsRefused, AnymailRecipientsRefused):
+            raise PermanentFailure("email_recipient_refused") from None
         except (smtplib.SMTPConnectError, ConnectionRefusedError, smtplib.SMTPServerDisconnected) as error:
             raise TemporaryFailure(f"smtp_{type(error).__name__}") from None
-        return Sent()
+        except AnymailAPIError as error:
+            status = getattr(error, "status_code", None) or 0
+            if status in (408, 429) or status >= 500 or status == 0:
+                raise TemporaryFailure(f"email_api_{status or 'unreachable'}") from None
+            raise PermanentFailure(f"email_api_{status}") from None
+        sent = getattr(email, "anymail_status", None)
+        if sent is not None and sent.status and not sent.status & {"sent", "queued"}:
+            # The provider did not take it for our one recipient (rejected, invalid, or it could not say).
+            raise PermanentFailure("email_" + "_".join(sorted(sent.status)))
+        if sent is None or sent.message_id is None:  # SMTP and Django's own backends: no receipts
+            return Sent()
+        return Sent(provider_message_id=str(sent.message_id)[:100], receipt_expected=self.receipts())
 
 
 def _http(request: urllib.request.Request, timeout: float) -> tuple[int, bytes, dict]:

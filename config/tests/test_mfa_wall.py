@@ -10,6 +10,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from accounts.decorators import mfa_not_required
+from alerts.notifications.receipts import tracking_urlpatterns
 
 # Public on purpose: the sign-in steps and the load-balancer probes. Each is tested elsewhere.
 # The event API authenticates client systems by key and signature, never by staff session.
@@ -20,6 +21,11 @@ PUBLIC = {"/healthz", "/readyz", "/accounts/login/", "/favicon.ico", "/api/v1/ev
 # The customer's "Was this you?" answer: no staff user at all; the signed link (or, for SMS replies,
 # Twilio's signature) is the access check (alerts/tests/test_answers.py).
 PUBLIC |= {"/r/1/", "/r/sms/twilio/"}
+# Delivery receipts: the tenant app's push receipt is signed with its push secret
+# (alerts/notifications/tests/test_push_receipts.py); email providers' webhooks are checked by
+# django-anymail against the webhook secret (alerts/notifications/tests/test_email_receipts.py).
+PUBLIC |= {"/notifications/push/receipt/"}
+PUBLIC |= {f"/notifications/email/{p.pattern}" for p in tracking_urlpatterns()}
 PARAM_VALUES = {"int": "1", "path": "x", "slug": "x", "str": "1", "uuid": "00000000-0000-0000-0000-000000000001"}
 
 
