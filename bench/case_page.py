@@ -114,9 +114,9 @@ def cases_generate(total: int, long_entries: int, tenants: int) -> None:
         params = {"agent": agent.pk, "since": since}
         statements = {
             "case alerts": """
-                INSERT INTO desk_casealert (case_id, alert_id, added_at)
-                SELECT k.id, a.id, k.opened_at FROM desk_case k
-                CROSS JOIN LATERAL (SELECT id FROM alerts_alert WHERE customer_id = k.customer_id
+                INSERT INTO desk_casealert (case_id, alert_id, added_at, alert_seen_at)
+                SELECT k.id, a.id, k.opened_at, a.first_seen_at FROM desk_case k
+                CROSS JOIN LATERAL (SELECT id, first_seen_at FROM alerts_alert WHERE customer_id = k.customer_id
                                     ORDER BY created_at DESC LIMIT 2) a WHERE {new}""",
             "alerts of their own": """
                 WITH need AS (
@@ -132,8 +132,9 @@ def cases_generate(total: int, long_entries: int, tenants: int) -> None:
                            1, t, t, t, t, '', t, t, t + interval '1 day'
                     FROM need, generate_series(1, 2) g, LATERAL (SELECT need.opened_at - interval '1 hour' * g AS t) x
                     RETURNING id, customer_id, first_seen_at)
-                INSERT INTO desk_casealert (case_id, alert_id, added_at)
-                SELECT k.id, made.id, made.first_seen_at FROM made JOIN desk_case k ON k.customer_id = made.customer_id
+                INSERT INTO desk_casealert (case_id, alert_id, added_at, alert_seen_at)
+                SELECT k.id, made.id, made.first_seen_at, made.first_seen_at
+                FROM made JOIN desk_case k ON k.customer_id = made.customer_id
                 WHERE {new}""",
             "account events": """
                 INSERT INTO alerts_accountevent (tenant_id, customer_id, external_id, type, occurred_at, received_at,
@@ -232,7 +233,8 @@ def _long_history(cursor, *, tenant, agent, entries: int) -> None:
                    'new_device:long:' || g, 1, t, t, t, t, '', t, t, t
             FROM generate_series(1, %(alert)s) g, LATERAL (SELECT {spread.format(count="%(alert)s")} AS t) x
             RETURNING id, first_seen_at)
-        INSERT INTO desk_casealert (case_id, alert_id, added_at) SELECT %(case)s, id, first_seen_at FROM new
+        INSERT INTO desk_casealert (case_id, alert_id, added_at, alert_seen_at)
+        SELECT %(case)s, id, first_seen_at, first_seen_at FROM new
         """,  # noqa: S608 (constants only)
         p,
     )
