@@ -308,6 +308,8 @@ def _case_page(request, case, *, status=200, failed_step="", errors=(), forms_bo
         "alerts": alerts,
         "alerts_hidden": alerts_total - len(alerts),
         "checklists": checklists,
+        "check_url": reverse("desk:case_check", args=[case.pk]),  # once, not for each step
+        "approve_url": reverse("desk:case_action_approve", args=[case.pk]),
         "timeline": [_timeline_row(item) for item in items],
         "older_url": f"{base}?{urlencode({'cursor': position.encode()})}#timeline" if position else "",
         "newest_url": f"{base}#timeline" if before is not None else "",
