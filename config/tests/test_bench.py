@@ -89,7 +89,7 @@ def test_case_page_bench_runs_on_a_fresh_database():
                     "--repeat", "1", timeout=300)  # fmt: skip
     assert "cases generated in" in out, out
     assert re.search(r"long case #\d+: 120 more timeline entries", out), out
-    assert out.count("median=") == 8, out  # four requests, as an agent and as a supervisor
+    assert out.count("cpu median=") == 8, out  # four requests, as an agent and as a supervisor
     assert re.search(r"agent: case page, [1-9]\d* timeline pages deep", out), out
 
 
