@@ -55,6 +55,8 @@ def user_has_tenant_perm(*, user: User, tenant: Tenant, perm: str) -> bool:
     it, or they are a BPO admin and the bpo_admin group carries it (for an active tenant)."""
     if not (user.is_active and tenant.is_active):  # as tenant_ids_with_perm: a deactivated tenant is no scope
         return False
+    if request_memo(user) is not None:  # in a request: the access read once (tenant_access_for), no query
+        return tenant.pk in tenant_access_for(user=user).tenant_ids_with_perm(perm)
     if bpo_admin_has_perm(user=user, perm=perm):
         return True
     return Membership.objects.filter(user=user, tenant=tenant, role__in=_groups_with_perm(perm).values("name")).exists()

@@ -76,6 +76,14 @@ class AuditEvent(models.Model):
             # Rare actions (exports, reveals, failed sign-ins) are the searches that matter most:
             # one tenant's via (action, tenant), everyone's via a short sort of the action's rows.
             models.Index(fields=["action", "tenant", "id"], name="audit_action_tenant_id_idx"),
+            # An object's changes newest first, without its (far more numerous) views: the case
+            # timeline reads a page of them (desk.selectors.case_timeline_page). Only changes are
+            # indexed, so recording a view costs no more.
+            models.Index(
+                fields=["target_type", "target_id", "-occurred_at", "-id"],
+                name="audit_target_changes_idx",
+                condition=models.Q(action__in=["create", "update"]),
+            ),
             # occurred_at follows id closely: PostgreSQL gets a BRIN index on it (migration 0004), a
             # few pages instead of a B-tree that every insert would have to maintain.
         ]

@@ -40,7 +40,14 @@ from desk.models import (
     Case,
     VerificationStrength,
 )
-from desk.selectors import CASE_SUPERVISE_PERM, action_settings_for, case_is_verified
+from desk.selectors import (
+    CASE_SUPERVISE_PERM,
+    KNOWLEDGE_STEPS,
+    action_settings_for,
+    case_is_verified,
+    case_strength,
+    knowledge_allows,
+)
 from desk.services import _case_announce, _case_record, concern_raise_by_desk
 from desk.verification import method_strength
 
@@ -111,12 +118,14 @@ def action_request(*, actor: User, case: Case, action: str, params: dict | None 
             raise ActionRefused("This case is resolved: open a new one to act on the account.")
         now = timezone.now()
         supervisor = user_has_tenant_perm(user=actor, tenant=locked.tenant, perm=CASE_SUPERVISE_PERM)
-        verified = case_is_verified(locked, now=now)
-        strong = verified and method_strength(locked.verification_method) == VerificationStrength.STRONG
-        if kind.high_risk and not strong:
+        strength = case_strength(locked, now=now)
+        verified = strength is not None
+        if kind.high_risk and strength != VerificationStrength.STRONG:
             why = "not_strongly_verified" if verified else "not_verified"
         elif not verified and not supervisor:
             why = "not_verified"
+        elif strength == VerificationStrength.WEAK and not supervisor and not knowledge_allows(locked, kind.key):
+            why = "weak_not_allowed"
         if not why:
             needs = []
             if kind.high_risk:
@@ -146,6 +155,11 @@ def action_request(*, actor: User, case: Case, action: str, params: dict | None 
             _case_announce(locked)
             return account_action
     _refusal_record(actor=actor, case=case, action=kind.key, why=why)
+    if why == "weak_not_allowed":
+        raise ActionRefused(
+            f"{kind.label}: the customer is verified by knowledge questions only, which this client's policy does "
+            "not accept for it. Verify them with a code to a channel on file or a callback, or ask a supervisor."
+        )
     if why == "not_strongly_verified":
         raise ActionRefused(
             f"{kind.label} is a high-risk action: verify the customer with a strong method first (a one-time code or "
@@ -282,6 +296,27 @@ def action_fail(*, action_id: int) -> None:
 
 
 _URL = URLValidator(schemes=["https", "http"])
+
+
+@transaction.atomic
+def action_settings_knowledge_set(*, tenant: Tenant, allows: list[str], actor: User | None = None) -> ActionSettings:
+    """Set which steps knowledge questions alone may unlock for the tenant's callers: low-risk action
+    kinds and "reveal". A high-risk kind, or anything unknown, is refused (ValidationError)."""
+    allowed = [k for k, kind in ACTIONS.items() if not kind.high_risk] + list(KNOWLEDGE_STEPS)  # in that order
+    if not isinstance(allows, list | tuple) or any(step not in allowed for step in allows):
+        raise ValidationError(
+            {"knowledge_allows": f"Knowledge questions may unlock only low-risk steps: {', '.join(allowed)}."}
+        )
+    settings, _ = ActionSettings.objects.select_for_update().get_or_create(tenant=tenant)
+    before = list(settings.knowledge_allows or [])
+    settings.knowledge_allows, settings.updated_at = sorted(set(allows)), timezone.now()
+    settings.save(update_fields=["knowledge_allows", "updated_at"])
+    audit_record(
+        action=Action.UPDATE, actor=actor, tenant=tenant, target=tenant,
+        changes=audit_diff({"knowledge_allows": before}, {"knowledge_allows": settings.knowledge_allows}),
+        metadata={"event": "knowledge_policy_set"},
+    )  # fmt: skip
+    return settings
 
 
 @transaction.atomic

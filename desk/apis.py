@@ -17,7 +17,7 @@ from alerts.serializers import AlertSerializer
 from audit.decorators import audit_shown, shows_data
 from config.api import Conflict, StrictCursorPagination
 from desk.action_services import ActionRefused, action_approve, action_request
-from desk.models import Case, CaseStatus, VerificationMethod
+from desk.models import Case, CaseStatus, VerificationMethod, VerificationState
 from desk.selectors import (
     CASE_CHANGE_PERM,
     CASE_SUPERVISE_PERM,
@@ -45,6 +45,8 @@ from desk.serializers import (
     CheckResultSerializer,
     ConcernInputSerializer,
     ConcernResultSerializer,
+    KnowledgeInputSerializer,
+    KnowledgeResultSerializer,
     NoteInputSerializer,
     NoteResultSerializer,
     QueueAlertPageSerializer,
@@ -75,10 +77,12 @@ from desk.services import (
     playbook_step_check,
 )
 from desk.verification import (
+    KnowledgeUnavailable,
     VerificationConflict,
     VerificationThrottled,
     verification_callback_record,
     verification_check,
+    verification_knowledge_check,
     verification_request,
 )
 
@@ -520,6 +524,42 @@ class CaseVerificationCheckApi(_CaseStepApi):
         if result.reason == "too_many":
             raise _TooMany(result.message)
         raise ValidationError({"code": [result.message]})
+
+
+class _Unavailable(Conflict):
+    status_code = 502
+    default_detail = "The client's systems did not answer."
+    default_code = "bad_gateway"
+
+
+@_step_schema(
+    "cases_verification_knowledge",
+    "Check the caller's answers to the tenant's knowledge questions with the client's systems (a weak "
+    "verification: never enough alone for a high-risk action): 200 verified; 400 no match or malformed",
+    request=KnowledgeInputSerializer,
+    ok=200,
+    result=KnowledgeResultSerializer,
+    conflict="The case is resolved, or another agent's code is waiting for this customer.",
+    extra={
+        429: OpenApiResponse(description="Too many knowledge checks for this customer lately."),
+        502: OpenApiResponse(description="The client's systems did not check the answers (nothing verified)."),
+    },
+)
+class CaseKnowledgeApi(_CaseStepApi):
+    input_serializer = KnowledgeInputSerializer
+
+    def step(self, *, case, data, request):
+        try:
+            verification = verification_knowledge_check(actor=request.user, case=case, answers=data["answers"])
+        except VerificationConflict as error:
+            raise Conflict(error.message) from None
+        except VerificationThrottled as error:
+            raise _TooMany(error.message) from None
+        except KnowledgeUnavailable as error:
+            raise _Unavailable(error.message) from None
+        if verification.state != VerificationState.VERIFIED:
+            raise ValidationError({"answers": ["The answers do not match the client's records."]})
+        return Response({"verified": True, "strength": verification.strength, "valid_until": verification.valid_until})
 
 
 @_step_schema(

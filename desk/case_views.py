@@ -36,6 +36,7 @@ from desk.models import (
     PlaybookOverride,
     RevealField,
     RevealReason,
+    VerificationState,
 )
 from desk.playbooks import NEVER_ASK, PLAYBOOKS, VERIFY
 from desk.selectors import (
@@ -47,6 +48,7 @@ from desk.selectors import (
     TimelinePosition,
     case_action_get,
     case_actions,
+    case_alert_summary,
     case_alerts_for,
     case_checklists,
     case_get_for,
@@ -83,11 +85,14 @@ from desk.services import (
     playbook_step_check,
 )
 from desk.verification import (
+    KnowledgeUnavailable,
     VerificationConflict,
     VerificationThrottled,
+    knowledge_questions_for,
     method_label,
     verification_callback_record,
     verification_check,
+    verification_knowledge_check,
     verification_request,
 )
 from desk.views import _alert_page, _device, _event_type_label, _place
@@ -260,15 +265,16 @@ def _case_page(request, case, *, status=200, failed_step="", errors=(), forms_bo
         before = TimelinePosition.decode(request.GET["cursor"]) if request.GET.get("cursor") else None
     except InvalidPositionError:
         raise Http404("Invalid cursor") from None
-    alerts, alerts_total = case_alerts_for(case=case)
+    summary = case_alert_summary(case=case)  # read once: the alerts' count, types and first time
+    alerts, alerts_total = case_alerts_for(case=case, summary=summary)
     checks = case_playbook_checks(case=case)
     checklists = []
-    for checklist in case_checklists(case=case):
+    for checklist in case_checklists(case=case, summary=summary):
         steps = [(step, checks.get((checklist.alert_type, step.key))) for step in checklist.steps]
         checklists.append(ChecklistView(checklist, steps, sum(1 for _, check in steps if check is not None)))
     reveals = case_reveals_active(case=case, user=request.user, now=now)
     clear = customer_fields_clear(customer_id=case.customer_id, fields=list(reveals)) if reveals else {}
-    items, position = case_timeline_page(case=case, before=before)
+    items, position = case_timeline_page(case=case, before=before, summary=summary)
     base = reverse("desk:case_detail", args=[case.pk])
     audit_shown(request).object(case)
     if alerts:
@@ -289,6 +295,7 @@ def _case_page(request, case, *, status=200, failed_step="", errors=(), forms_bo
         "verification": case_verification(case, now=now),
         "verification_label": method_label(case.verification_method) if case.verification_method else "",
         "verifications": case_verifications(case=case),
+        "knowledge_questions": knowledge_questions_for(tenant_id=case.tenant_id) if may_act else [],
         "actions": case_actions(case=case),
         "action_kinds": ACTIONS,
         "verification_form": bound.get("verification") or VerificationForm(),
@@ -301,6 +308,8 @@ def _case_page(request, case, *, status=200, failed_step="", errors=(), forms_bo
         "alerts": alerts,
         "alerts_hidden": alerts_total - len(alerts),
         "checklists": checklists,
+        "check_url": reverse("desk:case_check", args=[case.pk]),  # once, not for each step
+        "approve_url": reverse("desk:case_action_approve", args=[case.pk]),
         "timeline": [_timeline_row(item) for item in items],
         "older_url": f"{base}?{urlencode({'cursor': position.encode()})}#timeline" if position else "",
         "newest_url": f"{base}#timeline" if before is not None else "",
@@ -452,6 +461,23 @@ def case_callback_view(request, case_id: int):
         return "Callback recorded: the caller is verified."
 
     return _step(request, case_id, "callback", run, form_class=CallbackForm, anchor="#verification")
+
+
+@require_POST
+@shows_data
+def case_knowledge_view(request, case_id: int):
+    def run(case, data):
+        prefix = "answer_"
+        answers = {k[len(prefix) :]: v for k, v in request.POST.items() if k.startswith(prefix)}
+        try:
+            verification = verification_knowledge_check(actor=request.user, case=case, answers=answers)
+        except (VerificationConflict, VerificationThrottled, KnowledgeUnavailable) as error:
+            raise _as_conflict(error) from None
+        if verification.state != VerificationState.VERIFIED:  # recorded already (the service committed)
+            raise ValidationError("The answers do not match the client's records.")
+        return "The answers match: the caller is verified by knowledge questions (weak)."
+
+    return _step(request, case_id, "knowledge", run, anchor="#verification")
 
 
 @require_POST

@@ -162,9 +162,14 @@ class CaseAlert(models.Model):
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="case_alerts")
     alert = models.ForeignKey("alerts.Alert", on_delete=models.PROTECT, related_name="+")
     added_at = models.DateTimeField()
+    # The alert's first_seen_at (it never changes), kept here so that the case timeline reads its
+    # alerts newest first from this table's index, a page at a time, whatever their number: ordered
+    # through the join, PostgreSQL may walk the alerts' primary key instead (bench/case_page.py).
+    alert_seen_at = models.DateTimeField(null=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["case", "alert"], name="case_alert_unique")]
+        indexes = [models.Index(fields=["case", "alert_seen_at", "id"], name="case_alert_time_idx")]
 
     def __str__(self) -> str:
         return f"case {self.case_id} ← alert {self.alert_id}"
@@ -461,7 +466,35 @@ class ActionSettings(models.Model):
     webhook_url = models.URLField(blank=True)
     webhook_secret = EncryptedTextField(blank=True)
     cooling_off_hours = models.PositiveSmallIntegerField(default=24)
+    # The steps a caller verified by knowledge questions alone (weak) may be given: low-risk action
+    # kinds (desk.actions) and "reveal". Never a high-risk kind: action_settings_knowledge_set refuses
+    # one, and desk.action_services asks strong verification for them whatever this says.
+    knowledge_allows = models.JSONField(default=list, blank=True)
     updated_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"account-action settings of {self.tenant_id}"
+
+
+class KnowledgeQuestion(models.Model):
+    """A question the tenant's agents may ask a caller (\"Which city did you open the account in?\"):
+    a weak factor (something the caller knows), never enough alone for a high-risk action. The
+    answers are the client's: the desk sends what the caller says to the tenant's signed webhook,
+    which answers match or not (desk.verification.verification_knowledge_check); the desk keeps no
+    expected answer, and no answer given. Edited per tenant in Django admin."""
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
+    key = models.SlugField(max_length=40, help_text="What the client's webhook receives the answer under.")
+    text = models.CharField(max_length=200, help_text="The question as the agent reads it out.")
+    position = models.PositiveSmallIntegerField(default=0)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["tenant_id", "position", "id"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "key"], name="knowledge_question_unique_key")]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id}/{self.key}"
+
+    def audit_label(self) -> str:
+        return self.key

@@ -31,7 +31,9 @@ from accounts.selectors import (
 from alerts.models import ACTIVE_STATUSES, AccountEvent, Alert, AlertType, Customer, Severity
 from alerts.selectors import ENCRYPTED_CUSTOMER_FIELDS
 from audit.models import Action, AuditEvent
+from desk.actions import ACTIONS
 from desk.models import (
+    METHOD_STRENGTH,
     OPEN_CASE_STATUSES,
     AccountAction,
     ActionSettings,
@@ -448,11 +450,32 @@ def case_with_alert_ids(cases: QuerySet[Case]) -> QuerySet[Case]:
 
 
 def case_get_for(*, user: User, case_id) -> Case:
-    """One case `user` may see. Missing and forbidden both raise Http404."""
+    """One case `user` may see. Missing and forbidden both raise Http404.
+
+    The rule is case_scope_q's, applied to the one case read by id rather than compiled into its
+    query (the guardian subqueries cost a page more CPU than the rest of its reads): a case is seen
+    in a tenant where the user sees every queue, in a queue they see (queue_scope_for: a granted
+    queue of an active tenant they are a member of; read once a request), or when it is shared with
+    them (cases_shared_with, asked only then)."""
+    if not (user.is_authenticated and user.is_active):
+        raise Http404("No such case.")
     try:
-        return case_list_for(user=user).get(pk=int(case_id))
+        case = (
+            Case.objects.select_related("tenant", "customer", "queue", "assignee")
+            .defer(*(f"customer__{name}" for name in ENCRYPTED_CUSTOMER_FIELDS))
+            .get(pk=int(case_id))
+        )
     except (Case.DoesNotExist, ValueError, TypeError, OverflowError):
         raise Http404("No such case.") from None
+    if case.tenant_id in tenant_ids_with_perm(user=user, perm=QUEUE_VIEW_PERM):
+        return case
+    if case.tenant_id in tenant_access_for(user=user).roles and case.queue_id in {
+        q.pk for q in queue_scope_for(user=user).queues
+    }:
+        return case
+    if cases_shared_with(user=user).filter(pk=case.pk).exists():
+        return case
+    raise Http404("No such case.")
 
 
 def case_get_to_act(*, user: User, case_id, perm: str = CASE_CHANGE_PERM) -> Case:
@@ -482,6 +505,30 @@ def case_verification(case: Case, *, now: datetime | None = None) -> dict | None
     return {"method": case.verification_method or None, "at": case.verified_at, "expires_at": case.verified_until}
 
 
+def case_strength(case: Case, *, now: datetime | None = None) -> str | None:
+    """How strongly the caller is verified in the case now: "strong", "weak", None (not verified), or
+    "" for a method the desk does not know (verified, but never strong enough for a high-risk action)."""
+    if not case_is_verified(case, now=now):
+        return None
+    value = case.verification_method
+    for method, strength in METHOD_STRENGTH.items():
+        if value == method or value.startswith(method + "_"):
+            return strength
+    return ""
+
+
+KNOWLEDGE_STEPS = ("reveal",)  # steps besides the low-risk action kinds a tenant may allow on knowledge alone
+
+
+def knowledge_allows(case: Case, step: str) -> bool:
+    """Whether the tenant's policy lets a caller verified by knowledge questions alone (weak) have
+    `step` (a low-risk action kind, or "reveal"). A high-risk kind never, whatever is stored."""
+    kind = ACTIONS.get(step)
+    if kind is not None and kind.high_risk:
+        return False
+    return step in (action_settings_for(tenant_id=case.tenant_id).knowledge_allows or [])
+
+
 def action_settings_for(*, tenant_id: int) -> ActionSettings:
     """The tenant's account-action settings (webhook, cooling-off window); defaults, unsaved, when
     it has none."""
@@ -493,7 +540,7 @@ def case_verifications(*, case: Case, limit: int = 5) -> list[Verification]:
     return list(Verification.objects.filter(case=case).select_related("requested_by").order_by("-id")[:limit])
 
 
-def case_actions(*, case: Case, limit: int = 20) -> list[AccountAction]:
+def case_actions(*, case: Case, limit: int = 10) -> list[AccountAction]:
     """The case's account actions, newest first, with who asked and approved (the case page)."""
     return list(
         AccountAction.objects.filter(case=case).select_related("requested_by", "approved_by").order_by("-id")[:limit]
@@ -542,20 +589,46 @@ def open_cases_of_alerts(*, user: User, alert_ids) -> dict[int, Case]:
 
 # Reads for one case's page. Each takes a case already fetched through an access function.
 
-CASE_ALERTS_SHOWN = 50
+CASE_ALERTS_SHOWN = 20  # the most severe first; the page says how many more
 
 
-def case_alerts_for(*, case: Case, limit: int = CASE_ALERTS_SHOWN) -> tuple[list[Alert], int]:
-    """The case's alerts, most severe and oldest first, at most `limit`, and how many it has."""
+@dataclass(frozen=True)
+class CaseAlertSummary:
+    """What a case page needs to know of all its alerts, whatever their number: how many, their
+    types (the playbooks shown) and when the first was seen (where the timeline's events start)."""
+
+    total: int
+    types: frozenset[str]
+    first_seen_at: datetime | None
+
+
+def case_alert_summary(*, case: Case) -> CaseAlertSummary:
+    """The case's alerts counted by type: one query (a row per type, at most eight)."""
+    rows = list(
+        Alert.objects.filter(cases=case).order_by().values("type").annotate(n=Count("id"), at=Min("first_seen_at"))
+    )
+    return CaseAlertSummary(
+        total=sum(row["n"] for row in rows),
+        types=frozenset(row["type"] for row in rows),
+        first_seen_at=min((row["at"] for row in rows), default=None),
+    )
+
+
+def case_alerts_for(
+    *, case: Case, limit: int = CASE_ALERTS_SHOWN, summary: CaseAlertSummary | None = None
+) -> tuple[list[Alert], int]:
+    """The case's alerts, most severe and oldest first, at most `limit`, and how many it has (from
+    `summary` when given: then one query, whatever the number of alerts)."""
     alerts = list(
         Alert.objects.filter(cases=case)
         .select_related("tenant")
         .order_by("-severity", "first_seen_at", "id")[: limit + 1]
     )
-    total = len(alerts)
-    if total > limit:
+    total = len(alerts) if summary is None else summary.total
+    if len(alerts) > limit:
         alerts = alerts[:limit]
-        total = Alert.objects.filter(cases=case).count()
+        if summary is None:
+            total = Alert.objects.filter(cases=case).count()
     return alerts, total
 
 
@@ -569,9 +642,13 @@ def playbook_checklist(*, tenant_id: int, alert_type: str) -> Checklist | None:
     return playbook.checklist(override)
 
 
-def case_checklists(*, case: Case) -> list[Checklist]:
-    """The checklist of each alert type among the case's alerts, in the registry's order. Two queries."""
-    types = set(Alert.objects.filter(cases=case).order_by().values_list("type", flat=True).distinct())
+def case_checklists(*, case: Case, summary: CaseAlertSummary | None = None) -> list[Checklist]:
+    """The checklist of each alert type among the case's alerts, in the registry's order. Two queries
+    (one when `summary` gives the types)."""
+    if summary is not None:
+        types = set(summary.types)
+    else:
+        types = set(Alert.objects.filter(cases=case).order_by().values_list("type", flat=True).distinct())
     overrides = {
         o.alert_type: o for o in PlaybookOverride.objects.filter(tenant_id=case.tenant_id, alert_type__in=types)
     }
@@ -711,36 +788,55 @@ class TimelinePosition:
         return Q(**{f"{field}__lt": self.at})
 
 
-def _timeline_sources(case: Case) -> list[tuple[str, QuerySet, str]]:
+def _timeline_sources(case: Case, summary: CaseAlertSummary | None = None) -> list[tuple[str, QuerySet, str]]:
     """(kind, rows, time field) of each source of the case's timeline."""
-    first_alert = Alert.objects.filter(cases=case).aggregate(at=Min("first_seen_at"))["at"] or case.opened_at
+    if summary is None:
+        summary = CaseAlertSummary(
+            0, frozenset(), Alert.objects.filter(cases=case).aggregate(at=Min("first_seen_at"))["at"]
+        )
+    first_alert = summary.first_seen_at or case.opened_at
     since = min(first_alert, case.opened_at) - TIMELINE_EVENTS_BEFORE
     changes = AuditEvent.objects.filter(
         target_type="desk.case", target_id=str(case.pk), action__in=[Action.CREATE, Action.UPDATE]
     ).only("id", "occurred_at", "action", "actor_label", "changes", "reason", "metadata")
     return [
         ("event", AccountEvent.objects.filter(customer_id=case.customer_id, occurred_at__gte=since), "occurred_at"),
-        ("alert", Alert.objects.filter(cases=case).only(
-            "id", "type", "severity", "status", "reason", "first_seen_at", "rule"), "first_seen_at"),
+        # Through CaseAlert's own (case, alert_seen_at, id) index; the items are the alerts.
+        ("alert", CaseAlert.objects.filter(case=case).select_related("alert").only(
+            "id", "alert_seen_at", "alert", *(f"alert__{f}" for f in (
+                "id", "type", "severity", "status", "reason", "first_seen_at", "rule"))), "alert_seen_at"),
         ("change", changes, "occurred_at"),
-        ("note", CaseNote.objects.filter(case=case).select_related("author"), "created_at"),
-        ("reveal", CaseReveal.objects.filter(case=case).select_related("actor"), "created_at"),
-        ("check", PlaybookCheck.objects.filter(case=case).select_related("checked_by"), "checked_at"),
-        ("concern", SecurityConcern.objects.filter(case=case).select_related("raised_by"), "created_at"),
+        # Of the staff, the username is all a line shows.
+        ("note", CaseNote.objects.filter(case=case).select_related("author").only(
+            "id", "case_id", "body", "created_at", "author__username"), "created_at"),
+        ("reveal", CaseReveal.objects.filter(case=case).select_related("actor").only(
+            "id", "case_id", "field", "reason_code", "reason_text", "created_at", "expires_at", "actor__username"),
+            "created_at"),
+        ("check", PlaybookCheck.objects.filter(case=case).select_related("checked_by").only(
+            "id", "case_id", "alert_type", "step_key", "step_text", "checked_at", "checked_by__username"),
+            "checked_at"),
+        ("concern", SecurityConcern.objects.filter(case=case).select_related("raised_by").only(
+            "id", "case_id", "kind", "note", "status", "created_at", "raised_by__username"), "created_at"),
     ]  # fmt: skip
 
 
 def case_timeline_page(
-    *, case: Case, before: TimelinePosition | None = None, size: int = TIMELINE_PAGE
+    *,
+    case: Case,
+    before: TimelinePosition | None = None,
+    size: int = TIMELINE_PAGE,
+    summary: CaseAlertSummary | None = None,
 ) -> tuple[list[TimelineItem], TimelinePosition | None]:
     """One page of the case's timeline, newest first, after `before`: the items and the position of
-    the next (older) page, or None on the last. Eight queries, whatever the history's length."""
+    the next (older) page, or None on the last. Eight queries (seven with the page's `summary` of
+    the case's alerts), whatever the history's length."""
     items: list[TimelineItem] = []
-    for kind, rows, field in _timeline_sources(case):
+    for kind, rows, field in _timeline_sources(case, summary):
         if before is not None:
             rows = rows.filter(before.before_q(kind, field))
         for obj in rows.order_by(f"-{field}", "-pk")[: size + 1]:
-            items.append(TimelineItem(at=getattr(obj, field), kind=kind, pk=obj.pk, obj=obj))
+            shown = obj.alert if kind == "alert" else obj  # a CaseAlert row: the page shows its alert
+            items.append(TimelineItem(at=getattr(obj, field), kind=kind, pk=obj.pk, obj=shown))
     items.sort(key=lambda item: item.key, reverse=True)
     if len(items) > size:
         last = items[size - 1]

@@ -212,6 +212,19 @@ class VerificationCheckResultSerializer(serializers.Serializer):
     valid_until = serializers.DateTimeField(allow_null=True, required=False)
 
 
+class KnowledgeInputSerializer(serializers.Serializer):
+    answers = serializers.DictField(
+        child=StrictCharField(max_length=200, allow_blank=True),
+        help_text="question key -> what the caller answers (every active question of the tenant)",
+    )
+
+
+class KnowledgeResultSerializer(serializers.Serializer):
+    verified = serializers.BooleanField()
+    strength = serializers.CharField(help_text="weak: never enough alone for a high-risk action")
+    valid_until = serializers.DateTimeField(allow_null=True, required=False)
+
+
 class ActionInputSerializer(_NoAddressMixin, serializers.Serializer):
     action = StrictCharField(max_length=30, help_text="lock, reset_password, revoke_sessions, revoke_app, ...")
     params = serializers.DictField(required=False, default=dict, help_text="revoke_app: app; change_contact: field")

@@ -37,6 +37,7 @@ from desk.models import (
     RevealField,
     RevealReason,
     SecurityConcern,
+    VerificationStrength,
 )
 from desk.playbooks import PLAYBOOKS
 from desk.selectors import (
@@ -44,9 +45,10 @@ from desk.selectors import (
     CASE_SUPERVISE_PERM,
     PLAYBOOK_EDIT_PERM,
     QUEUE_ORDER_BY,
-    case_is_verified,
     case_is_visible_to,
+    case_strength,
     customer_fields_clear,
+    knowledge_allows,
     playbook_checklist,
     queue_alerts_q,
     queue_for_alert,
@@ -284,7 +286,9 @@ def _case_queue(alert: Alert) -> Queue:
 def _case_take_alert(case: Case, alert: Alert, *, now) -> bool:
     """Add `alert` to `case` (locked); a more severe alert raises the case's severity and brings its
     due times forward. Whether it was added (False: it was there already)."""
-    _, added = CaseAlert.objects.get_or_create(case=case, alert=alert, defaults={"added_at": now})
+    _, added = CaseAlert.objects.get_or_create(
+        case=case, alert=alert, defaults={"added_at": now, "alert_seen_at": alert.first_seen_at}
+    )
     if added and alert.severity > case.severity:
         case.severity = alert.severity
         _case_sla(case, sla_policies_for(tenant_ids=[case.tenant_id]))
@@ -566,10 +570,16 @@ def case_reveal(*, actor: User, case: Case, field: str, reason_code: str, reason
     if errors:
         raise ValidationError(errors)
     supervisor = user_has_tenant_perm(user=actor, tenant=case.tenant, perm=CASE_SUPERVISE_PERM)
-    verified = case_is_verified(case)
-    if not (verified or supervisor):
+    strength = case_strength(case)
+    verified = strength is not None and (strength != VerificationStrength.WEAK or knowledge_allows(case, "reveal"))
+    if not (strength is not None or supervisor):
         raise RevealRefused(
             "The customer is not verified in this case: verify them first, or ask a supervisor to look."
+        )
+    if not (verified or supervisor):  # verified weakly, and the tenant's policy does not accept it for this
+        raise RevealRefused(
+            "The customer is verified by knowledge questions only, which this client's policy does not accept for "
+            "showing personal data: verify them with a code to a channel on file or a callback, or ask a supervisor."
         )
     now = timezone.now()
     reveal = CaseReveal.objects.create(
@@ -593,7 +603,9 @@ def case_reveal(*, actor: User, case: Case, field: str, reason_code: str, reason
             "reason_code": reason_code,
             "customer": case.customer_id,
             "expires_at": reveal.expires_at.isoformat(),
-            "allowed_as": "verified customer" if verified else "supervisor",
+            "allowed_as": ("verified customer" + (" (weak)" if strength == VerificationStrength.WEAK else ""))
+            if verified
+            else "supervisor",
         },
     )
     _case_announce(case)

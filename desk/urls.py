@@ -25,6 +25,11 @@ urlpatterns = [
         apis.CaseVerificationCheckApi.as_view(),
         name="case_verification_check_api",
     ),
+    path(
+        "api/v1/cases/<int:case_id>/verification/knowledge/",
+        apis.CaseKnowledgeApi.as_view(),
+        name="case_verification_knowledge_api",
+    ),
     path("api/v1/cases/<int:case_id>/actions/", apis.CaseActionApi.as_view(), name="case_actions_api"),
     path(
         "api/v1/cases/<int:case_id>/actions/<str:action_id>/approve/",
@@ -75,6 +80,7 @@ urlpatterns = [
         name="case_verification_check",
     ),
     path("cases/<int:case_id>/verification/callback/", case_views.case_callback_view, name="case_callback"),
+    path("cases/<int:case_id>/verification/knowledge/", case_views.case_knowledge_view, name="case_knowledge"),
     path("cases/<int:case_id>/actions/", case_views.case_action_view, name="case_action"),
     path("cases/<int:case_id>/actions/approve/", case_views.case_action_approve_view, name="case_action_approve"),
     path("cases/<int:case_id>/concerns/", case_views.case_concern_view, name="case_concern"),

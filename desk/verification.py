@@ -18,7 +18,10 @@ channel backend: the development outbox backend stores that message (OutboxMessa
 is acceptable there only; production backends store nothing.
 """
 
+import json
 import secrets
+import urllib.request
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -30,7 +33,7 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 
 from accounts.models import User
 from alerts.crypto import encrypt
-from alerts.notifications.channels import CHANNELS
+from alerts.notifications.channels import CHANNELS, signed_headers
 from alerts.notifications.content import Message
 from alerts.notifications.models import Channel, Notification, Purpose, State
 from alerts.notifications.planning import contacts_for
@@ -40,10 +43,13 @@ from desk.models import (
     METHOD_STRENGTH,
     OPEN_CASE_STATUSES,
     Case,
+    KnowledgeQuestion,
     Verification,
     VerificationMethod,
     VerificationState,
+    VerificationStrength,
 )
+from desk.selectors import action_settings_for, case_strength
 from desk.services import _case_announce, _case_record, concern_raise_by_desk
 
 CODE_DIGITS = 6
@@ -383,3 +389,166 @@ def verification_code_deliver(*, notification_id: int, subject: str, sealed_body
     return notification_send_composed(
         notification_id=notification_id, message=Message(subject=subject, body=body, title=subject)
     )
+
+
+# --- knowledge questions: a weak factor, checked by the client's systems ------------------------------
+#
+# The tenant lists its questions (desk.models.KnowledgeQuestion); the agent types what the caller
+# says, and the desk asks the client's systems whether it matches, through the tenant's signed
+# webhook (the account actions' URL and secret), body {"id", "action": "verify_knowledge",
+# "account": {"external_id"}, "case", "requested_by", "requested_at", "answers": {key: text}}, and
+# an answer of exactly {"match": true} or {"match": false}. Anything else (no webhook, a timeout, a
+# non-2xx status, another body) checks nothing: fail closed. The desk keeps no expected answer and
+# no answer given (neither in a row nor in the trail): only whether they matched.
+
+KNOWLEDGE_TIMEOUT = 5.0
+KNOWLEDGE_ANSWER_MAX_LENGTH = 200
+KNOWLEDGE_PER_WINDOW = 3  # knowledge checks per customer in THROTTLE_WINDOW
+
+
+class KnowledgeUnavailable(Exception):  # noqa: N818 (answered as a 502 by the API, a message on the page)
+    """The client's systems could not check the answers: nothing was verified or counted."""
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+def knowledge_questions_for(*, tenant_id: int) -> list[KnowledgeQuestion]:
+    """The tenant's active knowledge questions, in their order (none: the method is not offered)."""
+    return list(KnowledgeQuestion.objects.filter(tenant_id=tenant_id, is_active=True).order_by("position", "id"))
+
+
+def _knowledge_answers_clean(answers, questions) -> dict[str, str]:
+    if not questions:
+        raise ValidationError({"answers": "This client has no knowledge questions: verify another way."})
+    if not isinstance(answers, dict):
+        raise ValidationError({"answers": "Give the answers as an object of question key to answer."})
+    keys = [q.key for q in questions]
+    unknown = sorted(set(answers) - set(keys))
+    if unknown:
+        raise ValidationError({"answers": f"Unknown questions: {', '.join(map(str, unknown))[:200]}."})
+    clean = {}
+    for key in keys:
+        value = answers.get(key)
+        value = value.strip() if isinstance(value, str) else ""
+        if not value:
+            raise ValidationError({"answers": "Ask every question and type each answer."})
+        if len(value) > KNOWLEDGE_ANSWER_MAX_LENGTH:
+            raise ValidationError({"answers": f"Keep each answer under {KNOWLEDGE_ANSWER_MAX_LENGTH} characters."})
+        clean[key] = value
+    return clean
+
+
+def _knowledge_room(*, actor: User, case: Case, now: datetime) -> Case:
+    """The case locked, with room for a knowledge check: open, no other agent's code waiting for this
+    customer, not over KNOWLEDGE_PER_WINDOW checks lately (VerificationConflict, VerificationThrottled)."""
+    locked = _lock_case(case)
+    _expire_stale(customer_id=locked.customer_id, now=now)
+    pending = (
+        Verification.objects.select_related("requested_by")
+        .filter(customer_id=locked.customer_id, state=VerificationState.PENDING)
+        .first()
+    )
+    if pending is not None and not (pending.case_id == locked.pk and pending.requested_by_id == actor.pk):
+        raise _in_progress_conflict(pending)
+    recent = Verification.objects.filter(
+        customer_id=locked.customer_id, method=VerificationMethod.KNOWLEDGE, created_at__gt=now - THROTTLE_WINDOW
+    ).count()
+    if recent >= KNOWLEDGE_PER_WINDOW:
+        minutes = int(THROTTLE_WINDOW.total_seconds() // 60)
+        raise VerificationThrottled(
+            f"{KNOWLEDGE_PER_WINDOW} knowledge checks for this customer in the last {minutes} minutes: verify with a "
+            "code to a channel on file, or call back on the number on file."
+        )
+    return locked
+
+
+def _knowledge_ask(*, case: Case, actor: User, answers: dict[str, str]) -> bool:
+    """Whether the client's systems say the answers match (KnowledgeUnavailable when they do not say)."""
+    settings = action_settings_for(tenant_id=case.tenant_id)
+    if not settings.webhook_url or not settings.webhook_secret:
+        raise KnowledgeUnavailable("This client's webhook is not set up: knowledge questions cannot be checked.")
+    body = json.dumps(
+        {
+            "id": str(uuid.uuid4()), "action": "verify_knowledge",
+            "account": {"external_id": case.customer.external_id}, "case": case.pk,
+            "requested_by": actor.username, "requested_at": timezone.now().isoformat(),
+            "answers": answers,
+        },
+        separators=(",", ":"),
+    ).encode()  # fmt: skip
+    request = urllib.request.Request(  # noqa: S310 (the tenant's http(s) URL, checked when set)
+        settings.webhook_url,
+        data=body,
+        method="POST",
+        headers=signed_headers(secret=settings.webhook_secret, body=body),
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=KNOWLEDGE_TIMEOUT) as response:  # noqa: S310
+            status, raw = response.status, response.read(4096)
+        answer = json.loads(raw) if 200 <= status < 300 else None
+    except (OSError, ValueError):  # unreachable, timed out, an error status, not JSON
+        answer = None
+    if not isinstance(answer, dict) or answer.get("match") not in (True, False):
+        raise KnowledgeUnavailable("The client's systems did not check the answers: verify another way.")
+    return answer["match"]
+
+
+def verification_knowledge_check(*, actor: User, case: Case, answers) -> Verification:
+    """Check the caller's answers to the tenant's knowledge questions with the client's systems and
+    record the attempt: verified (weak) or failed. A weak verification never replaces a strong one
+    still valid, and never suffices for a high-risk action (desk.action_services); what it allows
+    besides is the tenant's `knowledge_allows`. A failed check counts as a wrong code toward the
+    social-engineering flag. Refuses: malformed answers or no questions (ValidationError), a resolved
+    case or another agent's code waiting (VerificationConflict), too many checks (VerificationThrottled),
+    the client not answering (KnowledgeUnavailable: nothing recorded but the attempt in the trail).
+    The webhook is called outside any transaction, so no row stays locked while the client answers."""
+    questions = knowledge_questions_for(tenant_id=case.tenant_id)
+    clean = _knowledge_answers_clean(answers, questions)
+    with transaction.atomic():
+        _knowledge_room(actor=actor, case=case, now=timezone.now())
+    try:
+        match = _knowledge_ask(case=case, actor=actor, answers=clean)
+    except KnowledgeUnavailable:
+        with transaction.atomic():
+            _case_record(case, actor=actor, event="verification_knowledge_unavailable", questions=sorted(clean))
+        raise
+    with transaction.atomic():
+        now = timezone.now()
+        locked = _knowledge_room(actor=actor, case=case, now=now)
+        verification = Verification(
+            tenant_id=locked.tenant_id, case=locked, customer_id=locked.customer_id,
+            method=VerificationMethod.KNOWLEDGE, strength=METHOD_STRENGTH[VerificationMethod.KNOWLEDGE],
+            state=VerificationState.VERIFIED if match else VerificationState.FAILED, attempts=0 if match else 1,
+            requested_by=actor, created_at=now, expires_at=now,
+        )  # fmt: skip
+        if not match:
+            verification.save(force_insert=True)
+            _case_record(
+                locked, actor=actor, event="verification_knowledge_failed", verification=verification.pk,
+                questions=sorted(clean),
+            )  # fmt: skip
+            wrong = _customer_wrong_codes(locked.customer_id, now)
+            if wrong >= SE_THRESHOLD:
+                concern_raise_by_desk(
+                    case=locked, trigger="wrong_codes", wrong_codes=wrong,
+                    note=f"{wrong} failed verifications (codes or knowledge questions) for this customer within "
+                    f"{SE_WINDOW_HOURS} hours; the caller may not be the customer.",
+                )  # fmt: skip
+            _case_announce(locked)
+            return verification
+        strong_now = case_strength(locked, now=now) == VerificationStrength.STRONG
+        if strong_now:  # keep the strong verification: a weak one on top adds nothing
+            verification.verified_at, verification.valid_until = now, locked.verified_until
+            verification.save(force_insert=True)
+            changes = {}
+        else:
+            changes = _verified(locked, verification, now)
+            verification.save(force_insert=True)
+        _case_record(
+            locked, actor=actor, event="verified", changes=changes, verification=verification.pk,
+            method=verification.method, strength=verification.strength, questions=sorted(clean),
+        )  # fmt: skip
+        _case_announce(locked)
+        return verification

@@ -45,7 +45,7 @@ NO_DATA_VIEWS = {
     # Verification and account actions: ids, states and the masked address on file; the services
     # record each request, check and approval (desk.verification, desk.action_services).
     "desk.apis.CaseVerificationApi", "desk.apis.CaseVerificationCheckApi", "desk.apis.CaseActionApi",
-    "desk.apis.CaseActionApproveApi",
+    "desk.apis.CaseActionApproveApi", "desk.apis.CaseKnowledgeApi",
     # The one answer with a clear value: desk.services.case_reveal records it (a reveal, with its
     # reason) in the transaction that returns it.
     "desk.apis.CaseRevealApi",

@@ -84,6 +84,17 @@ def test_queue_pages_bench_runs_on_a_fresh_database():
 
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True)
+def test_case_page_bench_runs_on_a_fresh_database():
+    out = run_bench("case_page.py", "--alerts", "3000", "--tenants", "2", "--cases", "300", "--long", "120",
+                    "--repeat", "1", timeout=300)  # fmt: skip
+    assert "cases generated in" in out, out
+    assert re.search(r"long case #\d+: 120 more timeline entries", out), out
+    assert out.count("cpu median=") == 8, out  # four requests, as an agent and as a supervisor
+    assert re.search(r"agent: case page, [1-9]\d* timeline pages deep", out), out
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
 def test_live_bench_runs_on_a_fresh_database():
     out = run_bench("live.py", "--smoke", "--port", str(free_port()), timeout=180)
     assert re.search(r"6 sockets across 2 tenants on 1 daphne processes: open in [\d.]+ s, 0 failed", out), out

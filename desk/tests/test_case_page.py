@@ -14,7 +14,18 @@ from accounts.models import Role
 from accounts.testing import make_staff, verified_client
 from alerts.tests.factories import AccountEventFactory, AlertFactory, CustomerFactory
 from audit.models import Action, AuditEvent
-from desk.models import Case, CaseNote, CaseReveal, ConcernStatus, PlaybookCheck, PlaybookOverride, SecurityConcern
+from desk.models import (
+    AccountAction,
+    Case,
+    CaseAlert,
+    CaseNote,
+    CaseReveal,
+    ConcernStatus,
+    PlaybookCheck,
+    PlaybookOverride,
+    SecurityConcern,
+    Verification,
+)
 from desk.services import case_note_add, case_open, case_share, concern_raise
 from desk.tests.conftest import EMAIL, NAME, PHONE
 
@@ -96,6 +107,69 @@ class TestThePage:
         page_two = client.get(unescape(older))
         assert page_two.status_code == 200 and "Newest" in page_two.content.decode()
         assert client.get(_url(case_a) + "?cursor=bogus").status_code == 404
+
+
+def _history(case, agent, n: int) -> None:
+    """`n` more timeline entries on the case, of every kind the timeline shows, and as many
+    verifications and account actions beside it (the page lists the latest)."""
+    now = timezone.now()
+    at = [now - timedelta(minutes=i + 1) for i in range(n)]
+    per = n // 6
+    for i in range(per):
+        AccountEventFactory(customer=case.customer, occurred_at=at[i])
+    alerts = [AlertFactory(customer=case.customer, status="resolved", first_seen_at=at[per + i]) for i in range(per)]
+    CaseAlert.objects.bulk_create(
+        CaseAlert(case=case, alert=a, added_at=a.first_seen_at, alert_seen_at=a.first_seen_at) for a in alerts
+    )
+    CaseNote.objects.bulk_create(
+        CaseNote(case=case, author=agent, body=f"note {i}", created_at=at[2 * per + i]) for i in range(per)
+    )
+    CaseReveal.objects.bulk_create(
+        CaseReveal(case=case, actor=agent, field="email", reason_code="other", reason_text="why",
+                   created_at=at[3 * per + i], expires_at=at[3 * per + i] + timedelta(seconds=1))
+        for i in range(per)
+    )  # fmt: skip
+    SecurityConcern.objects.bulk_create(
+        SecurityConcern(tenant=case.tenant, case=case, raised_by=agent, kind="other", created_at=at[4 * per + i])
+        for i in range(per)
+    )
+    for i in range(n - 5 * per):  # the case's own history, in the audit trail
+        case_note_add(actor=agent, case=case, body=f"more {i}")
+    Verification.objects.bulk_create(
+        Verification(tenant=case.tenant, case=case, customer=case.customer, method="otp", channel="sms",
+                     strength="strong", state="expired", requested_by=agent, created_at=at[i], expires_at=at[i])
+        for i in range(20)
+    )  # fmt: skip
+    AccountAction.objects.bulk_create(
+        AccountAction(tenant=case.tenant, case=case, customer=case.customer, action="lock", state="failed",
+                      requested_by=agent, requested_at=at[i], updated_at=at[i])
+        for i in range(30)
+    )  # fmt: skip
+
+
+class TestItsCost:
+    def test_the_same_statements_for_a_case_with_3_and_with_300_timeline_entries(
+        self, tenant_a, agent, django_assert_max_num_queries
+    ):
+        short, _ = case_open(actor=agent, alert=AlertFactory(customer=CustomerFactory(tenant=tenant_a), evidence=[]))
+        case_note_add(actor=agent, case=short, body="Called back.")  # opened, its alert, a note: 3 entries
+        long, _ = case_open(actor=agent, alert=AlertFactory(customer=CustomerFactory(tenant=tenant_a)))
+        _history(long, agent, 300)
+        client = verified_client(agent)
+        client.get(_url(short))  # warm the session and the caches
+        with django_assert_max_num_queries(40) as few:
+            html = client.get(_url(short)).content.decode()
+        assert html.count('class="timeline-item') == 3
+        with django_assert_max_num_queries(len(few)) as many:
+            html = client.get(_url(long)).content.decode()
+        assert html.count('class="timeline-item') == 25 and 'data-testid="timeline-older"' in html
+        assert len(many) == len(few)
+        older = unescape(re.search(r'href="([^"]+)" data-testid="timeline-older"', html).group(1))
+        for _ in range(5):  # deeper pages: the same again
+            with django_assert_max_num_queries(len(few)) as deep:
+                html = client.get(older).content.decode()
+            assert len(deep) == len(few) and html.count('class="timeline-item') == 25
+            older = unescape(re.search(r'href="([^"]+)" data-testid="timeline-older"', html).group(1))
 
 
 class TestRefusals:
