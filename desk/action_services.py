@@ -238,10 +238,15 @@ def action_deliver(*, action_id: int) -> str:
         if locked is None:
             return "done"
         now = timezone.now()
+        first = locked.state == ActionState.REQUESTED
         locked.state, locked.attempts, locked.sent_at, locked.updated_at = (
             ActionState.SENT, locked.attempts + 1, locked.sent_at or now, now,
         )  # fmt: skip
         locked.save(update_fields=["state", "attempts", "sent_at", "updated_at"])
+        if first:  # the case's history says when it left (retries show on the action's row)
+            case = Case.objects.select_related("tenant").get(pk=locked.case_id)
+            _case_record(case, actor=None, event="action_sent", account_action=str(locked.uuid),
+                         action_kind=locked.action)  # fmt: skip
     settings = action_settings_for(tenant_id=locked.tenant_id)
     if not settings.webhook_url or not settings.webhook_secret:
         code = "webhook_not_configured"

@@ -155,6 +155,13 @@ class TestRequesting:
         assert len({json.loads(r["body"])["id"] for r in stub.received}) == 1
         action = AccountAction.objects.get()
         assert action.state == ActionState.FAILED and action.error == "http_503"
+        # The case's history: sent once (when it first left), however many attempts followed.
+        steps = AuditEvent.objects.filter(target_type="desk.case", metadata__event__startswith="action_").order_by("id")
+        assert list(steps.values_list("metadata__event", flat=True)) == [
+            "action_requested",
+            "action_sent",
+            "action_failed",
+        ]
 
     def test_a_weak_verification_does_not_allow_a_high_risk_action(self, client_a, case_a):
         _verify(case_a, method="knowledge")
@@ -262,3 +269,51 @@ class TestRefusals:
         response = _post(password_only_client, _url(case_a), {"action": "lock"})
         assert response.status_code == 403 and "detail" in response.json()
         assert not AccountAction.objects.exists()
+
+
+class TestOnTheCaseHistory:
+    def test_the_case_timeline_tells_each_message_verification_and_action_step_in_time_order(
+        self, client_a, supervisor_client, case_a, alert_a, stub, django_capture_on_commit_callbacks
+    ):
+        import re
+        from html import unescape
+
+        from alerts.notifications.models import Notification, OutboxMessage
+
+        now = timezone.now()
+        Notification.objects.create(
+            tenant_id=case_a.tenant_id, alert=alert_a, customer_id=case_a.customer_id, channel="sms", state="sent",
+            recipient_masked="+***42", created_at=now - timedelta(minutes=1), updated_at=now,
+        )  # fmt: skip
+        page = f"/cases/{case_a.pk}/"
+        with django_capture_on_commit_callbacks(execute=True):
+            client_a.post(f"{page}verification/", {"channel": "sms"})
+        code = re.search(r"code is (\d{6})", OutboxMessage.objects.get().body).group(1)
+        client_a.post(f"{page}verification/check/", {"code": f"{(int(code) + 1) % 10**6:06d}"})
+        client_a.post(f"{page}verification/check/", {"code": code})
+        with django_capture_on_commit_callbacks(execute=True):
+            client_a.post(f"{page}actions/", {"action": "lock"})
+        client_a.post(f"{page}actions/", {"action": "reset_mfa"})
+        reset = AccountAction.objects.get(action="reset_mfa")
+        with django_capture_on_commit_callbacks(execute=True):
+            supervisor_client.post(f"{page}actions/approve/", {"action_id": reset.uuid, "reason": "lost the phone"})
+        html = supervisor_client.get(page).content.decode()
+        timeline = unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html[html.index('data-testid="timeline"') :])))
+        steps = [  # oldest first
+            "SMS to the customer: sent · AlertDesk · Security alert · alert #",
+            "SMS to the customer: delivered · AlertDesk · Verification code",  # queued as the code was made
+            "Code sent by SMS to +***78 on file",
+            "Wrong code (1 of 5 tries)",
+            "Verified by one-time code to SMS on file · agent · strong verification",
+            "Lock the account: requested · agent · allowed as verified customer",
+            "Lock the account: sent to the client",
+            "Lock the account: confirmed by the client",
+            "Reset multi-factor authentication: waiting for a supervisor's approval",
+            "Reset multi-factor authentication: approved · supervisor",
+            "Reset multi-factor authentication: confirmed by the client",
+        ]
+        at = [timeline.find(step) for step in steps]
+        assert -1 not in at, [s for s, i in zip(steps, at, strict=True) if i == -1]
+        assert at == sorted(at, reverse=True), timeline  # newest first on the page
+        assert "lost the phone" in timeline  # the approval's reason, quoted
+        assert code not in html
