@@ -16,8 +16,11 @@ The policy, in one place (the kinds declare their risk and group: desk.actions):
 
 import json
 import secrets
+import time
 import urllib.error
 import urllib.request
+import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -46,6 +49,7 @@ from desk.verification import method_strength
 
 APPROVAL_REASON_MAX_LENGTH = AccountAction._meta.get_field("approval_reason").max_length
 WEBHOOK_TIMEOUT = 10.0
+WEBHOOK_TEST_PERM = "accounts.change_tenant"  # role: a tenant admin (the client's settings)
 
 
 class ActionRefused(Exception):  # noqa: N818 (answered as a 409)
@@ -308,3 +312,51 @@ def tenant_webhook_set(*, tenant: Tenant, url: str, actor: User | None = None) -
         metadata={"event": "action_webhook_set", "secret": "rotated"},
     )  # fmt: skip
     return secret
+
+
+@dataclass(frozen=True)
+class WebhookTestResult:
+    """What the tenant's endpoint made of a signed test call: `outcome` "" (a 2xx), "http_<status>",
+    "error_<class>" (unreachable, timed out) or "webhook_not_configured"; how long it took."""
+
+    outcome: str
+    status: int | None = None
+    milliseconds: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.outcome
+
+
+def tenant_webhook_test(*, actor: User, tenant: Tenant) -> WebhookTestResult:
+    """Send the tenant's account-action webhook a signed test call, as a real action is sent (same
+    URL, secret, headers and body shape) with action "test" and a fresh id, and no account: the
+    client answers 2xx and does nothing. Proves the URL and the signature work; a tenant admin's
+    step (accounts.change_tenant there: PermissionDenied otherwise), audited with its outcome. The
+    call is made outside any transaction; its record after."""
+    if not user_has_tenant_perm(user=actor, tenant=tenant, perm=WEBHOOK_TEST_PERM):
+        raise PermissionDenied("Only an admin of this client tests its webhook.")
+    settings = action_settings_for(tenant_id=tenant.pk)
+    status, started = None, time.monotonic()
+    if not settings.webhook_url or not settings.webhook_secret:
+        outcome = "webhook_not_configured"
+    else:
+        body = {
+            "id": str(uuid.uuid4()), "action": "test", "account": {"external_id": ""}, "case": None,
+            "requested_by": actor.username, "requested_at": timezone.now().isoformat(), "test": True,
+        }  # fmt: skip
+        raw = json.dumps(body, separators=(",", ":")).encode()
+        try:
+            status = _post(settings.webhook_url, settings.webhook_secret, raw)
+        except (OSError, ValueError) as error:
+            outcome = f"error_{type(error).__name__}"
+        else:
+            outcome = "" if 200 <= status < 300 else f"http_{status}"
+    result = WebhookTestResult(outcome=outcome, status=status, milliseconds=round((time.monotonic() - started) * 1000))
+    with transaction.atomic():
+        audit_record(
+            action=Action.CREATE, actor=actor, tenant=tenant, target=tenant,
+            metadata={"event": "action_webhook_test", "outcome": outcome or "ok", "status": status,
+                      "milliseconds": result.milliseconds},
+        )  # fmt: skip
+    return result

@@ -28,7 +28,13 @@ from alerts.notifications.models import Purpose
 from alerts.selectors import alert_get_for, staff_get_by_username
 from audit.decorators import audit_shown, shows_data
 from audit.selectors import AUDIT_VIEW_PERM
-from desk.action_services import ActionRefused, action_approve, action_request
+from desk.action_services import (
+    WEBHOOK_TEST_PERM,
+    ActionRefused,
+    action_approve,
+    action_request,
+    tenant_webhook_test,
+)
 from desk.actions import ACTIONS
 from desk.models import (
     ActionState,
@@ -49,6 +55,7 @@ from desk.selectors import (
     InvalidPositionError,
     TimelineItem,
     TimelinePosition,
+    action_settings_for,
     case_action_get,
     case_actions,
     case_alerts_for,
@@ -699,12 +706,17 @@ class PlaybookForm(forms.Form):
         return {name: self.cleaned_data.get(name, "").splitlines() for name in self.FIELDS}
 
 
-def _playbook_tenant(request):
-    """The tenant the user works in, when their role there edits its playbooks (404 otherwise)."""
+def _current_tenant_with(request, perm: str):
+    """The tenant the user works in, when their role there carries `perm` (404 otherwise)."""
     tenant = request.tenant
-    if not tenant or not user_has_tenant_perm(user=request.user, tenant=tenant, perm=PLAYBOOK_EDIT_PERM):
+    if not tenant or not user_has_tenant_perm(user=request.user, tenant=tenant, perm=perm):
         raise Http404("No such page.")
     return tenant
+
+
+def _playbook_tenant(request):
+    """The tenant the user works in, when their role there edits its playbooks (404 otherwise)."""
+    return _current_tenant_with(request, PLAYBOOK_EDIT_PERM)
 
 
 @require_GET
@@ -763,3 +775,52 @@ def playbook_edit(request, alert_type: str):
     if status != 200:
         audit_shown(request).record(request)
     return response
+
+
+# --- a tenant admin's account-action webhook -------------------------------------------------------
+
+
+def _webhook_tenant(request):
+    """The tenant the user works in, when they are its admin (404 otherwise: deny by default)."""
+    return _current_tenant_with(request, WEBHOOK_TEST_PERM)
+
+
+@require_GET
+@shows_data
+def action_webhook(request):
+    """Where the client's account actions go (the URL; the secret only as "set"), the cooling-off
+    window, and "Send a test"."""
+    tenant = _webhook_tenant(request)
+    settings = action_settings_for(tenant_id=tenant.pk)
+    audit_shown(request).page("desk.actionsettings", tenant=tenant)
+    context = {"tenant": tenant, "settings": settings, "kinds": ACTIONS.values()}
+    return render(request, "desk/actionsettings_detail.html", context)
+
+
+_TEST_HINT_OTHER = "The client's endpoint could not be reached, or failed: check it with them."
+_TEST_HINTS = {
+    "webhook_not_configured": "No webhook is set for this client: an operator sets it with manage.py tenant_webhook.",
+    "http_401": "The client refused the signature: give them the current secret (tenant_webhook makes a new one).",
+    "http_403": "The client refused the signature: give them the current secret (tenant_webhook makes a new one).",
+    "http_404": "Nothing answers at that URL: check it with the client.",
+}
+
+
+@require_POST
+@shows_data
+def action_webhook_test(request):
+    tenant = _webhook_tenant(request)
+    result = tenant_webhook_test(actor=request.user, tenant=tenant)
+    audit_shown(request).page("desk.actionsettings", tenant=tenant)
+    if result.ok:
+        messages.success(
+            request, f"Test sent: the client answered {result.status} in {result.milliseconds} ms. "
+            "The URL and the signature work.",
+        )  # fmt: skip
+    else:
+        what = f"answered {result.status}" if result.status else result.outcome.removeprefix("error_")
+        if result.outcome == "webhook_not_configured":
+            what = "not sent"
+        hint = _TEST_HINTS.get(result.outcome, _TEST_HINT_OTHER)
+        messages.error(request, f"Test failed ({what}, {result.milliseconds} ms). {hint}")
+    return redirect("desk:action_webhook")

@@ -103,6 +103,12 @@ def shoot(page, name):
     page.set_viewport_size(WIDE)
 
 
+def keys_ready(page):
+    """The page's keyboard script has run (it shows the shortcuts' help button): a key pressed
+    before that would do nothing, as for a person who types before the page has loaded."""
+    expect(page.locator("#help-open")).to_be_visible()
+
+
 def outbox_code(customer_id: int) -> str:
     """The code in the newest verification SMS to the customer, read with `outbox_show`."""
     out = io.StringIO()
@@ -145,6 +151,7 @@ def test_an_agent_verifies_the_caller_secures_the_account_and_a_supervisor_appro
     focus_row(page, alert.pk)
     page.keyboard.press("Enter")
     expect(page.get_by_test_id("alert-page")).to_be_visible()
+    keys_ready(page)
     page.keyboard.press("o")
     expect(page).to_have_url(re.compile(r"/cases/\d+/$"))
     case = Case.objects.get(customer=customer)
@@ -191,6 +198,7 @@ def test_an_agent_verifies_the_caller_secures_the_account_and_a_supervisor_appro
     shoot(page, "story-3-verified")
 
     # The email, revealed with a reason (the reveal form from the keyboard).
+    keys_ready(page)
     page.locator("body").click(position={"x": 5, "y": 5})
     page.keyboard.press("v")
     expect(page.locator("#id_field")).to_be_focused()
@@ -203,6 +211,7 @@ def test_an_agent_verifies_the_caller_secures_the_account_and_a_supervisor_appro
 
     # Every playbook step, ticked from the keyboard.
     for _ in range(12):
+        keys_ready(page)
         page.locator("body").click(position={"x": 5, "y": 5})
         if page.locator(".playbook-step:not(.done) .check-form button").count() == 0:
             break
@@ -255,6 +264,7 @@ def test_an_agent_verifies_the_caller_secures_the_account_and_a_supervisor_appro
     page.reload()
     expect(page.get_by_test_id("action-row-reset_mfa")).to_contain_text("Confirmed by the client")
     shoot(page, "story-6-action-confirmed")
+    keys_ready(page)
     page.locator("body").click(position={"x": 5, "y": 5})
     page.keyboard.press("r")
     expect(page.locator("#id_outcome")).to_be_focused()
@@ -308,4 +318,30 @@ def test_an_agent_verifies_the_caller_secures_the_account_and_a_supervisor_appro
     ):
         expect(story.filter(has_text=step).filter(has_text=who).first).to_be_visible()
     shoot(boss, "story-8-audit")
+    assert browser_problems.all() == [], browser_problems.all()
+
+
+def test_a_tenant_admin_proves_the_account_action_webhook_with_a_signed_test(
+    page, sign_in, tenant, webhook, browser_problems
+):
+    admin = make_staff("admin.story", role=Role.ADMIN, tenants=[tenant])
+    out = io.StringIO()
+    call_command("tenant_webhook", tenant.slug, webhook.url, stdout=out)
+    webhook.secret = out.getvalue().strip().splitlines()[-1]
+    sign_in(page, admin)
+    page.get_by_role("link", name="Account actions").click()
+    expect(page.get_by_role("heading", name="Account actions of Acme Bank")).to_be_visible()
+    expect(page.get_by_test_id("webhook-url")).to_have_text(webhook.url)
+    page.get_by_role("button", name="Send a test").click()
+    expect(page.get_by_role("status")).to_contain_text("The URL and the signature work.")
+    [test] = webhook.of("test")
+    assert test["signature_ok"] and test["body"]["account"] == {"external_id": ""}
+    shoot(page, "webhook-test-ok")
+
+    # The client was given another secret by mistake: the test says so.
+    webhook.secret = "not-the-secret"
+    page.get_by_role("button", name="Send a test").click()
+    expect(page.get_by_role("status")).to_contain_text("Test failed (answered 401")
+    expect(page.get_by_role("status")).to_contain_text("refused the signature")
+    shoot(page, "webhook-test-refused")
     assert browser_problems.all() == [], browser_problems.all()

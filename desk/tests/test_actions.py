@@ -317,3 +317,58 @@ class TestOnTheCaseHistory:
         assert at == sorted(at, reverse=True), timeline  # newest first on the page
         assert "lost the phone" in timeline  # the approval's reason, quoted
         assert code not in html
+
+
+class TestWebhookTestButton:
+    """A tenant admin's "Send a test" on the account-actions page: signed as a real action, shows the
+    result, audited; other roles get 404."""
+
+    @pytest.fixture
+    def tenant_admin(self, tenant_a):
+        return make_staff("tenant.admin", role=Role.ADMIN, tenants=[tenant_a])
+
+    def test_a_tenant_admin_sends_a_signed_test_and_sees_it_work(self, tenant_admin, tenant_a, stub):
+        client = verified_client(tenant_admin)
+        page = client.get("/account-actions/").content.decode()
+        assert stub.url in page and "Send a test" in page and stub.secret not in page
+        response = client.post("/account-actions/test/", follow=True)
+        assert "The URL and the signature work." in response.content.decode()
+        [request] = stub.received
+        assert stub.signature_ok(request, stub.secret)
+        body = json.loads(request["body"])
+        assert body["action"] == "test" and body["account"] == {"external_id": ""} and body["case"] is None
+        assert body["requested_by"] == "tenant.admin" and len(body["id"]) == 36
+        event = AuditEvent.objects.get(metadata__event="action_webhook_test")
+        assert event.actor == tenant_admin and event.metadata["outcome"] == "ok" and event.metadata["status"] == 200
+        assert not AccountAction.objects.exists()
+
+    def test_a_refused_signature_is_shown_with_what_to_do(self, tenant_admin, stub):
+        stub.status = 401
+        response = verified_client(tenant_admin).post("/account-actions/test/", follow=True)
+        html = response.content.decode()
+        assert "Test failed (answered 401" in html and "refused the signature" in html
+        assert AuditEvent.objects.get(metadata__event="action_webhook_test").metadata["outcome"] == "http_401"
+
+    def test_an_unreachable_or_unset_endpoint_is_said_plainly(self, tenant_admin, tenant_a, stub):
+        stub.server.shutdown()
+        stub.server.server_close()
+        html = verified_client(tenant_admin).post("/account-actions/test/", follow=True).content.decode()
+        assert "Test failed (" in html and "could not be reached" in html
+        ActionSettings.objects.filter(tenant=tenant_a).update(webhook_url="", webhook_secret="")
+        html = verified_client(tenant_admin).post("/account-actions/test/", follow=True).content.decode()
+        assert "No webhook is set for this client" in html
+
+    @pytest.mark.parametrize("who", ["agent", "supervisor", "agent_b"])
+    def test_other_roles_and_tenants_get_404_and_nothing_is_sent(self, request, who, stub):
+        client = verified_client(request.getfixturevalue(who))
+        assert client.get("/account-actions/").status_code == 404
+        assert client.post("/account-actions/test/").status_code == 404
+        assert stub.received == [] and not AuditEvent.objects.filter(metadata__event="action_webhook_test").exists()
+
+    def test_a_password_only_session_is_refused(self, tenant_admin, stub):
+        from django.test import Client
+
+        client = Client()
+        client.force_login(tenant_admin)
+        assert client.post("/account-actions/test/").status_code in (302, 403)
+        assert stub.received == []
