@@ -155,6 +155,9 @@ def test_an_agent_verifies_the_caller_secures_the_account_and_a_supervisor_appro
     page.keyboard.press("o")
     expect(page).to_have_url(re.compile(r"/cases/\d+/$"))
     case = Case.objects.get(customer=customer)
+    keys_ready(page)
+    page.keyboard.press("c")  # the agent takes the case
+    expect(page.get_by_test_id("case-assignee")).to_have_text("You")
     verification = page.get_by_test_id("verification")
     expect(verification).to_contain_text("Not verified")
     expect(page.get_by_test_id("contact-phone")).to_have_text("+***42")
