@@ -16,8 +16,11 @@ The policy, in one place (the kinds declare their risk and group: desk.actions):
 
 import json
 import secrets
+import time
 import urllib.error
 import urllib.request
+import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -53,6 +56,7 @@ from desk.verification import method_strength
 
 APPROVAL_REASON_MAX_LENGTH = AccountAction._meta.get_field("approval_reason").max_length
 WEBHOOK_TIMEOUT = 10.0
+WEBHOOK_TEST_PERM = "accounts.change_tenant"  # role: a tenant admin (the client's settings)
 
 
 class ActionRefused(Exception):  # noqa: N818 (answered as a 409)
@@ -252,10 +256,15 @@ def action_deliver(*, action_id: int) -> str:
         if locked is None:
             return "done"
         now = timezone.now()
+        first = locked.state == ActionState.REQUESTED
         locked.state, locked.attempts, locked.sent_at, locked.updated_at = (
             ActionState.SENT, locked.attempts + 1, locked.sent_at or now, now,
         )  # fmt: skip
         locked.save(update_fields=["state", "attempts", "sent_at", "updated_at"])
+        if first:  # the case's history says when it left (retries show on the action's row)
+            case = Case.objects.select_related("tenant").get(pk=locked.case_id)
+            _case_record(case, actor=None, event="action_sent", account_action=str(locked.uuid),
+                         action_kind=locked.action)  # fmt: skip
     settings = action_settings_for(tenant_id=locked.tenant_id)
     if not settings.webhook_url or not settings.webhook_secret:
         code = "webhook_not_configured"
@@ -338,3 +347,51 @@ def tenant_webhook_set(*, tenant: Tenant, url: str, actor: User | None = None) -
         metadata={"event": "action_webhook_set", "secret": "rotated"},
     )  # fmt: skip
     return secret
+
+
+@dataclass(frozen=True)
+class WebhookTestResult:
+    """What the tenant's endpoint made of a signed test call: `outcome` "" (a 2xx), "http_<status>",
+    "error_<class>" (unreachable, timed out) or "webhook_not_configured"; how long it took."""
+
+    outcome: str
+    status: int | None = None
+    milliseconds: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.outcome
+
+
+def tenant_webhook_test(*, actor: User, tenant: Tenant) -> WebhookTestResult:
+    """Send the tenant's account-action webhook a signed test call, as a real action is sent (same
+    URL, secret, headers and body shape) with action "test" and a fresh id, and no account: the
+    client answers 2xx and does nothing. Proves the URL and the signature work; a tenant admin's
+    step (accounts.change_tenant there: PermissionDenied otherwise), audited with its outcome. The
+    call is made outside any transaction; its record after."""
+    if not user_has_tenant_perm(user=actor, tenant=tenant, perm=WEBHOOK_TEST_PERM):
+        raise PermissionDenied("Only an admin of this client tests its webhook.")
+    settings = action_settings_for(tenant_id=tenant.pk)
+    status, started = None, time.monotonic()
+    if not settings.webhook_url or not settings.webhook_secret:
+        outcome = "webhook_not_configured"
+    else:
+        body = {
+            "id": str(uuid.uuid4()), "action": "test", "account": {"external_id": ""}, "case": None,
+            "requested_by": actor.username, "requested_at": timezone.now().isoformat(), "test": True,
+        }  # fmt: skip
+        raw = json.dumps(body, separators=(",", ":")).encode()
+        try:
+            status = _post(settings.webhook_url, settings.webhook_secret, raw)
+        except (OSError, ValueError) as error:
+            outcome = f"error_{type(error).__name__}"
+        else:
+            outcome = "" if 200 <= status < 300 else f"http_{status}"
+    result = WebhookTestResult(outcome=outcome, status=status, milliseconds=round((time.monotonic() - started) * 1000))
+    with transaction.atomic():
+        audit_record(
+            action=Action.CREATE, actor=actor, tenant=tenant, target=tenant,
+            metadata={"event": "action_webhook_test", "outcome": outcome or "ok", "status": status,
+                      "milliseconds": result.milliseconds},
+        )  # fmt: skip
+    return result

@@ -19,13 +19,22 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.selectors import bpo_admin_has_perm, tenant_ids_with_perm, user_has_tenant_perm
 from alerts.models import AlertType
+from alerts.notifications.models import Purpose
 from alerts.selectors import alert_get_for, staff_get_by_username
 from audit.decorators import audit_shown, shows_data
-from desk.action_services import ActionRefused, action_approve, action_request
+from audit.selectors import AUDIT_VIEW_PERM
+from desk.action_services import (
+    WEBHOOK_TEST_PERM,
+    ActionRefused,
+    action_approve,
+    action_request,
+    tenant_webhook_test,
+)
 from desk.actions import ACTIONS
 from desk.models import (
     ActionState,
@@ -36,6 +45,7 @@ from desk.models import (
     PlaybookOverride,
     RevealField,
     RevealReason,
+    VerificationMethod,
     VerificationState,
 )
 from desk.playbooks import NEVER_ASK, PLAYBOOKS, VERIFY
@@ -46,6 +56,7 @@ from desk.selectors import (
     InvalidPositionError,
     TimelineItem,
     TimelinePosition,
+    action_settings_for,
     case_action_get,
     case_actions,
     case_alert_summary,
@@ -85,6 +96,8 @@ from desk.services import (
     playbook_step_check,
 )
 from desk.verification import (
+    CHANNEL_WORDS,
+    MAX_ATTEMPTS,
     KnowledgeUnavailable,
     VerificationConflict,
     VerificationThrottled,
@@ -183,8 +196,63 @@ class TimelineRow:
 
 _KIND_LABELS = {
     "event": "Account", "alert": "Alert", "change": "Case", "note": "Note", "reveal": "Reveal", "check": "Playbook",
-    "concern": "Concern",
+    "concern": "Concern", "notification": "Message",
 }  # fmt: skip
+# The steps of the case's history that are verification attempts and account actions: their badge.
+_VERIFICATION_EVENTS = {
+    "verification_requested", "verification_refused", "verification_wrong_code", "verification_expired", "verified",
+}  # fmt: skip
+_VERIFICATION_REFUSALS = {
+    "in_progress": "another verification of this customer is in progress",
+    "throttled": "too many codes were sent to this customer lately",
+}
+_ACTION_REFUSALS = {
+    "not_verified": "the customer is not verified", "not_strongly_verified": "the customer is not strongly verified",
+}  # fmt: skip
+
+
+def _verification_title(event: str, meta: dict) -> tuple[str, str]:
+    """(title, detail) of a verification attempt (desk.verification's case records)."""
+    if event == "verification_requested":
+        channel = meta.get("channel", "")
+        if meta.get("method") == VerificationMethod.PUSH_MATCH:
+            title = "Number to match sent to the app"
+        else:
+            title = f"Code sent by {CHANNEL_WORDS.get(channel, channel)} to {meta.get('to', '')} on file"
+        expires = parse_datetime(meta.get("expires_at") or "")
+        return title, f"works until {timezone.localtime(expires):%H:%M}" if expires else ""
+    if event == "verification_refused":
+        why = meta.get("why", "")
+        return f"Verification refused: {_VERIFICATION_REFUSALS.get(why, why)}", ""
+    if event == "verification_wrong_code":
+        if meta.get("failed"):
+            return "Verification failed: too many wrong codes", f"{meta.get('attempts')} wrong"
+        return f"Wrong code ({meta.get('attempts')} of {MAX_ATTEMPTS} tries)", ""
+    if event == "verification_expired":
+        return "The code expired before it was entered", ""
+    method = f"{meta.get('method', '')}_{meta.get('channel', '')}".rstrip("_")
+    strength = meta.get("strength", "")
+    return f"Verified by {method_label(method)}", f"{strength} verification" if strength else ""
+
+
+def _action_title(event: str, meta: dict, changes: dict) -> tuple[str, str]:
+    """(title, detail) of a step of an account action (desk.action_services' case records)."""
+    kind = ACTIONS.get(meta.get("action_kind", ""))
+    label = kind.label if kind is not None else meta.get("action_kind", "Account action")
+    if event == "action_requested":
+        waits = (changes.get("state") or {}).get("after") == ActionState.PENDING_APPROVAL
+        detail = f"allowed as {meta['allowed_as']}" if meta.get("allowed_as") else ""
+        state = "waiting for a supervisor's approval" if waits else "requested"
+        return f"{label}: {state}", detail
+    if event == "action_refused":
+        return f"{label}: refused", _ACTION_REFUSALS.get(meta.get("why", ""), meta.get("why", ""))
+    if event == "action_approved":
+        return f"{label}: approved", ""
+    if event == "action_sent":
+        return f"{label}: sent to the client", "signed webhook"
+    if event == "action_confirmed":
+        return f"{label}: confirmed by the client", f"after {meta.get('attempts')} attempt(s)"
+    return f"{label}: failed", f"{meta.get('error', '')} after {meta.get('attempts')} attempts"
 
 
 def _change_title(record) -> tuple[str, str]:
@@ -227,8 +295,22 @@ def _timeline_row(item: TimelineItem) -> TimelineRow:
         link = reverse("desk:alert_detail", args=[obj.pk])
         return TimelineRow(item.at, kind, f"{obj.get_type_display()} #{obj.pk} raised", "", detail, obj.reason, link)
     if item.kind == "change":
+        event, meta = (obj.metadata or {}).get("event", ""), obj.metadata or {}
+        who = obj.actor_label or "AlertDesk"
+        if event in _VERIFICATION_EVENTS:
+            title, detail = _verification_title(event, meta)
+            return TimelineRow(item.at, "Verification", title, who, detail)
+        if event.startswith("action_"):
+            title, detail = _action_title(event, meta, obj.changes or {})
+            return TimelineRow(item.at, "Action", title, who, detail, obj.reason)
         title, who = _change_title(obj)
         return TimelineRow(item.at, kind, title, who, quote=obj.reason)
+    if item.kind == "notification":
+        what = "Verification code" if obj.purpose == Purpose.VERIFICATION else obj.get_purpose_display()
+        title = f"{obj.get_channel_display()} to the customer: {obj.get_state_display().lower()}"
+        about = f"alert #{obj.alert_id}" if obj.alert_id else ""
+        detail = " · ".join(p for p in (what, about, obj.recipient_masked) if p)
+        return TimelineRow(item.at, kind, title, "AlertDesk", detail)
     if item.kind == "note":
         return TimelineRow(item.at, kind, "Note", obj.author.username, quote=obj.body)
     if item.kind == "reveal":
@@ -247,6 +329,12 @@ def _timeline_row(item: TimelineItem) -> TimelineRow:
         detail,
         obj.note,
     )
+
+
+# The steps whose refusals show in their own section of the page, next to their forms (the others
+# show in the actions column).
+VERIFICATION_STEPS = ("verification", "verification_check", "callback")
+ACTION_STEPS = ("action", "approve")
 
 
 @dataclass(frozen=True)
@@ -275,6 +363,10 @@ def _case_page(request, case, *, status=200, failed_step="", errors=(), forms_bo
     reveals = case_reveals_active(case=case, user=request.user, now=now)
     clear = customer_fields_clear(customer_id=case.customer_id, fields=list(reveals)) if reveals else {}
     items, position = case_timeline_page(case=case, before=before, summary=summary)
+    actions = case_actions(case=case)
+    for account_action in actions:
+        kind = ACTIONS.get(account_action.action)
+        account_action.label = kind.label if kind is not None else account_action.action
     base = reverse("desk:case_detail", args=[case.pk])
     audit_shown(request).object(case)
     if alerts:
@@ -296,7 +388,7 @@ def _case_page(request, case, *, status=200, failed_step="", errors=(), forms_bo
         "verification_label": method_label(case.verification_method) if case.verification_method else "",
         "verifications": case_verifications(case=case),
         "knowledge_questions": knowledge_questions_for(tenant_id=case.tenant_id) if may_act else [],
-        "actions": case_actions(case=case),
+        "actions": actions,
         "action_kinds": ACTIONS,
         "verification_form": bound.get("verification") or VerificationForm(),
         "code_form": bound.get("verification_check") or CodeForm(),
@@ -314,7 +406,13 @@ def _case_page(request, case, *, status=200, failed_step="", errors=(), forms_bo
         "older_url": f"{base}?{urlencode({'cursor': position.encode()})}#timeline" if position else "",
         "newest_url": f"{base}#timeline" if before is not None else "",
         "shared_with": case_shared_with(case=case) if may_supervise else [],
+        "audit_url": reverse("audit:target_history", args=["desk.case", case.pk])
+        if user_has_tenant_perm(user=request.user, tenant=case.tenant, perm=AUDIT_VIEW_PERM)
+        else "",
         "failed_step": failed_step,
+        "verification_steps": VERIFICATION_STEPS,
+        "action_steps": ACTION_STEPS,
+        "page_steps": (*VERIFICATION_STEPS, *ACTION_STEPS, "reveal"),  # their errors show in their section
         "step_errors": list(errors),
         "note_form": bound.get("note") or NoteForm(),
         "status_form": StatusForm(initial={"status": case.status}),
@@ -634,12 +732,17 @@ class PlaybookForm(forms.Form):
         return {name: self.cleaned_data.get(name, "").splitlines() for name in self.FIELDS}
 
 
-def _playbook_tenant(request):
-    """The tenant the user works in, when their role there edits its playbooks (404 otherwise)."""
+def _current_tenant_with(request, perm: str):
+    """The tenant the user works in, when their role there carries `perm` (404 otherwise)."""
     tenant = request.tenant
-    if not tenant or not user_has_tenant_perm(user=request.user, tenant=tenant, perm=PLAYBOOK_EDIT_PERM):
+    if not tenant or not user_has_tenant_perm(user=request.user, tenant=tenant, perm=perm):
         raise Http404("No such page.")
     return tenant
+
+
+def _playbook_tenant(request):
+    """The tenant the user works in, when their role there edits its playbooks (404 otherwise)."""
+    return _current_tenant_with(request, PLAYBOOK_EDIT_PERM)
 
 
 @require_GET
@@ -698,3 +801,54 @@ def playbook_edit(request, alert_type: str):
     if status != 200:
         audit_shown(request).record(request)
     return response
+
+
+# --- a tenant admin's account-action webhook -------------------------------------------------------
+
+
+def _webhook_tenant(request):
+    """The tenant the user works in, when they are its admin (404 otherwise: deny by default)."""
+    return _current_tenant_with(request, WEBHOOK_TEST_PERM)
+
+
+@require_GET
+@shows_data
+def action_webhook(request):
+    """Where the client's account actions go (the URL; the secret only as "set"), the cooling-off
+    window, and "Send a test"."""
+    if request.tenant or not bpo_admin_has_perm(user=request.user, perm=WEBHOOK_TEST_PERM):
+        tenant = _webhook_tenant(request)
+    else:  # a BPO admin before any client tenant exists
+        tenant = None
+    settings = action_settings_for(tenant_id=tenant.pk) if tenant else None
+    audit_shown(request).page("desk.actionsettings", tenant=tenant)
+    context = {"tenant": tenant, "settings": settings, "kinds": ACTIONS.values()}
+    return render(request, "desk/actionsettings_detail.html", context)
+
+
+_TEST_HINT_OTHER = "The client's endpoint could not be reached, or failed: check it with them."
+_TEST_HINTS = {
+    "webhook_not_configured": "No webhook is set for this client: an operator sets it with manage.py tenant_webhook.",
+    "http_401": "The client refused the signature: give them the current secret (tenant_webhook makes a new one).",
+    "http_403": "The client refused the signature: give them the current secret (tenant_webhook makes a new one).",
+    "http_404": "Nothing answers at that URL: check it with the client.",
+}
+
+
+@require_POST
+def action_webhook_test(request):
+    """Shows no data (back to the page); the test itself is recorded by tenant_webhook_test."""
+    tenant = _webhook_tenant(request)
+    result = tenant_webhook_test(actor=request.user, tenant=tenant)
+    if result.ok:
+        messages.success(
+            request, f"Test sent: the client answered {result.status} in {result.milliseconds} ms. "
+            "The URL and the signature work.",
+        )  # fmt: skip
+    else:
+        what = f"answered {result.status}" if result.status else result.outcome.removeprefix("error_")
+        if result.outcome == "webhook_not_configured":
+            what = "not sent"
+        hint = _TEST_HINTS.get(result.outcome, _TEST_HINT_OTHER)
+        messages.error(request, f"Test failed ({what}, {result.milliseconds} ms). {hint}")
+    return redirect("desk:action_webhook")

@@ -29,6 +29,7 @@ from accounts.selectors import (
     user_has_tenant_perm,
 )
 from alerts.models import ACTIVE_STATUSES, AccountEvent, Alert, AlertType, Customer, Severity
+from alerts.notifications.models import Notification
 from alerts.selectors import ENCRYPTED_CUSTOMER_FIELDS
 from audit.models import Action, AuditEvent
 from desk.actions import ACTIONS
@@ -724,11 +725,14 @@ def concern_get_for(*, user: User, concern_id) -> SecurityConcern:
 #
 # Everything that happened around a case, newest first, in keyset pages: the customer's account
 # events, the case's alerts, its changes (from the audit trail: opened, alerts added, the customer's
-# answer, status, claims, shares), notes, reveals, playbook checks and concerns. Each source is read
+# answer, status, claims, shares, verification attempts, account actions), notes, reveals, playbook
+# checks, concerns, and the messages sent to the customer (its alerts' notifications and the case's
+# verification codes). Each source is read
 # with one query of at most a page after the position, and the pages are merged: the cost of a
 # page is the same whatever the length of the case's history.
 
-TIMELINE_KINDS = ("event", "alert", "change", "note", "reveal", "check", "concern")  # order at equal times
+# Order at equal times; a kind's rank is in the "Older" links' cursors, so new kinds go at the end.
+TIMELINE_KINDS = ("event", "alert", "change", "note", "reveal", "check", "concern", "notification")
 TIMELINE_PAGE = 25
 # The customer's account events from this long before the case's first alert are part of its timeline.
 TIMELINE_EVENTS_BEFORE = timedelta(days=1)
@@ -817,7 +821,18 @@ def _timeline_sources(case: Case, summary: CaseAlertSummary | None = None) -> li
             "checked_at"),
         ("concern", SecurityConcern.objects.filter(case=case).select_related("raised_by").only(
             "id", "case_id", "kind", "note", "status", "created_at", "raised_by__username"), "created_at"),
+        ("notification", _case_notifications(case), "created_at"),
     ]  # fmt: skip
+
+
+def _case_notifications(case: Case) -> QuerySet[Notification]:
+    """The messages to the case's customer that belong to the case: its alerts' notifications and its
+    verification codes (read by the customer's index, newest first; never the address or content)."""
+    return Notification.objects.filter(
+        Q(alert_id__in=CaseAlert.objects.filter(case=case).values("alert_id"))
+        | Q(pk__in=Verification.objects.filter(case=case, notification__isnull=False).values("notification_id")),
+        customer_id=case.customer_id,
+    ).only("id", "alert_id", "channel", "purpose", "state", "recipient_masked", "created_at", "sent_at", "error")
 
 
 def case_timeline_page(
@@ -828,7 +843,7 @@ def case_timeline_page(
     summary: CaseAlertSummary | None = None,
 ) -> tuple[list[TimelineItem], TimelinePosition | None]:
     """One page of the case's timeline, newest first, after `before`: the items and the position of
-    the next (older) page, or None on the last. Eight queries (seven with the page's `summary` of
+    the next (older) page, or None on the last. Nine queries (eight with the page's `summary` of
     the case's alerts), whatever the history's length."""
     items: list[TimelineItem] = []
     for kind, rows, field in _timeline_sources(case, summary):

@@ -89,6 +89,8 @@ urlpatterns = [
     path("cases/<int:case_id>/unshare/", case_views.case_unshare_view, name="case_unshare"),
     path("concerns/", case_views.concern_list, name="concern_list"),
     path("concerns/<int:concern_id>/review/", case_views.concern_review_view, name="concern_review"),
+    path("account-actions/", case_views.action_webhook, name="action_webhook"),
+    path("account-actions/test/", case_views.action_webhook_test, name="action_webhook_test"),
     path("playbooks/", case_views.playbook_list, name="playbook_list"),
     path("playbooks/<slug:alert_type>/", case_views.playbook_edit, name="playbook_edit"),
 ]

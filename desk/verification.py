@@ -74,7 +74,12 @@ CHANNEL_WORDS = {Channel.SMS: "SMS", Channel.EMAIL: "email", Channel.VOICE: "pho
 
 
 class VerificationConflict(Exception):  # noqa: N818 (answered as a 409)
-    """Another verification of this customer is in progress, or the case does not allow one."""
+    """Another verification of this customer is in progress (`why` "in_progress"), or the case does
+    not allow one."""
+
+    def __init__(self, message: str, why: str = ""):
+        super().__init__(message)
+        self.why = why
 
     @property
     def message(self) -> str:
@@ -161,7 +166,8 @@ def _in_progress_conflict(pending: Verification) -> VerificationConflict:
     until = timezone.localtime(pending.expires_at)
     return VerificationConflict(
         f"{who} started verifying this customer at {at:%H:%M} (case #{pending.case_id}); one verification at a "
-        f"time: wait until it ends (at {until:%H:%M} at the latest)."
+        f"time: wait until it ends (at {until:%H:%M} at the latest).",
+        why="in_progress",
     )
 
 
@@ -211,8 +217,23 @@ def verification_message(*, tenant_name: str, code: str, channel: str) -> Messag
     return Message(subject=subject, body=body, title=subject or f"{tenant_name} verification")
 
 
-@transaction.atomic
 def verification_request(*, actor: User, case: Case, method: str, channel: str) -> Verification:
+    """Send a one-time code (see _verification_request). A refusal because another verification of
+    this customer is in progress, or because too many codes went out lately, is recorded on the case
+    in a transaction of its own (the request's rolls back): a second agent asked to verify the same
+    account at the same time may be talking to an attacker."""
+    try:
+        return _verification_request(actor=actor, case=case, method=method, channel=channel)
+    except (VerificationConflict, VerificationThrottled) as error:
+        why = "throttled" if isinstance(error, VerificationThrottled) else error.why
+        if why:
+            with transaction.atomic():
+                _case_record(case, actor=actor, event="verification_refused", why=why, method=method, channel=channel)
+        raise
+
+
+@transaction.atomic
+def _verification_request(*, actor: User, case: Case, method: str, channel: str) -> Verification:
     """Send a one-time code (method otp: channel sms, email or voice; push_match: channel push) to
     the customer's address on file for that channel, through the notifications pipeline (a
     Notification of purpose verification, handed to the channel's backend once this commits).

@@ -13,8 +13,19 @@ register = template.Library()
 _EMPTY = "—"
 
 
+# Metadata that says what a step was about (never personal data: kinds, methods, field names).
+_STEP_ABOUT = ("action_kind", "method", "channel", "field")
+
+
 def _details(event) -> SafeString:
     parts = []
+    meta = event.metadata if isinstance(event.metadata, dict) else {}
+    step = meta.get("event")
+    about = " · ".join(str(meta[key]) for key in _STEP_ABOUT if isinstance(meta.get(key), str) and meta[key])
+    if isinstance(step, str) and step:  # a named step of a record's history (a case's: desk.services)
+        parts.append(format_html("<div>Step: {}{}</div>", step.replace("_", " "), f" ({about})" if about else ""))
+    elif about:
+        parts.append(format_html("<div>About: {}</div>", about))
     for field, change in event.changes.items():
         if change.get("changed"):
             parts.append(format_html("<div><strong>{}</strong>: changed</div>", field))

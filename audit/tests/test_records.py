@@ -54,6 +54,7 @@ NO_DATA_VIEWS = {
     # A provider's status callback (machine-to-machine, answers nothing); a delivery test fired (the
     # service records it; the answer is a redirect).
     "alerts.notifications.views.twilio_status", "alerts.notifications.views.drill_run",
+    "desk.case_views.action_webhook_test",
 }  # fmt: skip
 
 

@@ -293,3 +293,18 @@ def test_one_request_labels_a_bpo_admin_with_one_role(admin_user, trail):
     records = AuditEvent.objects.filter(actor=admin_user, action=Action.LIST, target_type="audit.auditevent")
     assert records.count() >= 2  # the page spans tenants: one record per tenant
     assert set(records.values_list("actor_role", flat=True)) == {"bpo_admin"}
+
+
+def test_a_named_step_reads_with_what_it_was_about_and_nothing_personal(supervisor, tenant_a, agent):
+    audit_record(
+        action=Action.UPDATE, actor=agent, tenant=tenant_a, target_type="test.case", target_id="7",
+        metadata={"event": "action_requested", "action_kind": "reset_mfa", "customer": 12, "to": "+***78"},
+    )  # fmt: skip
+    audit_record(
+        action=Action.REVEAL, actor=agent, tenant=tenant_a, target_type="test.case", target_id="7",
+        reason="Confirm a detail: reading it back", metadata={"field": "email", "expires_at": "2026-01-01T00:00:00"},
+    )  # fmt: skip
+    html = verified_client(supervisor).get(reverse("audit:target_history", args=["test.case", "7"])).content.decode()
+    assert "Step: action requested (reset_mfa)" in html
+    assert "About: email" in html and "Reason: Confirm a detail: reading it back" in html
+    assert "+***78" not in html  # metadata other than the step's kind, method, channel and field stays out

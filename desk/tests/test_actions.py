@@ -155,6 +155,13 @@ class TestRequesting:
         assert len({json.loads(r["body"])["id"] for r in stub.received}) == 1
         action = AccountAction.objects.get()
         assert action.state == ActionState.FAILED and action.error == "http_503"
+        # The case's history: sent once (when it first left), however many attempts followed.
+        steps = AuditEvent.objects.filter(target_type="desk.case", metadata__event__startswith="action_").order_by("id")
+        assert list(steps.values_list("metadata__event", flat=True)) == [
+            "action_requested",
+            "action_sent",
+            "action_failed",
+        ]
 
     def test_a_weak_verification_does_not_allow_a_high_risk_action(self, client_a, case_a):
         _verify(case_a, method="knowledge")
@@ -262,3 +269,106 @@ class TestRefusals:
         response = _post(password_only_client, _url(case_a), {"action": "lock"})
         assert response.status_code == 403 and "detail" in response.json()
         assert not AccountAction.objects.exists()
+
+
+class TestOnTheCaseHistory:
+    def test_the_case_timeline_tells_each_message_verification_and_action_step_in_time_order(
+        self, client_a, supervisor_client, case_a, alert_a, stub, django_capture_on_commit_callbacks
+    ):
+        import re
+        from html import unescape
+
+        from alerts.notifications.models import Notification, OutboxMessage
+
+        now = timezone.now()
+        Notification.objects.create(
+            tenant_id=case_a.tenant_id, alert=alert_a, customer_id=case_a.customer_id, channel="sms", state="sent",
+            recipient_masked="+***42", created_at=now - timedelta(minutes=1), updated_at=now,
+        )  # fmt: skip
+        page = f"/cases/{case_a.pk}/"
+        with django_capture_on_commit_callbacks(execute=True):
+            client_a.post(f"{page}verification/", {"channel": "sms"})
+        code = re.search(r"code is (\d{6})", OutboxMessage.objects.get().body).group(1)
+        client_a.post(f"{page}verification/check/", {"code": f"{(int(code) + 1) % 10**6:06d}"})
+        client_a.post(f"{page}verification/check/", {"code": code})
+        with django_capture_on_commit_callbacks(execute=True):
+            client_a.post(f"{page}actions/", {"action": "lock"})
+        client_a.post(f"{page}actions/", {"action": "reset_mfa"})
+        reset = AccountAction.objects.get(action="reset_mfa")
+        with django_capture_on_commit_callbacks(execute=True):
+            supervisor_client.post(f"{page}actions/approve/", {"action_id": reset.uuid, "reason": "lost the phone"})
+        html = supervisor_client.get(page).content.decode()
+        timeline = unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html[html.index('data-testid="timeline"') :])))
+        steps = [  # oldest first
+            "SMS to the customer: sent · AlertDesk · Security alert · alert #",
+            "SMS to the customer: delivered · AlertDesk · Verification code",  # queued as the code was made
+            "Code sent by SMS to +***78 on file",
+            "Wrong code (1 of 5 tries)",
+            "Verified by one-time code to SMS on file · agent · strong verification",
+            "Lock the account: requested · agent · allowed as verified customer",
+            "Lock the account: sent to the client",
+            "Lock the account: confirmed by the client",
+            "Reset multi-factor authentication: waiting for a supervisor's approval",
+            "Reset multi-factor authentication: approved · supervisor",
+            "Reset multi-factor authentication: confirmed by the client",
+        ]
+        at = [timeline.find(step) for step in steps]
+        assert -1 not in at, [s for s, i in zip(steps, at, strict=True) if i == -1]
+        assert at == sorted(at, reverse=True), timeline  # newest first on the page
+        assert "lost the phone" in timeline  # the approval's reason, quoted
+        assert code not in html
+
+
+class TestWebhookTestButton:
+    """A tenant admin's "Send a test" on the account-actions page: signed as a real action, shows the
+    result, audited; other roles get 404."""
+
+    @pytest.fixture
+    def tenant_admin(self, tenant_a):
+        return make_staff("tenant.admin", role=Role.ADMIN, tenants=[tenant_a])
+
+    def test_a_tenant_admin_sends_a_signed_test_and_sees_it_work(self, tenant_admin, tenant_a, stub):
+        client = verified_client(tenant_admin)
+        page = client.get("/account-actions/").content.decode()
+        assert stub.url in page and "Send a test" in page and stub.secret not in page
+        response = client.post("/account-actions/test/", follow=True)
+        assert "The URL and the signature work." in response.content.decode()
+        [request] = stub.received
+        assert stub.signature_ok(request, stub.secret)
+        body = json.loads(request["body"])
+        assert body["action"] == "test" and body["account"] == {"external_id": ""} and body["case"] is None
+        assert body["requested_by"] == "tenant.admin" and len(body["id"]) == 36
+        event = AuditEvent.objects.get(metadata__event="action_webhook_test")
+        assert event.actor == tenant_admin and event.metadata["outcome"] == "ok" and event.metadata["status"] == 200
+        assert not AccountAction.objects.exists()
+
+    def test_a_refused_signature_is_shown_with_what_to_do(self, tenant_admin, stub):
+        stub.status = 401
+        response = verified_client(tenant_admin).post("/account-actions/test/", follow=True)
+        html = response.content.decode()
+        assert "Test failed (answered 401" in html and "refused the signature" in html
+        assert AuditEvent.objects.get(metadata__event="action_webhook_test").metadata["outcome"] == "http_401"
+
+    def test_an_unreachable_or_unset_endpoint_is_said_plainly(self, tenant_admin, tenant_a, stub):
+        stub.server.shutdown()
+        stub.server.server_close()
+        html = verified_client(tenant_admin).post("/account-actions/test/", follow=True).content.decode()
+        assert "Test failed (" in html and "could not be reached" in html
+        ActionSettings.objects.filter(tenant=tenant_a).update(webhook_url="", webhook_secret="")
+        html = verified_client(tenant_admin).post("/account-actions/test/", follow=True).content.decode()
+        assert "No webhook is set for this client" in html
+
+    @pytest.mark.parametrize("who", ["agent", "supervisor", "agent_b"])
+    def test_other_roles_and_tenants_get_404_and_nothing_is_sent(self, request, who, stub):
+        client = verified_client(request.getfixturevalue(who))
+        assert client.get("/account-actions/").status_code == 404
+        assert client.post("/account-actions/test/").status_code == 404
+        assert stub.received == [] and not AuditEvent.objects.filter(metadata__event="action_webhook_test").exists()
+
+    def test_a_password_only_session_is_refused(self, tenant_admin, stub):
+        from django.test import Client
+
+        client = Client()
+        client.force_login(tenant_admin)
+        assert client.post("/account-actions/test/").status_code in (302, 403)
+        assert stub.received == []

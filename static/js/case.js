@@ -74,6 +74,11 @@ if (page) {
     });
   }
 
+  // A refused step shows its reason next to its form, which may be far down the page (a phone's
+  // width): bring it into view, where a screen reader has announced it already (role=alert).
+  const refusal = page.querySelector(".form-errors[role=alert]");
+  if (refusal) refusal.scrollIntoView({ block: "center" });
+
   helpButton.hidden = false;
   helpButton.addEventListener("click", () => dialog.showModal());
 }
