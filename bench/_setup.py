@@ -11,7 +11,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
 
-def django_setup(*, require_postgres: bool = True):
+def django_setup(*, require_postgres: bool = True, migrate: bool = True):
     import django
 
     if require_postgres and not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
@@ -19,19 +19,27 @@ def django_setup(*, require_postgres: bool = True):
     django.setup()
     from django.core.management import call_command
 
-    call_command("migrate", verbosity=0, interactive=False)
+    if migrate:
+        call_command("migrate", verbosity=0, interactive=False)
 
 
-def summary(label: str, samples_ms: list[float]) -> str:
+def percentile(ordered: list[float], p: float) -> float:
+    """The p-th percentile of sorted samples (nearest rank)."""
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def summary(label: str, samples_ms: list[float], cpu_ms: list[float] | None = None) -> str:
+    """Median, p95, p99 and max of wall times; with `cpu_ms` (time.process_time of each sample),
+    the CPU time of this process too, which the other loads of a shared machine move much less."""
     ordered = sorted(samples_ms)
-
-    def pct(p):
-        return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
-
-    return (
+    line = (
         f"{label:<44} n={len(ordered):>6}  median={statistics.median(ordered):7.3f} ms  "
-        f"p95={pct(95):7.3f} ms  p99={pct(99):7.3f} ms  max={ordered[-1]:8.3f} ms"
+        f"p95={percentile(ordered, 95):7.3f} ms  p99={percentile(ordered, 99):7.3f} ms  max={ordered[-1]:8.3f} ms"
     )
+    if cpu_ms:
+        cpu = sorted(cpu_ms)
+        line += f"  | cpu median={statistics.median(cpu):6.3f} ms  p95={percentile(cpu, 95):6.3f} ms"
+    return line
 
 
 def rss_mb() -> float:
