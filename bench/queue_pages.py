@@ -170,6 +170,30 @@ class Statements:
         return "\n".join(f"  {i:2}. {q['sql'][:160]}" for i, q in enumerate(self.captured.captured_queries, 1))
 
 
+class FullCollections:
+    """The garbage collector's full (oldest generation) collections while it is open: how many,
+    and the longest, in ms."""
+
+    def __init__(self):
+        self.pauses: list[float] = []
+        self._started = 0.0
+
+    def _callback(self, phase, info):
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses.append((time.perf_counter() - self._started) * 1000)
+
+    def __enter__(self):
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc):
+        gc.callbacks.remove(self._callback)
+
+
 @dataclass
 class Timing:
     """One URL asked `repeat` times: wall and CPU time (this process's) of each request, in ms."""
@@ -177,10 +201,13 @@ class Timing:
     wall: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
     statements: int = 0
+    full_collections: list[float] = field(default_factory=list)
 
     def line(self, label: str) -> str:
         throughput = 1000 * len(self.wall) / sum(self.wall)
-        return summary(f"{label} [{self.statements} q]", self.wall, self.cpu) + f"  {throughput:5.0f}/s"
+        pauses = self.full_collections
+        gc_note = f"  full gc: {len(pauses)}, longest {max(pauses):.0f} ms" if pauses else "  full gc: 0"
+        return summary(f"{label} [{self.statements} q]", self.wall, self.cpu) + f"  {throughput:5.0f}/s" + gc_note
 
 
 def _timed(client, method: str, url: str, repeat: int, **params) -> tuple[Timing, object]:
@@ -191,11 +218,13 @@ def _timed(client, method: str, url: str, repeat: int, **params) -> tuple[Timing
         getattr(client, method)(url, params)
     timing.statements = len(captured)
     gc.collect()
-    for _ in range(repeat):
-        started, cpu_started = time.perf_counter(), time.process_time()
-        response = getattr(client, method)(url, params)
-        timing.cpu.append((time.process_time() - cpu_started) * 1000)
-        timing.wall.append((time.perf_counter() - started) * 1000)
+    with FullCollections() as collections:
+        for _ in range(repeat):
+            started, cpu_started = time.perf_counter(), time.process_time()
+            response = getattr(client, method)(url, params)
+            timing.cpu.append((time.process_time() - cpu_started) * 1000)
+            timing.wall.append((time.perf_counter() - started) * 1000)
+    timing.full_collections = collections.pauses
     return timing, response
 
 
@@ -339,6 +368,7 @@ def main():
         choices=["queue", "alert"],
         help="count the instructions a request of the agent's queue or alert page runs (callgrind)",
     )
+    parser.add_argument("--no-gc-freeze", action="store_true", help="leave the start-up objects to the collector")
     parser.add_argument("--callgrind-child", choices=["queue", "alert"], help=argparse.SUPPRESS)
     parser.add_argument(
         "--pages", default=",".join(PAGES), help=f"which to time, comma-separated among {','.join(PAGES)} (all)"
@@ -360,7 +390,10 @@ def main():
     django_setup(migrate=not args.callgrind_child)
     if not args.callgrind_child:
         generate(args.alerts, args.tenants)
-    print(f"start-up objects frozen: {startup_objects_freeze():,}" if startup_objects_freeze else "gc.freeze: not used")
+    if startup_objects_freeze is None or args.no_gc_freeze:
+        print("gc.freeze: not used")
+    else:
+        print(f"start-up objects frozen: {startup_objects_freeze():,}")
     measure(
         args.repeat, args.tenants, queries=args.queries, profile=args.profile or "",
         callgrind=args.callgrind_child or "", pages=pages,
