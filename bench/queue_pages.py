@@ -262,13 +262,14 @@ def _callgrind_child(client, url: str, repeat: int) -> None:
     subprocess.run(["callgrind_control", "-i", "off", str(os.getpid())], check=True, capture_output=True)  # noqa: S603, S607
 
 
-def instructions(page: str, repeat: int) -> None:
+def instructions(page: str, repeat: int, tenants: int) -> None:
     """Instructions this process runs per request of the agent's `page` (callgrind): the Python
     side's cost, which the other loads of a shared machine do not move (the database's is not in it)."""
     out = f"/tmp/queue_pages.{os.getpid()}.callgrind"  # noqa: S108 (a scratch file of this run)
     command = [
         "valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
         sys.executable, os.path.abspath(__file__), "--callgrind-child", page, "--repeat", str(repeat),
+        "--tenants", str(tenants),
     ]  # fmt: skip
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
@@ -385,7 +386,7 @@ def main():
         startup_objects_freeze = None
     if args.instructions:
         django_setup()  # migrated before the counted run, which does not migrate
-        instructions(args.instructions, args.repeat)
+        instructions(args.instructions, args.repeat, args.tenants)
         return
     django_setup(migrate=not args.callgrind_child)
     if not args.callgrind_child:
