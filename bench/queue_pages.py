@@ -9,15 +9,19 @@ stack (session, MFA wall, audit record of what was shown included):
 - the queue page (the desk's HTML), first page and 20 pages deep (following its "Older" links);
 - the alert page of an active alert.
 It prints median, p95 and p99 server time, the CPU time of this process per request (less moved
-by the other loads of a shared machine than wall time), throughput (one client, one after another)
-and the number of statements each request sent (the audit record's INSERT included).
+by the other loads of a shared machine than wall time), throughput (one client, one after another),
+the number of statements each request sent (the audit record's INSERT included) and the garbage
+collector's full collections during the timing. The start-up objects are frozen first, as
+config.wsgi / config.asgi do (`--no-gc-freeze` to compare).
 
-With 100 tenants a queue holds about 900 active alerts at 1,000,000 (18 pages of 50) but only 9 at
-10,000: to compare equal pages at 10,000, give it one tenant (`--tenants 1`: about 900 active
-alerts in the queue, as at 1,000,000 across 100).
+With 100 tenants a queue holds about 940 active alerts at 1,000,000 (so "20 pages deep" stops at
+its last page, 17 pages deep) but only 9 at 10,000: to compare equal pages at 10,000, give it one
+tenant (`--tenants 1`: about 940 active alerts in the queue, as at 1,000,000 across 100).
 
 `--queries` prints the statements of the queue page and the alert page; `--profile queue|alert`
-runs that page under cProfile and prints where the time goes.
+runs that page under cProfile and prints where the time goes (PROFILE_OUT=file keeps the stats);
+`--instructions queue|alert` counts the instructions a request of it runs, with callgrind (the
+Python side only, and the same whatever the machine's load: the figure to compare two commits by).
 
 Targets (issue 9): queue page p95 under 25 ms with at most 8 queries, flat from 10,000 to
 1,000,000 alerts, the same 20 pages deep; alert page p95 under 20 ms. Run it at two sizes on two
