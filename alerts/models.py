@@ -222,10 +222,13 @@ class Alert(models.Model):
             models.Index(fields=["tenant", "status", "-last_seen_at"], name="alert_queue_idx"),
             models.Index(fields=["customer", "created_at"], name="alert_customer_idx"),
             # A desk queue's active alerts in queue order (desk.selectors.QUEUE_ORDER), read straight
-            # from the index: the first page does not sort the tenant's active alerts.
+            # from the index: the first page does not sort the tenant's active alerts. With the type
+            # and the holder beside them (PostgreSQL), the queues' counts (desk.selectors.queue_counts)
+            # are read from the index alone, not from a heap page per active alert.
             models.Index(
                 fields=["tenant", "-severity", "sla_due_at", "first_seen_at", "id"],
                 condition=models.Q(status__in=["open", "acknowledged"]),
+                include=["type", "assignee"],
                 name="alert_active_queue_order_idx",
             ),
         ]

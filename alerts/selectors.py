@@ -69,13 +69,18 @@ def alert_list_for(*, user: User, perm: str = ALERT_VIEW_PERM) -> QuerySet[Alert
     return alerts.filter(alert_scope_q(user=user, perm=perm))
 
 
-def alert_get_for(*, user: User, alert_id, perm: str = ALERT_VIEW_PERM, with_evidence: bool = True) -> Alert:
+def alert_get_for(
+    *, user: User, alert_id, perm: str = ALERT_VIEW_PERM, with_evidence: bool = True, annotations: dict | None = None
+) -> Alert:
     """One alert `user` may see (or work on). Missing and forbidden both raise Http404.
     `with_evidence=False` leaves the evidence unfetched, for a caller that pages it
-    (`alert_evidence_for`): a folding alert's evidence grows without bound."""
+    (`alert_evidence_for`): a folding alert's evidence grows without bound. `annotations`: more
+    expressions read in the same query (a page's subquery), as QuerySet.annotate takes them."""
     alerts = alert_list_for(user=user, perm=perm)
     if with_evidence:
         alerts = alerts.prefetch_related("evidence")
+    if annotations:
+        alerts = alerts.annotate(**annotations)
     try:
         return alerts.get(pk=int(alert_id))
     except (Alert.DoesNotExist, ValueError, TypeError):

@@ -138,21 +138,24 @@ def _build(
     )
 
 
-# Every column but the id, from the model; prepared on PostgreSQL (see _insert).
+# Every column but the id, from the model; on PostgreSQL (see _insert), one row prepared, or many
+# rows as one array a column.
 _PG_INSERT = BulkInsert(AuditEvent, returning=["id"])
+_PG_INSERT_MANY = BulkInsert(AuditEvent, returning=["id"], arrays=True)
 
 
 def _insert(events: list[AuditEvent]) -> None:
-    """Write the rows. On PostgreSQL, a prepared statement on the request's own connection (and so
-    in its transaction), all rows in one pipeline: recording a view is on every data page's path,
-    and the ORM's insert machinery was half of its cost (see bench/audit_write.py)."""
+    """Write the rows, in one statement. On PostgreSQL, on the request's own connection (and so in
+    its transaction), bound by the server: recording a view is on every data page's path, and the
+    ORM's insert machinery was half of its cost (see bench/audit_write.py)."""
     if connection.vendor != "postgresql":
         if len(events) == 1:
             events[0].save(force_insert=True)
         else:
             AuditEvent.objects.bulk_create(events)
         return
-    ids = _PG_INSERT.execute([_PG_INSERT.values_of(e) for e in events])
+    insert = _PG_INSERT if len(events) == 1 else _PG_INSERT_MANY
+    ids = insert.execute([insert.values_of(e) for e in events])
     for event, (pk,) in zip(events, ids, strict=True):
         event.pk = pk
         event._state.adding = False

@@ -19,3 +19,7 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(VerifiedStaffMiddleware(URLRouter(websocket_urlpatterns))),
     }
 )
+
+from config.memory import startup_objects_freeze  # noqa: E402 (after Django is set up)
+
+startup_objects_freeze()  # what is alive now lives as long as the process: no collection walks it

@@ -25,6 +25,7 @@ Knows nothing of the project's apps: it takes models as arguments.
 """
 
 import json
+import time
 from collections.abc import Callable, Iterable, Sequence
 
 from django.db import DEFAULT_DB_ALIAS, connections, models
@@ -156,7 +157,8 @@ class BulkInsert:
 
     On PostgreSQL it runs on a server-side-binding cursor over Django's connection (so inside its
     transaction; Django's cursors bind client-side, quoting every value in Python), in one of two
-    forms, each one statement text whatever the batch size, so the server parses it once:
+    forms, each one statement text whatever the batch size, so the server parses it once (and
+    logged as Django's cursors log, so that query budgets and CaptureQueriesContext count it):
     - `arrays=True`: each column travels as one typed array, `INSERT ... SELECT ... FROM unnest(...)`,
       one round trip for the whole batch;
     - otherwise one row's VALUES, prepared, and executemany pipelining the rows.
@@ -266,22 +268,15 @@ class BulkInsert:
             return []
         connection = _resolved(connection)
         if connection.vendor == "postgresql":
-            from psycopg import Cursor
-
-            connection.ensure_connection()
-            with Cursor(connection.connection) as cursor:
-                if self.arrays:
-                    return self._execute_arrays(cursor, rows, shared, connection)
-                params = self._full_rows(rows, shared, connection)
-                if len(params) == 1:
-                    cursor.execute(self.sql(connection), params[0], prepare=True)
-                    return cursor.fetchall() if self.returning else []
-                cursor.executemany(self.sql(connection), params, returning=bool(self.returning))
-                stored = []
-                while True:
-                    stored += cursor.fetchall() if self.returning else []
-                    if not cursor.nextset():
-                        return stored
+            started = time.monotonic()
+            try:
+                return self._execute_pg(rows, shared, connection)
+            finally:
+                if connection.queries_logged:  # as Django's own cursor would: query budgets see it
+                    count = "" if self.arrays or len(rows) == 1 else f"{len(rows)} times: "
+                    connection.queries_log.append(
+                        {"sql": count + self.sql(connection), "time": f"{time.monotonic() - started:.3f}"}
+                    )
         stored = []
         with connection.cursor() as cursor:
             for start in range(0, len(rows), self.batch):
@@ -290,6 +285,26 @@ class BulkInsert:
                 if self.returning:
                     stored += cursor.fetchall()
         return stored
+
+    def _execute_pg(self, rows, shared, connection) -> list:
+        """On a server-side-binding cursor of its own over Django's connection (so in its
+        transaction), which Django's query log does not see: execute() logs it."""
+        from psycopg import Cursor
+
+        connection.ensure_connection()
+        with Cursor(connection.connection) as cursor:
+            if self.arrays:
+                return self._execute_arrays(cursor, rows, shared, connection)
+            params = self._full_rows(rows, shared, connection)
+            if len(params) == 1:
+                cursor.execute(self.sql(connection), params[0], prepare=True)
+                return cursor.fetchall() if self.returning else []
+            cursor.executemany(self.sql(connection), params, returning=bool(self.returning))
+            stored = []
+            while True:
+                stored += cursor.fetchall() if self.returning else []
+                if not cursor.nextset():
+                    return stored
 
     def _execute_arrays(self, cursor, rows, shared, connection) -> list:
         prep = self._preparers(connection)

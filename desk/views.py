@@ -48,9 +48,10 @@ from desk.selectors import (
     InvalidPositionError,
     QueueFilters,
     QueuePosition,
+    case_open_annotation,
     case_open_for_alert,
+    case_scope_q,
     customer_ids_by_external_id,
-    open_cases_of_alerts,
     queue_alert_get,
     queue_alerts_page,
     queue_counts,
@@ -220,7 +221,9 @@ def _alert_page(request, alert, *, status=200, failed_step="", errors=(), note="
 @require_GET
 @shows_data
 def alert_detail(request, alert_id: int):
-    alert = alert_get_for(user=request.user, alert_id=alert_id, with_evidence=False)
+    alert = alert_get_for(
+        user=request.user, alert_id=alert_id, with_evidence=False, annotations=case_open_annotation(user=request.user)
+    )
     return _alert_page(request, alert)
 
 
@@ -377,10 +380,15 @@ def _queue_context(request, queue_id, query: QueryDict) -> dict:
     siblings = scope.siblings
     counts = queue_counts(queues=queues, siblings=siblings)
     alerts, position = queue_alerts_page(
-        queue=queue, siblings=siblings, after=after, size=QUEUE_PAGE_SIZE, filters=filters, only=QUEUE_ROW_FIELDS
+        queue=queue,
+        siblings=siblings,
+        after=after,
+        size=QUEUE_PAGE_SIZE,
+        filters=filters,
+        only=QUEUE_ROW_FIELDS,
+        cases=case_scope_q(user=request.user, queues=queues),  # each row's open case, in the same query
     )
     audit_shown(request).objects(alerts, target_type="alerts.alert")
-    cases = open_cases_of_alerts(user=request.user, alert_ids=[a.pk for a in alerts]) if alerts else {}
     now = timezone.now()
     filter_query = form.query()
     base = reverse("desk:queue", kwargs={"queue_id": queue.pk})
@@ -392,7 +400,7 @@ def _queue_context(request, queue_id, query: QueryDict) -> dict:
         "counts": counts.get(queue.pk),
         "form": form,
         "filtered": bool(filter_query),
-        "rows": [_queue_row(a, user=request.user, now=now, case=cases.get(a.pk)) for a in alerts],
+        "rows": [_queue_row(a, user=request.user, now=now, case=a.open_case) for a in alerts],
         "first_page": after is None,
         "older_url": f"{base}?{urlencode({**filter_query, 'cursor': position.encode()})}" if position else "",
         "newest_url": f"{base}?{urlencode(filter_query)}" if filter_query else base,
