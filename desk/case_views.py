@@ -25,7 +25,7 @@ from accounts.selectors import bpo_admin_has_perm, tenant_ids_with_perm, user_ha
 from alerts.models import AlertType
 from alerts.selectors import alert_get_for, staff_get_by_username
 from audit.decorators import audit_shown, shows_data
-from desk.action_services import ActionRefused, action_approve, action_request
+from desk.action_services import ActionRefused, action_approve, action_release_now, action_request
 from desk.actions import ACTIONS
 from desk.models import (
     ActionState,
@@ -467,23 +467,45 @@ def case_action_view(request, case_id: int):
             raise _as_conflict(error) from None
         if account_action.state == ActionState.PENDING_APPROVAL:
             return f"{ACTIONS[account_action.action].label}: waiting for {account_action.needs}."
+        if account_action.state == ActionState.WAITING:
+            return f"{ACTIONS[account_action.action].label}: the customer is told first; it goes when the hold ends."
         return f"{ACTIONS[account_action.action].label}: sent to the client."
 
     return _step(request, case_id, "action", run, form_class=ActionForm, anchor="#actions")
 
 
-@require_POST
-@shows_data
-def case_action_approve_view(request, case_id: int):
+def _supervisor_action_step(request, case_id: int, step: str, service, said) -> object:
+    """A supervisor's step on one of the case's actions, with a reason (approve, send now)."""
+
     def run(case, data):
         account_action = case_action_get(case=case, action_id=data["action_id"])
         try:
-            action_approve(actor=request.user, account_action=account_action, reason=data["reason"])
+            account_action = service(actor=request.user, account_action=account_action, reason=data["reason"])
         except ActionRefused as error:
             raise _as_conflict(error) from None
+        return said(account_action)
+
+    return _step(request, case_id, step, run, form_class=ApproveForm, perm=CASE_SUPERVISE_PERM, anchor="#actions")
+
+
+@require_POST
+@shows_data
+def case_action_approve_view(request, case_id: int):
+    def said(account_action):
+        if account_action.state == ActionState.WAITING:
+            return "Approved: the customer's contacts on file are told first; it goes to the client when the hold ends."
         return "Approved: sent to the client."
 
-    return _step(request, case_id, "approve", run, form_class=ApproveForm, perm=CASE_SUPERVISE_PERM, anchor="#actions")
+    return _supervisor_action_step(request, case_id, "approve", action_approve, said)
+
+
+@require_POST
+@shows_data
+def case_action_release_view(request, case_id: int):
+    """A supervisor sends a contact change before its hold ends (desk.action_services.action_release_now)."""
+    return _supervisor_action_step(
+        request, case_id, "release", action_release_now, lambda _: "Sent to the client before the end of the hold."
+    )
 
 
 @require_POST

@@ -12,14 +12,18 @@ Who hears what:
 - A critical one (NotificationSettings.critical, or critical severity) goes to every channel on
   file, whatever the opt-outs, and ignores quiet hours.
 - A recovery, or a change of contact details (EVERY_ADDRESS_RULES), goes to every channel on file,
-  like a critical one, and also to each address replaced within `previous_contact_days` (purpose
-  previous_contact; NIST SP 800-63B-4: an attacker who changed the address first would otherwise
-  be the only one told).
+  like a critical one, whatever the tenant's notify_types and the customer's opt-outs, and also to
+  each address replaced within `previous_contact_days` (purpose previous_contact; NIST SP
+  800-63B-4: "each recovery notifies all notification addresses"; an attacker who changed the
+  address first would otherwise be the only one told). A tenant that wants none turns the rule off.
+- Each recovery event and each contact change is told on its own (PER_EVENT_RULES): its rows carry
+  the event (`event_ref`), so a second one folding into the active alert is told too, and the same
+  event planned again (a reprocessed event) meets the unique constraints: exactly once.
 - A channel wanted but with no address on file gets a `skipped` row (error "no_address"), so the
   desk can see that the customer could not be told there.
 - A non-critical row planned within the tenant's quiet hours waits until they end (not_before).
-- A fold (new findings on an active alert) notifies only if it makes the alert critical, and then
-  only on the channels the alert has not used yet: one message per alert, channel and purpose.
+- Any other fold (new findings on an active alert) notifies only if it makes the alert critical, and
+  then only on the channels the alert has not used yet: one message per alert, channel and purpose.
 """
 
 import secrets
@@ -45,7 +49,9 @@ from alerts.notifications.selectors import notification_settings_for
 from config.bulk import BulkInsert
 
 # Rules whose alerts go to every address on file and to the addresses replaced recently.
-EVERY_ADDRESS_RULES = frozenset({"recovery", "rapid_profile_change"})
+EVERY_ADDRESS_RULES = frozenset({"recovery", "contact_change", "rapid_profile_change"})
+# Of those, the rules whose every event is told, also when it folds into the active alert.
+PER_EVENT_RULES = frozenset({"recovery", "contact_change"})
 
 
 @dataclass
@@ -55,6 +61,7 @@ class PlanItem:
     alert: Alert
     created: bool
     event_types: set[str] = field(default_factory=set)  # of the events that raised or folded it now
+    event_id: int = 0  # the latest of those events
 
 
 def alert_is_critical(settings: NotificationSettings, alert: Alert, event_types: Iterable[str]) -> bool:
@@ -139,7 +146,9 @@ def notifications_plan(items: list[PlanItem], *, now: datetime) -> list[int]:
         tenant_settings = settings[item.alert.tenant_id]
         critical = alert_is_critical(tenant_settings, item.alert, item.event_types)
         every = item.alert.rule in EVERY_ADDRESS_RULES
-        if item.created:
+        if every and (item.created or item.alert.rule in PER_EVENT_RULES):
+            chosen.append((item, critical, every))
+        elif item.created:
             wanted = item.alert.type in (tenant_settings.notify_types or ()) and (
                 item.alert.severity >= tenant_settings.min_severity
             )
@@ -160,6 +169,7 @@ def notifications_plan(items: list[PlanItem], *, now: datetime) -> list[int]:
             continue
         loud = critical or every  # every channel on file, no quiet hours
         not_before = None if loud else quiet_hours_end(tenant_settings, now)
+        event_ref = item.event_id if item.alert.rule in PER_EVENT_RULES else 0
         for channel in channel_order(tenant_settings):
             if not (loud or customer.channels.get(channel) is True):
                 continue
@@ -167,14 +177,17 @@ def notifications_plan(items: list[PlanItem], *, now: datetime) -> list[int]:
             if address is None and loud and customer.channels.get(channel) is not True:
                 # Every channel *on file*: one the customer never gave is not a failure to note.
                 continue
-            rows.append(_row(item.alert, channel, Purpose.ALERT, address, loud, not_before, now, error="no_address"))
+            rows.append(
+                _row(item.alert, channel, Purpose.ALERT, address, loud, not_before, now, "no_address", event_ref)
+            )
         for change in previous.get(item.alert.customer_id, []):
             channel = next((c.key for c in CHANNELS.values() if c.previous_field == change.field), None)
             if channel is None or change.old_digest == customer.digests.get(change.field):
                 continue  # changed back: the current address hears anyway
             row = _row(
-                item.alert, channel, Purpose.PREVIOUS_CONTACT, (change.old_value, change.old_masked), True, None, now
-            )
+                item.alert, channel, Purpose.PREVIOUS_CONTACT, (change.old_value, change.old_masked), True, None, now,
+                event_ref=event_ref,
+            )  # fmt: skip
             row.recipient_digest = change.old_digest
             rows.append(row)
     if not rows:
@@ -205,7 +218,7 @@ def _dedupe_previous(rows: list[Notification]) -> list[Notification]:
 _DIGEST_FIELD = {"email": "email", "sms": "phone", "voice": "phone"}
 
 
-def _row(alert, channel, purpose, address, critical, not_before, now, error="") -> Notification:
+def _row(alert, channel, purpose, address, critical, not_before, now, error="", event_ref=0) -> Notification:
     from alerts.services import contact_digest  # alerts.services imports this module (through raising)
 
     recipient, masked = address or ("", "")
@@ -225,6 +238,7 @@ def _row(alert, channel, purpose, address, critical, not_before, now, error="") 
         answer_nonce=secrets.token_urlsafe(9),
         not_before=not_before,
         error="" if address else error,
+        event_ref=event_ref,
         created_at=now,
         updated_at=now,
     )
