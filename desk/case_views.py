@@ -209,7 +209,29 @@ def _change_title(record) -> tuple[str, str]:
         if event == "shared":
             return f"Shared the case with {shared.get('after')}", who
         return f"Took the case back from {shared.get('before')}", who
+    if event in _ACTION_TITLES:
+        kind = meta.get("action_kind", "")
+        title = _ACTION_TITLES[event].format(action=ACTIONS[kind].label if kind in ACTIONS else kind)
+        customer = event in ("action_put_on_hold", "action_disowned_too_late") or (
+            event == "action_requested" and meta.get("allowed_as") == "customer's answer"
+        )
+        return title, "The customer" if customer else who
     return "Updated", who
+
+
+# The account actions' lines of the case history (desk.action_services).
+_ACTION_TITLES = {
+    "action_requested": "Asked for: {action}",
+    "action_refused": "Refused: {action}",
+    "action_approved": "Approved: {action}",
+    "action_customer_told": "The customer's contacts on file told first: {action}",
+    "action_hold_ended": "Hold over, sent to the client: {action}",
+    "action_hold_overridden": "Sent before the end of the hold: {action}",
+    "action_put_on_hold": "On hold: the customer answered “No” to the notice of {action}",
+    "action_disowned_too_late": "The customer answered “No” to the notice of {action}, already sent",
+    "action_confirmed": "Confirmed by the client: {action}",
+    "action_failed": "Failed: {action}",
+}
 
 
 def _timeline_row(item: TimelineItem) -> TimelineRow:

@@ -365,7 +365,9 @@ def _answer_record(row: Notification, rows: list[Notification], answer: str) -> 
 
 
 @transaction.atomic
-def notification_answer(*, notification_id: int, answer: str, via: str, message_sid: str = "") -> AnswerResult:
+def notification_answer(
+    *, notification_id: int, answer: str, via: str, message_sid: str = "", _bundled: bool = False
+) -> AnswerResult:
     """Record the customer's answer to one notification ("yes" or "no"; `via` "link" or "sms") and
     act on it, once: see the module's docstring for the rules. Raises AnswerTokenInvalid (used) when
     this link was answered or closed meanwhile, or when a "Yes" comes after the alert's "Yes";
@@ -415,6 +417,8 @@ def notification_answer(*, notification_id: int, answer: str, via: str, message_
         if changed:
             note = f"Confirmed by the customer through {row.audit_label()}."
             alert = alert_resolve(alert=alert, actor=None, note=note)
+        if not _bundled:
+            _bundle_answer(row, answer=answer, via=via)
         return AnswerResult(notification=row, alert=alert, answer=answer, alert_changed=changed)
     changed = _alert_raise_to_critical(
         alert,
@@ -430,7 +434,33 @@ def notification_answer(*, notification_id: int, answer: str, via: str, message_
     # and the account actions the tenant enabled for a "No" are requested (the desk's receiver);
     # a receiver that fails undoes the answer, which the customer can then send again.
     alert_disowned.send(sender=Notification, alert_id=alert.pk, notification_id=row.pk, via=via)
+    if not _bundled:
+        _bundle_answer(row, answer=answer, via=via)
     return AnswerResult(notification=row, alert=alert, answer=answer, alert_changed=changed)
+
+
+def _bundle_answer(row: Notification, *, answer: str, via: str) -> None:
+    """A coalesced message (planning._coalesce) told of several alerts: its answer is each alert's,
+    recorded through one of that alert's rows of the bundle, in the answer's transaction, with the
+    alert's own rules (a "Yes" after that alert's own "Yes", or a link already closed, changes nothing
+    more). Alerts are taken in id order after the answered one's."""
+    if row.bundle is None:
+        return
+    others = (
+        Notification.objects.filter(bundle=row.bundle, purpose__in=ANSWERABLE_PURPOSES, answered_at__isnull=True)
+        .exclude(alert_id=row.alert_id)
+        .order_by("alert_id", "id")
+        .values_list("alert_id", "id")
+    )
+    first: dict[int, int] = {}
+    for alert_id, pk in others:
+        first.setdefault(alert_id, pk)
+    for alert_id, pk in first.items():
+        try:
+            notification_answer(notification_id=pk, answer=answer, via=f"{via}, one message for several alerts",
+                                _bundled=True)  # fmt: skip
+        except AnswerTokenInvalid:
+            logger.info("a bundled alert had its answer already", extra={"alert": alert_id})
 
 
 def _action_notice_answer(*, notification_id: int, reference, answer: str, via: str) -> AnswerResult:
@@ -561,9 +591,12 @@ def _unanswered_query(cutoff):
     """Active alerts below critical, one of whose alert notifications was sent before `cutoff`, and
     none answered (nor closed by an answer)."""
     sent = Notification.objects.filter(alert_id=OuterRef("pk"), purpose__in=ANSWERABLE_PURPOSES, sent_at__lte=cutoff)
+    # An alert told by a coalesced message (planning._coalesce): its bundle's message was sent.
+    bundle_sent = Notification.objects.filter(bundle=OuterRef("bundle"), sent_at__lte=cutoff)
+    told = Notification.objects.filter(alert_id=OuterRef("pk"), bundle__isnull=False).filter(Exists(bundle_sent))
     answered = Notification.objects.filter(alert_id=OuterRef("pk"), answered_at__isnull=False)
     return Alert.objects.filter(status__in=ACTIVE_STATUSES, severity__lt=Severity.CRITICAL).filter(
-        Exists(sent), ~Exists(answered)
+        Exists(sent) | Exists(told), ~Exists(answered)
     )
 
 

@@ -10,7 +10,7 @@ in which a link's text could differ from where it leads.
 """
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from alerts.notifications import placeholders
@@ -185,6 +185,14 @@ def context_for_alert(alert, *, answer_url: str = "", event_ref: int = 0, custom
     )
 
 
+def bundle_alerts(notification) -> tuple:
+    """(type, rule) of the other alerts a coalesced message tells of (planning._coalesce), oldest first."""
+    from alerts.models import Alert
+
+    others = Alert.objects.filter(notifications__bundle=notification.bundle).exclude(pk=notification.alert_id)
+    return tuple(others.order_by("pk").values_list("type", "rule").distinct())
+
+
 def message_render(*, notification) -> Message:
     """The message of one notification (n1's `Notification`: tenant, alert, customer, channel,
     purpose, answer_url()). A delivery test (purpose "test") gets the test wording; a notice to a
@@ -206,6 +214,8 @@ def message_render(*, notification) -> Message:
             event_ref=getattr(notification, "event_ref", 0),
             customer=notification.customer,
         )
+        if getattr(notification, "bundle", None) is not None:
+            context = replace(context, also=bundle_alerts(notification))
     locale = getattr(notification.customer, "locale", "") or ""
     brand = brand_for(notification.tenant)
     message = message_build(

@@ -182,6 +182,11 @@ class Notification(models.Model):
     event_ref = models.BigIntegerField(default=0)
     # An action notice's subject, as the app that planned it knows it (the desk's AccountAction.uuid).
     reference = models.UUIDField(null=True, blank=True)
+    # Several alerts of one customer raised together (a login that is both a new device and a new
+    # network) make one message per channel: their rows share a bundle; one is sent and says all of
+    # them, the others are `skipped` (error "coalesced"); an answer to any link of the bundle answers
+    # every alert in it (alerts.notifications.planning, answers).
+    bundle = models.UUIDField(null=True, blank=True)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
 
@@ -215,6 +220,7 @@ class Notification(models.Model):
             models.Index(
                 fields=["reference"], name="notification_reference_idx", condition=models.Q(reference__isnull=False)
             ),
+            models.Index(fields=["bundle"], name="notification_bundle_idx", condition=models.Q(bundle__isnull=False)),
             # An SMS reply ("NO") finds the latest unanswered text sent to its number by digest.
             models.Index(
                 fields=["recipient_digest", "-sent_at"],

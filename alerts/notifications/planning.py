@@ -21,6 +21,13 @@ Who hears what:
   event planned again (a reprocessed event) meets the unique constraints: exactly once.
 - A channel wanted but with no address on file gets a `skipped` row (error "no_address"), so the
   desk can see that the customer could not be told there.
+- Alerts of one customer planned together (one login raising a new device and a new network) are
+  told in one message per channel and address (_coalesce): every alert keeps its row, and so what
+  the desk sees, but one row is sent (the most critical, then most severe alert's; it says all of
+  them), the others are `skipped` with error "coalesced", and the rows share a `bundle`, through
+  which an answer to the message answers each alert (alerts.notifications.answers). Planned in one
+  transaction means raised by one detection chunk: events of a login that arrive together; a later
+  alert is told on its own (waiting to coalesce would delay the first message).
 - A non-critical row planned within the tenant's quiet hours waits until they end (not_before).
 - Any other fold (new findings on an active alert) notifies only if it makes the alert critical, and
   then only on the channels the alert has not used yet: one message per alert, channel and purpose.
@@ -192,7 +199,7 @@ def notifications_plan(items: list[PlanItem], *, now: datetime) -> list[int]:
             rows.append(row)
     if not rows:
         return []
-    rows = _dedupe_previous(rows)
+    rows = _coalesce(_dedupe_previous(rows), {item.alert.pk: item.alert.severity for item, _, _ in chosen})
     stored = _INSERT.execute([_INSERT.values_of(r) for r in rows])
     due = [pk for pk, state, not_before in stored if state == State.QUEUED and not_before is None]
     if due:
@@ -211,6 +218,31 @@ def _dedupe_previous(rows: list[Notification]) -> list[Notification]:
             seen.add(key)
         kept.append(row)
     return kept
+
+
+def _coalesce(rows: list[Notification], severity: dict[int, int]) -> list[Notification]:
+    """One message per customer, channel, purpose and address for the alerts planned together: the
+    row of the most critical, then most severe, then oldest alert is sent (due as soon as any of
+    them is, critical if any is); the others are skipped as "coalesced". The customer's rows of
+    such groups share one bundle (per customer, so that any channel's link answers every alert)."""
+    groups: dict[tuple, list[Notification]] = {}
+    for row in rows:
+        if row.state == State.QUEUED and row.purpose in (Purpose.ALERT, Purpose.PREVIOUS_CONTACT):
+            groups.setdefault((row.customer_id, row.channel, row.purpose, row.recipient_digest), []).append(row)
+    bundles: dict[int, uuid.UUID] = {}
+    for (customer_id, *_), group in groups.items():
+        if len({row.alert_id for row in group}) < 2:
+            continue
+        group.sort(key=lambda r: (not r.critical, -severity.get(r.alert_id, 0), r.alert_id))
+        lead, bundle = group[0], bundles.setdefault(customer_id, uuid.uuid4())
+        lead.critical = any(r.critical for r in group)
+        waits = [r.not_before for r in group]
+        lead.not_before = None if None in waits else min(waits)
+        for row in group:
+            row.bundle = bundle
+        for row in group[1:]:
+            row.state, row.error, row.not_before = State.SKIPPED, "coalesced", None
+    return rows
 
 
 # The contact field each channel's address is: its keyed digest goes on the row, so that a reply

@@ -220,6 +220,7 @@ def _record_claimed(claimed: list[tuple[Notification, Backend]], now) -> None:
 CLAIM_FIELDS = (
     "id", "tenant_id", "alert_id", "customer_id", "drill_id", "channel", "purpose", "state", "critical",
     "recipient", "idempotency_key", "attempts", "handed_at", "answer_nonce", "created_at", "event_ref", "reference",
+    "bundle",
     "alert__id", "alert__type", "alert__rule", "alert__severity", "alert__reason", "alert__first_seen_at",
     "customer__id", "customer__external_id", "customer__locale", "customer__email_masked", "customer__phone_masked",
     "tenant__id", "tenant__slug", "tenant__name",
@@ -412,7 +413,7 @@ def notification_fall_back(*, notification_id: int) -> Notification | None:
         alert = Alert(pk=row.alert_id, tenant_id=row.tenant_id, customer_id=row.customer_id)
         now = timezone.now()
         fallback = _row(alert, channel, Purpose.ALERT, address, row.critical, None, now, event_ref=row.event_ref)
-        fallback.fallback_of_id = row.pk
+        fallback.fallback_of_id, fallback.bundle = row.pk, row.bundle
         fallback.save(force_insert=True)
         logger.info(
             "notification falls back to the next channel",

@@ -76,6 +76,7 @@ class MessageContext:
     city: str = ""
     country: str = ""  # ISO 3166-1 alpha-2
     answer_url: str = ""
+    also: tuple = ()  # (alert type, rule) of the other alerts one coalesced message tells of
 
 
 # -- Words, per language ------------------------------------------------------------------------
@@ -170,13 +171,15 @@ WHAT: dict[str, dict[str, str]] = {
 
 WORDS: dict[str, dict[str, str]] = {
     "en": {"on": "on", "unknown_device": "an unknown device", "unknown_place": "an unknown place", "or": "or",
+           "and": "and",
            "no_support": "the contact details in the official {tenant} app or website",
            "no_support_short": "the official app"},
     "fr": {"on": "sur", "unknown_device": "un appareil inconnu", "unknown_place": "un lieu inconnu", "or": "ou",
+           "and": "et",
            "no_support": "les coordonnées de l'application ou du site officiel de {tenant}",
            "no_support_short": "l'appli officielle"},
     "es": {"on": "en", "unknown_device": "un dispositivo desconocido", "unknown_place": "un lugar desconocido",
-           "or": "o", "no_support": "los datos de contacto de la aplicación o el sitio oficial de {tenant}",
+           "or": "o", "and": "y", "no_support": "los datos de contacto de la aplicación o el sitio oficial de {tenant}",
            "no_support_short": "la app oficial"},
 }  # fmt: skip
 
@@ -308,6 +311,14 @@ def what_text(*, alert_type: str, locale: str, context: MessageContext, channel:
         value = masked_contact(field, context.details.get(f"now_{field}", "")) if channel != "voice" else ""
         now = NOW_WORDS[_lang(locale)][field].replace("{value}", value) if value else ""
         phrase = phrase.replace("{now}", now)
+    if context.also and channel in ("email", "voice"):
+        # One message for several alerts raised together: each said, in e-mail and calls (an SMS or
+        # a push has no room for more; its link answers them all the same).
+        others = [
+            WHAT[_lang(locale)][what_key(alert_type=t, rule=r)].replace("{app}", "").replace("{now}", "")
+            for t, r in context.also
+        ]
+        phrase = f" {WORDS[_lang(locale)]['and']} ".join(dict.fromkeys([phrase, *others]))
     return phrase
 
 

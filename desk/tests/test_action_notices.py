@@ -242,3 +242,16 @@ class TestCommand:
             with pytest.raises(CommandError):
                 call_command("tenant_actions", *bad)
         assert ActionSettings.objects.get(tenant=tenant_a).notice_hold_minutes == 5
+
+    def test_the_timeline_says_the_customer_was_told_and_put_it_on_hold(
+        self, case_a, agent, supervisor, django_capture_on_commit_callbacks
+    ):
+        action = _approved_change(case_a, agent, supervisor, django_capture_on_commit_callbacks)
+        email = Notification.objects.get(reference=action.uuid, channel="email")
+        notification_answer(notification_id=email.pk, answer="no", via="link")
+        text = verified_client(supervisor).get(f"/cases/{case_a.pk}/").content.decode()
+        assert "The customer&#x27;s contacts on file told first: Allow a contact-detail change" in text or (
+            "The customer's contacts on file told first: Allow a contact-detail change" in text
+        )
+        assert "On hold: the customer answered “No” to the notice of Allow a contact-detail change" in text
+        assert "On hold: the customer said it was not them" in text
