@@ -199,7 +199,10 @@ def notifications_plan(items: list[PlanItem], *, now: datetime) -> list[int]:
             rows.append(row)
     if not rows:
         return []
-    rows = _coalesce(_dedupe_previous(rows), {item.alert.pk: item.alert.severity for item, _, _ in chosen})
+    # Coalesced: rows that cannot meet an earlier one in the unique constraints (a new alert's, or a
+    # per-event notice's): a fold's row may be dropped as a repeat, and must not silence another.
+    fresh = {i.alert.pk: i.alert.severity for i, _, _ in chosen if i.created or i.alert.rule in PER_EVENT_RULES}
+    rows = _coalesce(_dedupe_previous(rows), fresh)
     stored = _INSERT.execute([_INSERT.values_of(r) for r in rows])
     due = [pk for pk, state, not_before in stored if state == State.QUEUED and not_before is None]
     if due:
@@ -221,19 +224,24 @@ def _dedupe_previous(rows: list[Notification]) -> list[Notification]:
 
 
 def _coalesce(rows: list[Notification], severity: dict[int, int]) -> list[Notification]:
-    """One message per customer, channel, purpose and address for the alerts planned together: the
-    row of the most critical, then most severe, then oldest alert is sent (due as soon as any of
-    them is, critical if any is); the others are skipped as "coalesced". The customer's rows of
-    such groups share one bundle (per customer, so that any channel's link answers every alert)."""
+    """One message per customer, channel, purpose and address for the alerts planned together (those
+    in `severity`, alert id → severity): the row of the most critical, then most severe, then oldest
+    alert is sent (due as soon as any of them is, critical if any is); the others are skipped as
+    "coalesced". The customer's rows of such groups share one bundle (per customer, so that any
+    channel's link answers every alert)."""
     groups: dict[tuple, list[Notification]] = {}
     for row in rows:
-        if row.state == State.QUEUED and row.purpose in (Purpose.ALERT, Purpose.PREVIOUS_CONTACT):
+        if (
+            row.state == State.QUEUED
+            and row.purpose in (Purpose.ALERT, Purpose.PREVIOUS_CONTACT)
+            and row.alert_id in severity
+        ):
             groups.setdefault((row.customer_id, row.channel, row.purpose, row.recipient_digest), []).append(row)
     bundles: dict[int, uuid.UUID] = {}
     for (customer_id, *_), group in groups.items():
         if len({row.alert_id for row in group}) < 2:
             continue
-        group.sort(key=lambda r: (not r.critical, -severity.get(r.alert_id, 0), r.alert_id))
+        group.sort(key=lambda r: (not r.critical, -severity[r.alert_id], r.alert_id))
         lead, bundle = group[0], bundles.setdefault(customer_id, uuid.uuid4())
         lead.critical = any(r.critical for r in group)
         waits = [r.not_before for r in group]

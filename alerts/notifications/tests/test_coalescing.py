@@ -97,3 +97,27 @@ def test_alerts_of_different_customers_are_not_coalesced(tenant_a):
     feed(tenant_a, "mfa.disabled", account_=account("alice", channels={"email": True}))
     feed(tenant_a, "mfa.disabled", account_=account("bob", channels={"email": True}))
     assert set(Notification.objects.values_list("state", "bundle")) == {(State.QUEUED, None)}
+
+
+def test_a_fold_that_repeats_a_message_never_silences_a_new_alert(tenant_a):
+    """A critical alert folding again in the chunk would be told nothing new (its rows exist): its
+    rows are not coalesced, so the new alert beside it is told."""
+    from datetime import UTC, datetime
+
+    from alerts.detection import events_process
+    from alerts.services import events_ingest
+    from alerts.validation import validate_event
+
+    feed(tenant_a, "mfa.disabled", account_=account(channels={"email": True}))
+    raws = [
+        {"id": "fold-1", "type": "mfa.disabled", "occurred_at": "2026-11-20T09:05:00+00:00",
+         "account": account(channels={"email": True}), "context": {}},
+        {"id": "new-1", "type": "password.changed", "occurred_at": "2026-11-20T09:06:00+00:00",
+         "account": account(channels={"email": True}), "context": {}},
+    ]  # fmt: skip
+    now = datetime(2026, 11, 21, tzinfo=UTC)
+    _, _, ids = events_ingest(tenant=tenant_a, events=[validate_event(r, now=now) for r in raws])
+    events_process(event_ids=ids)
+    password = Notification.objects.get(alert__type="password", channel="email")
+    assert (password.state, password.bundle) == (State.QUEUED, None)
+    assert Notification.objects.filter(alert__type="two_factor", channel="email").count() == 1
