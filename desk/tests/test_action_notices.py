@@ -99,6 +99,17 @@ class TestToldBeforeItTakesEffect:
             assert actions_release_due(now=action.hold_until + timedelta(hours=1)) == 0
         assert stub.received == []
 
+    def test_an_sms_reply_no_puts_it_on_hold_too(self, case_a, agent, supervisor, django_capture_on_commit_callbacks):
+        from alerts.notifications.answers import answer_sms_receive
+        from desk.tests.conftest import PHONE
+
+        action = _approved_change(case_a, agent, supervisor, django_capture_on_commit_callbacks)
+        with django_capture_on_commit_callbacks(execute=True):
+            reply = answer_sms_receive(from_number=PHONE, body="No", message_sid="SM1")
+        assert "security is on it" in reply
+        action.refresh_from_db()
+        assert action.state == ActionState.ON_HOLD
+
     def test_a_yes_changes_nothing_but_is_recorded(self, case_a, agent, supervisor, django_capture_on_commit_callbacks):
         action = _approved_change(case_a, agent, supervisor, django_capture_on_commit_callbacks)
         email = Notification.objects.get(reference=action.uuid, channel="email")
