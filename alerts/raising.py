@@ -158,7 +158,9 @@ class AlertBook:
         self._relate()
         audit_record_many(records)
         # The customers' notifications, in this transaction (a transactional outbox), sent after commit.
-        notifications_plan([PlanItem(e.alert, id(e) in created, e.event_types) for e in self.entries.values()], now=now)
+        notifications_plan(
+            [PlanItem(e.alert, id(e) in created, e.event_types, e.event_id) for e in self.entries.values()], now=now
+        )
         holders = self._holders([e.alert.assignee_id for e in folds if e.alert.assignee_id is not None])
         for entry in self.entries.values():
             alert = entry.alert

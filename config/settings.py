@@ -175,6 +175,9 @@ CELERY_BEAT_SCHEDULE = {
     "notification-relay": {"task": "alerts.notifications.tasks.notifications_relay_task", "schedule": 60.0},
     "notification-fallback": {"task": "alerts.notifications.tasks.notifications_fallback_task", "schedule": 30.0},
     "delivery-drills": {"task": "alerts.notifications.tasks.delivery_drills_due_task", "schedule": 300.0},
+    # Account actions whose hold period ended (a contact change told to the customer first): the
+    # relay behind each action's own countdown task.
+    "account-action-holds": {"task": "desk.tasks.account_actions_release_due_task", "schedule": 60.0},
     "audit-checkpoint": {
         "task": "audit.tasks.audit_checkpoint_task",
         "schedule": float(env_int("AUDIT_CHECKPOINT_SECONDS", 300)),
@@ -313,9 +316,8 @@ NOTIFICATION_QUEUE = env_str("NOTIFICATION_QUEUE", "celery")
 CELERY_TASK_ROUTES = {"alerts.notifications.tasks.notification_send_task": {"queue": NOTIFICATION_QUEUE}}
 # The desk's outbox page for BPO admins: only with the outbox backend, and only in development.
 NOTIFICATION_OUTBOX_PAGE = env_bool("NOTIFICATION_OUTBOX_PAGE", default=not PRODUCTION)
-# The account action requested from the tenant's systems when a customer answers "No, it wasn't me"
-# ("" for none): recorded in the audit trail until the cases issue's account-action webhook exists.
-ANSWER_NO_ACCOUNT_ACTION = env_str("ANSWER_NO_ACCOUNT_ACTION", "revoke_sessions")
+# What a customer's "No, it wasn't me" asks of the tenant's systems is a tenant setting:
+# desk.models.ActionSettings.customer_no_actions (manage.py tenant_webhook --on-customer-no ...).
 
 # --- Authentication --------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

@@ -11,7 +11,19 @@ The policy, in one place (the kinds declare their risk and group: desk.actions):
   of a supervisor who is not the one who asked (two people, a database constraint too);
 - a contact change and a credential or MFA reset of one customer within the tenant's cooling-off
   window (ActionSettings.cooling_off_hours, 24 by default) wait for a supervisor's approval, with
-  a reason, whatever their own risk.
+  a reason, whatever their own risk;
+- a kind that tells the customer first (`notice_first`: the contact change) is not sent when it is
+  requested or approved: the contacts on file get a notice with a "Was this you?" link, and the
+  action waits (state `waiting`) for the tenant's hold (ActionSettings.notice_hold_minutes, 10 by
+  default) unless a supervisor sends it sooner with a reason; the customer's "No" puts it on hold
+  (`on_hold`, final: the agent asks again once the case is understood), audited on the case, and the
+  tenant's supervisors hear of it live (a desk-raised concern).
+
+A customer's own "No, it wasn't me" to an alert asks for the actions the tenant enabled
+(ActionSettings.customer_no_actions: low-risk kinds only), sent at once: the contact on file that
+answered is the customer, and signing the account out everywhere is what they need (Okta's "Report
+suspicious activity"). No verification and no cooling-off rule apply to these: both guard against a
+caller talking an agent into a change, not against the customer securing their own account.
 """
 
 import json
@@ -31,6 +43,7 @@ from django.utils import timezone
 from accounts.models import Tenant, User
 from accounts.selectors import user_has_tenant_perm
 from alerts.notifications.channels import signed_headers
+from alerts.notifications.services import action_notice_plan
 from audit.masking import audit_diff
 from audit.models import Action
 from audit.services import audit_record
@@ -38,6 +51,7 @@ from desk.actions import ACTIONS, CONTACT, CREDENTIAL
 from desk.models import (
     OPEN_CASE_STATUSES,
     AccountAction,
+    ActionRequestedVia,
     ActionSettings,
     ActionState,
     Case,
@@ -71,6 +85,43 @@ def _send_on_commit(account_action: AccountAction) -> None:
     from desk.tasks import account_action_send_task
 
     transaction.on_commit(lambda pk=account_action.pk: account_action_send_task.delay(pk))
+
+
+def _dispatch(account_action: AccountAction, *, case: Case, actor: User | None, now: datetime) -> None:
+    """An action just allowed (requested, or approved): sent once this commits, or, for a kind that
+    tells the customer first, the notice planned and the action waiting for the tenant's hold."""
+    kind = ACTIONS[account_action.action]
+    if not kind.notice_first:
+        _send_on_commit(account_action)
+        return
+    minutes = action_settings_for(tenant_id=case.tenant_id).notice_hold_minutes
+    told = action_notice_plan(
+        tenant_id=case.tenant_id, customer_id=account_action.customer_id, reference=account_action.uuid, now=now
+    )
+    before = account_action.state
+    account_action.state, account_action.hold_until, account_action.updated_at = (
+        ActionState.WAITING, now + timedelta(minutes=minutes), now,
+    )  # fmt: skip
+    account_action.save(update_fields=["state", "hold_until", "updated_at"])
+    _case_record(
+        case, actor=actor, event="action_customer_told",
+        changes=audit_diff({"state": before}, {"state": ActionState.WAITING}),
+        account_action=str(account_action.uuid), action_kind=account_action.action, notifications=told,
+        hold_minutes=minutes, hold_until=account_action.hold_until.isoformat(),
+    )  # fmt: skip
+    from desk.tasks import account_action_release_task
+
+    pk, countdown = account_action.pk, minutes * 60 + 1
+    transaction.on_commit(lambda: _release_later(account_action_release_task, pk, countdown))
+
+
+def _release_later(task, pk: int, countdown: int) -> None:
+    try:
+        task.apply_async((pk,), countdown=countdown)
+    except Exception:  # noqa: BLE001 (the broker is down: beat's account-action-holds relay sends it)
+        import logging
+
+        logging.getLogger(__name__).warning("could not schedule an account action's hold", extra={"action": pk})
 
 
 def _cooling_off_clash(*, case: Case, group: str, now: datetime) -> AccountAction | None:
@@ -155,7 +206,7 @@ def action_request(*, actor: User, case: Case, action: str, params: dict | None 
                 allowed_as="verified customer" if verified else "supervisor",
             )  # fmt: skip
             if account_action.state == ActionState.REQUESTED:
-                _send_on_commit(account_action)
+                _dispatch(account_action, case=locked, actor=actor, now=now)
             _case_announce(locked)
             return account_action
     _refusal_record(actor=actor, case=case, action=kind.key, why=why)
@@ -172,16 +223,22 @@ def action_request(*, actor: User, case: Case, action: str, params: dict | None 
     raise ActionRefused("The customer is not verified in this case: verify them first, or ask a supervisor.")
 
 
+def _supervisor_reason(reason, missing: str) -> str:
+    """A supervisor's reason, stripped; ValidationError (`missing`) when empty, or when too long."""
+    reason = reason.strip() if isinstance(reason, str) else ""
+    if not reason:
+        raise ValidationError({"reason": missing})
+    if len(reason) > APPROVAL_REASON_MAX_LENGTH:
+        raise ValidationError({"reason": f"Keep the reason under {APPROVAL_REASON_MAX_LENGTH} characters."})
+    return reason
+
+
 @transaction.atomic
 def action_approve(*, actor: User, account_action: AccountAction, reason: str) -> AccountAction:
     """A supervisor of the tenant approves an action waiting for approval, with a reason; it is then
     sent. Not the one who asked (two people: PermissionDenied); a high-risk one only while the
     customer is still strongly verified (ActionRefused)."""
-    reason = reason.strip() if isinstance(reason, str) else ""
-    if not reason:
-        raise ValidationError({"reason": "Say why you approve it."})
-    if len(reason) > APPROVAL_REASON_MAX_LENGTH:
-        raise ValidationError({"reason": f"Keep the reason under {APPROVAL_REASON_MAX_LENGTH} characters."})
+    reason = _supervisor_reason(reason, "Say why you approve it.")
     locked = AccountAction.objects.select_for_update().select_related("case", "case__tenant").get(pk=account_action.pk)
     case = locked.case
     if not user_has_tenant_perm(user=actor, tenant=case.tenant, perm=CASE_SUPERVISE_PERM):
@@ -207,9 +264,137 @@ def action_approve(*, actor: User, account_action: AccountAction, reason: str) -
         changes=audit_diff({"state": ActionState.PENDING_APPROVAL}, {"state": ActionState.REQUESTED}),
         account_action=str(locked.uuid), action_kind=locked.action, requested_by=locked.requested_by_id,
     )  # fmt: skip
-    _send_on_commit(locked)
+    _dispatch(locked, case=case, actor=actor, now=now)
     _case_announce(case)
     return locked
+
+
+# --- the hold after the customer was told ------------------------------------------------------------
+
+
+def action_release_due(*, action_id: int, now: datetime | None = None) -> bool:
+    """The hold of a waiting action has ended: it is sent (after commit). Nothing when it is not
+    waiting any more (a "No" put it on hold, a supervisor sent it) or its hold has not ended yet.
+    Whether it was released."""
+    with transaction.atomic():
+        now = now or timezone.now()
+        locked = (
+            AccountAction.objects.select_for_update()
+            .filter(pk=action_id, state=ActionState.WAITING, hold_until__lte=now)
+            .first()
+        )
+        if locked is None:
+            return False
+        case = Case.objects.select_related("tenant", "assignee").get(pk=locked.case_id)
+        _release(locked, case=case, actor=None, event="action_hold_ended", now=now)
+        return True
+
+
+def actions_release_due(*, now: datetime | None = None) -> int:
+    """Send every waiting action whose hold has ended (beat, every minute: the relay behind each
+    action's own countdown task). Each in its own transaction. How many were released."""
+    now = now or timezone.now()
+    due = AccountAction.objects.filter(state=ActionState.WAITING, hold_until__lte=now).values_list("pk", flat=True)
+    return sum(action_release_due(action_id=pk, now=now) for pk in list(due[:500]))
+
+
+@transaction.atomic
+def action_release_now(*, actor: User, account_action: AccountAction, reason: str) -> AccountAction:
+    """A supervisor of the tenant sends a waiting action before its hold ends, with a reason (the
+    customer on the line confirms, say). Not one the customer's "No" put on hold (ActionRefused)."""
+    reason = _supervisor_reason(reason, "Say why it cannot wait.")
+    locked = AccountAction.objects.select_for_update().get(pk=account_action.pk)
+    case = Case.objects.select_related("tenant", "assignee").get(pk=locked.case_id)
+    if not user_has_tenant_perm(user=actor, tenant=case.tenant, perm=CASE_SUPERVISE_PERM):
+        raise PermissionDenied("Only a supervisor of this client sends an action before its hold ends.")
+    if locked.state == ActionState.ON_HOLD:
+        raise ActionRefused("The customer said it was not them: this change stays on hold.")
+    if locked.state != ActionState.WAITING:
+        raise ActionRefused(f"This action is {locked.get_state_display().lower()}: it is not waiting.")
+    _release(locked, case=case, actor=actor, event="action_hold_overridden", now=timezone.now(), reason=reason)
+    return locked
+
+
+def _release(locked: AccountAction, *, case: Case, actor, event: str, now, reason: str = "") -> None:
+    locked.state, locked.updated_at = ActionState.REQUESTED, now
+    locked.save(update_fields=["state", "updated_at"])
+    _case_record(
+        case, actor=actor, event=event, reason=reason,
+        changes=audit_diff({"state": ActionState.WAITING}, {"state": ActionState.REQUESTED}),
+        account_action=str(locked.uuid), action_kind=locked.action,
+    )  # fmt: skip
+    _send_on_commit(locked)
+    _case_announce(case)
+
+
+@transaction.atomic
+def action_hold_for_customer_answer(*, reference, notification_id: int, via: str = "link") -> AccountAction | None:
+    """The customer answered "No" to the notice of an action (alerts.signals.notice_disowned): it is
+    put on hold if it has not gone out yet, recorded on the case, and the tenant's supervisors hear
+    of it live (a desk-raised concern, the case announced). One sent meanwhile (a supervisor did not
+    wait) cannot be held back: that is recorded and raised all the same. None for an unknown
+    reference."""
+    locked = AccountAction.objects.select_for_update().filter(uuid=reference).first()
+    if locked is None:
+        return None
+    case = Case.objects.select_related("tenant", "assignee").get(pk=locked.case_id)
+    before = locked.state
+    held = before in (ActionState.WAITING, ActionState.PENDING_APPROVAL, ActionState.REQUESTED)
+    if held:
+        locked.state, locked.updated_at = ActionState.ON_HOLD, timezone.now()
+        locked.save(update_fields=["state", "updated_at"])
+    _case_record(
+        case, actor=None, event="action_put_on_hold" if held else "action_disowned_too_late",
+        changes=audit_diff({"state": before}, {"state": locked.state}) if held else {},
+        account_action=str(locked.uuid), action_kind=locked.action, notification=notification_id, via=via,
+    )  # fmt: skip
+    label = ACTIONS[locked.action].label.lower()
+    note = f"the customer answered “No, it wasn't me” to the notice of “{label}”" + (
+        ": it is on hold." if held else f", which was {locked.get_state_display().lower()} already."
+    )
+    concern_raise_by_desk(case=case, note=note, trigger="customer_disowned_action", once=False,
+                          account_action=str(locked.uuid))  # fmt: skip
+    _case_announce(case)
+    return locked
+
+
+# --- what a customer's "No, it wasn't me" asks for ----------------------------------------------------
+
+
+def actions_request_for_customer_answer(*, case: Case, alert_id: int, notification_id: int | None) -> list:
+    """The account actions the tenant enabled for a customer's "No" (ActionSettings.customer_no_actions),
+    requested for the case's customer and sent once this commits; each kind once per case (a second
+    "No", to another alert of the case, asks nothing more while the first is not failed). Called in
+    the answer's transaction. The actions requested."""
+    wanted = [k for k in action_settings_for(tenant_id=case.tenant_id).customer_no_actions or () if k in ACTIONS]
+    wanted = [k for k in dict.fromkeys(wanted) if ACTIONS[k].customer_may_ask]
+    if not wanted:
+        return []
+    asked = set(
+        AccountAction.objects.filter(case=case, requested_via=ActionRequestedVia.CUSTOMER_ANSWER, action__in=wanted)
+        .exclude(state=ActionState.FAILED)
+        .values_list("action", flat=True)
+    )
+    now, made = timezone.now(), []
+    for key in wanted:
+        if key in asked:
+            continue
+        account_action = AccountAction.objects.create(
+            tenant_id=case.tenant_id, case=case, customer_id=case.customer_id, action=key, params={},
+            state=ActionState.REQUESTED, requested_by=None, requested_via=ActionRequestedVia.CUSTOMER_ANSWER,
+            requested_at=now, updated_at=now,
+        )  # fmt: skip
+        _case_record(
+            case, actor=None, event="action_requested", action=Action.CREATE,
+            changes=audit_diff({}, {"action": key, "state": account_action.state}),
+            account_action=str(account_action.uuid), action_kind=key, allowed_as="customer's answer",
+            alert=alert_id, notification=notification_id,
+        )  # fmt: skip
+        _send_on_commit(account_action)
+        made.append(account_action)
+    if made:
+        _case_announce(case)
+    return made
 
 
 # --- the signed webhook ------------------------------------------------------------------------------
@@ -223,7 +408,8 @@ def action_webhook_body(account_action: AccountAction) -> bytes:
         "action": account_action.action,
         "account": {"external_id": account_action.customer.external_id},
         "case": account_action.case_id,
-        "requested_by": account_action.requested_by.username,
+        # A customer's own "No, it wasn't me" asked for it: no staff member did.
+        "requested_by": account_action.requested_by.username if account_action.requested_by_id else "customer",
         "requested_at": account_action.requested_at.isoformat(),
     }
     if account_action.params:
@@ -305,6 +491,33 @@ def action_fail(*, action_id: int) -> None:
 
 
 _URL = URLValidator(schemes=["https", "http"])
+HOLD_MINUTES_MAX = 7 * 24 * 60
+
+
+@transaction.atomic
+def action_settings_update(
+    *, tenant: Tenant, actor: User | None = None, notice_hold_minutes=None, customer_no_actions=None
+) -> ActionSettings:
+    """Change the tenant's hold after a contact-change notice (0 to a week, in minutes) or the
+    actions a customer's "No" asks for (low-risk kinds only); checked, audited."""
+    settings, _ = ActionSettings.objects.select_for_update().get_or_create(tenant=tenant)
+    before = {"notice_hold_minutes": settings.notice_hold_minutes, "customer_no_actions": settings.customer_no_actions}
+    if notice_hold_minutes is not None:
+        if type(notice_hold_minutes) is not int or not 0 <= notice_hold_minutes <= HOLD_MINUTES_MAX:
+            raise ValidationError({"notice_hold_minutes": f"Give a number of minutes from 0 to {HOLD_MINUTES_MAX}."})
+        settings.notice_hold_minutes = notice_hold_minutes
+    if customer_no_actions is not None:
+        allowed = [k for k, kind in ACTIONS.items() if kind.customer_may_ask]
+        if not isinstance(customer_no_actions, list) or any(k not in allowed for k in customer_no_actions):
+            raise ValidationError({"customer_no_actions": f"Give actions among {', '.join(allowed)}."})
+        settings.customer_no_actions = list(dict.fromkeys(customer_no_actions))
+    settings.updated_at = timezone.now()
+    settings.save()
+    after = {"notice_hold_minutes": settings.notice_hold_minutes, "customer_no_actions": settings.customer_no_actions}
+    if diff := audit_diff(before, after):
+        audit_record(action=Action.UPDATE, actor=actor, tenant=tenant, target=tenant, changes=diff,
+                     metadata={"event": "action_settings_set"})  # fmt: skip
+    return settings
 
 
 @transaction.atomic

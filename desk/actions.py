@@ -22,6 +22,11 @@ class ActionKind:
     label = ""
     high_risk = False
     group = ""  # CONTACT, CREDENTIAL or "" (the cooling-off rule ignores it)
+    # The customer's contacts on file are told before it is sent, and it waits the tenant's hold
+    # period (ActionSettings.notice_hold_minutes); their "No" puts it on hold (issue 11).
+    notice_first = False
+    # A customer's "No, it wasn't me" may ask for it (ActionSettings.customer_no_actions).
+    customer_may_ask = False
 
     def params_clean(self, params: dict) -> dict:
         """The parameters the client receives (validated); none by default."""
@@ -31,15 +36,15 @@ class ActionKind:
 
 
 class LockAction(ActionKind):
-    key, label = "lock", "Lock the account"
+    key, label, customer_may_ask = "lock", "Lock the account", True
 
 
 class ResetPasswordAction(ActionKind):
-    key, label, group = "reset_password", "Force a password reset", CREDENTIAL
+    key, label, group, customer_may_ask = "reset_password", "Force a password reset", CREDENTIAL, True
 
 
 class RevokeSessionsAction(ActionKind):
-    key, label = "revoke_sessions", "Sign out every session"
+    key, label, customer_may_ask = "revoke_sessions", "Sign out every session", True
 
 
 class RevokeAppAction(ActionKind):
@@ -65,6 +70,7 @@ class ChangeContactAction(ActionKind):
     authenticator, NIST SP 800-63B-4): high risk."""
 
     key, label, group, high_risk = "change_contact", "Allow a contact-detail change", CONTACT, True
+    notice_first = True
 
     def params_clean(self, params):
         field = params.get("field") if isinstance(params, dict) else None

@@ -16,7 +16,7 @@ from alerts.selectors import alert_get_for, staff_get_by_username
 from alerts.serializers import AlertSerializer
 from audit.decorators import audit_shown, shows_data
 from config.api import Conflict, StrictCursorPagination
-from desk.action_services import ActionRefused, action_approve, action_request
+from desk.action_services import ActionRefused, action_approve, action_release_now, action_request
 from desk.models import Case, CaseStatus, VerificationMethod, VerificationState
 from desk.selectors import (
     CASE_CHANGE_PERM,
@@ -597,10 +597,25 @@ class CaseActionApproveApi(_CaseStepApi):
         self.action_id = action_id
         return super().post(request, case_id)
 
+    service = staticmethod(action_approve)
+
     def step(self, *, case, data, request):
         account_action = case_action_get(case=case, action_id=self.action_id)
         try:
-            account_action = action_approve(actor=request.user, account_action=account_action, reason=data["reason"])
+            account_action = self.service(actor=request.user, account_action=account_action, reason=data["reason"])
         except ActionRefused as error:
             raise Conflict(error.message) from None
         return Response(ActionResultSerializer(account_action).data)
+
+
+@_step_schema(
+    "cases_actions_release",
+    "A supervisor sends an action waiting for its hold (the customer was told of a contact change) before the "
+    "hold ends, with a reason",
+    request=ActionApproveInputSerializer,
+    ok=200,
+    result=ActionResultSerializer,
+    conflict="The action is not waiting, or the customer answered No to its notice (it is on hold).",
+)
+class CaseActionReleaseApi(CaseActionApproveApi):
+    service = staticmethod(action_release_now)

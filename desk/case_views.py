@@ -32,6 +32,7 @@ from desk.action_services import (
     WEBHOOK_TEST_PERM,
     ActionRefused,
     action_approve,
+    action_release_now,
     action_request,
     tenant_webhook_test,
 )
@@ -282,7 +283,29 @@ def _change_title(record) -> tuple[str, str]:
         if event == "shared":
             return f"Shared the case with {shared.get('after')}", who
         return f"Took the case back from {shared.get('before')}", who
+    if event in _ACTION_TITLES:
+        kind = meta.get("action_kind", "")
+        title = _ACTION_TITLES[event].format(action=ACTIONS[kind].label if kind in ACTIONS else kind)
+        customer = event in ("action_put_on_hold", "action_disowned_too_late") or (
+            event == "action_requested" and meta.get("allowed_as") == "customer's answer"
+        )
+        return title, "The customer" if customer else who
     return "Updated", who
+
+
+# The account actions' lines of the case history (desk.action_services).
+_ACTION_TITLES = {
+    "action_requested": "Asked for: {action}",
+    "action_refused": "Refused: {action}",
+    "action_approved": "Approved: {action}",
+    "action_customer_told": "The customer's contacts on file told first: {action}",
+    "action_hold_ended": "Hold over, sent to the client: {action}",
+    "action_hold_overridden": "Sent before the end of the hold: {action}",
+    "action_put_on_hold": "On hold: the customer answered “No” to the notice of {action}",
+    "action_disowned_too_late": "The customer answered “No” to the notice of {action}, already sent",
+    "action_confirmed": "Confirmed by the client: {action}",
+    "action_failed": "Failed: {action}",
+}
 
 
 def _timeline_row(item: TimelineItem) -> TimelineRow:
@@ -591,23 +614,45 @@ def case_action_view(request, case_id: int):
             raise _as_conflict(error) from None
         if account_action.state == ActionState.PENDING_APPROVAL:
             return f"{ACTIONS[account_action.action].label}: waiting for {account_action.needs}."
+        if account_action.state == ActionState.WAITING:
+            return f"{ACTIONS[account_action.action].label}: the customer is told first; it goes when the hold ends."
         return f"{ACTIONS[account_action.action].label}: sent to the client."
 
     return _step(request, case_id, "action", run, form_class=ActionForm, anchor="#actions")
 
 
-@require_POST
-@shows_data
-def case_action_approve_view(request, case_id: int):
+def _supervisor_action_step(request, case_id: int, step: str, service, said) -> object:
+    """A supervisor's step on one of the case's actions, with a reason (approve, send now)."""
+
     def run(case, data):
         account_action = case_action_get(case=case, action_id=data["action_id"])
         try:
-            action_approve(actor=request.user, account_action=account_action, reason=data["reason"])
+            account_action = service(actor=request.user, account_action=account_action, reason=data["reason"])
         except ActionRefused as error:
             raise _as_conflict(error) from None
+        return said(account_action)
+
+    return _step(request, case_id, step, run, form_class=ApproveForm, perm=CASE_SUPERVISE_PERM, anchor="#actions")
+
+
+@require_POST
+@shows_data
+def case_action_approve_view(request, case_id: int):
+    def said(account_action):
+        if account_action.state == ActionState.WAITING:
+            return "Approved: the customer's contacts on file are told first; it goes to the client when the hold ends."
         return "Approved: sent to the client."
 
-    return _step(request, case_id, "approve", run, form_class=ApproveForm, perm=CASE_SUPERVISE_PERM, anchor="#actions")
+    return _supervisor_action_step(request, case_id, "approve", action_approve, said)
+
+
+@require_POST
+@shows_data
+def case_action_release_view(request, case_id: int):
+    """A supervisor sends a contact change before its hold ends (desk.action_services.action_release_now)."""
+    return _supervisor_action_step(
+        request, case_id, "release", action_release_now, lambda _: "Sent to the client before the end of the hold."
+    )
 
 
 @require_POST

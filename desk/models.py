@@ -401,10 +401,19 @@ class Verification(models.Model):
 
 class ActionState(models.TextChoices):
     PENDING_APPROVAL = "pending_approval", "Waiting for a supervisor's approval"
+    # The customer's contacts on file were told; it goes out when the tenant's hold period ends
+    # (hold_until), unless a supervisor sends it sooner or the customer answers "No".
+    WAITING = "waiting", "Customer told; waiting for the hold period"
+    ON_HOLD = "on_hold", "On hold: the customer said it was not them"
     REQUESTED = "requested", "Requested"
     SENT = "sent", "Sent to the client"
     CONFIRMED = "confirmed", "Confirmed by the client"
     FAILED = "failed", "Failed"
+
+
+class ActionRequestedVia(models.TextChoices):
+    AGENT = "agent", "A staff member"
+    CUSTOMER_ANSWER = "customer_answer", "The customer's “No, it wasn't me”"
 
 
 class AccountAction(models.Model):
@@ -420,8 +429,13 @@ class AccountAction(models.Model):
     action = models.CharField(max_length=30)
     params = models.JSONField(default=dict, blank=True)
     state = models.CharField(max_length=20, choices=ActionState.choices)
-    requested_by = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+")
+    # None: the customer asked, by answering "No, it wasn't me" (requested_via customer_answer).
+    requested_by = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    requested_via = models.CharField(
+        max_length=20, choices=ActionRequestedVia.choices, default=ActionRequestedVia.AGENT
+    )
     requested_at = models.DateTimeField()
+    hold_until = models.DateTimeField(null=True, blank=True)  # waiting: sent when this passes
     verification_method = models.CharField(max_length=40, blank=True)  # the case's, when requested
     needs = models.CharField(max_length=300, blank=True)  # why it waits for a supervisor
     approved_by = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
@@ -436,7 +450,9 @@ class AccountAction(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(state__in=["pending_approval", "requested", "sent", "confirmed", "failed"]),
+                condition=models.Q(
+                    state__in=["pending_approval", "waiting", "on_hold", "requested", "sent", "confirmed", "failed"]
+                ),
                 name="account_action_state_valid",
             ),
             # Two people: whoever approves is not who asked.
@@ -459,8 +475,9 @@ class AccountAction(models.Model):
 
 class ActionSettings(models.Model):
     """A tenant's account-action settings: where the signed webhook goes, its secret (encrypted;
-    shown once, by `manage.py tenant_webhook`), and the cooling-off window in which a contact change
-    and a credential or MFA reset of one customer need a supervisor's approval with a reason."""
+    shown once, by `manage.py tenant_webhook`), the cooling-off window in which a contact change
+    and a credential or MFA reset of one customer need a supervisor's approval with a reason, the
+    hold after the customer is told of a contact change, and what a customer's "No" asks for."""
 
     tenant = models.OneToOneField("accounts.Tenant", primary_key=True, on_delete=models.CASCADE, related_name="+")
     webhook_url = models.URLField(blank=True)
@@ -470,6 +487,14 @@ class ActionSettings(models.Model):
     # kinds (desk.actions) and "reveal". Never a high-risk kind: action_settings_knowledge_set refuses
     # one, and desk.action_services asks strong verification for them whatever this says.
     knowledge_allows = models.JSONField(default=list, blank=True)
+    # How long a contact-detail change waits after the contacts on file were told (issue 11), so
+    # that their "No" can stop it. Short by default: the customer is usually on the line, verified
+    # strongly and approved by a second person; ten minutes covers the notification's own delivery
+    # window (5 minutes, then the next channel) and the time to read a text and tap the link.
+    notice_hold_minutes = models.PositiveIntegerField(default=10)
+    # Account actions asked for when a customer answers "No, it wasn't me" (desk.actions keys; low
+    # risk only: revoke_sessions, reset_password, lock). None by default: the tenant enables them.
+    customer_no_actions = models.JSONField(default=list, blank=True)
     updated_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:

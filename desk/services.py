@@ -638,14 +638,20 @@ def concern_raise(*, actor: User, case: Case, kind: str, note: str = "") -> Secu
 
 
 @transaction.atomic
-def concern_raise_by_desk(*, case: Case, note: str, trigger: str, **metadata) -> SecurityConcern | None:
+def concern_raise_by_desk(
+    *, case: Case, note: str, trigger: str, once: bool = True, **metadata
+) -> SecurityConcern | None:
     """A social-engineering concern the desk raises itself (no staff member: raised_by is None), on
     a pattern of an attack (repeated wrong codes, a contact change asked for before verification);
-    supervisors hear of it live, as of any concern. One open desk-raised concern per case: None when
-    there is one already."""
-    if SecurityConcern.objects.filter(
-        case=case, kind=ConcernKind.SOCIAL_ENGINEERING, raised_by__isnull=True, status=ConcernStatus.OPEN
-    ).exists():
+    supervisors hear of it live, as of any concern. One open desk-raised concern per case (`once`):
+    None when there is one already; `once=False` for a trigger each of whose occurrences matters (a
+    customer's "No" to a change the desk was about to make)."""
+    if (
+        once
+        and SecurityConcern.objects.filter(
+            case=case, kind=ConcernKind.SOCIAL_ENGINEERING, raised_by__isnull=True, status=ConcernStatus.OPEN
+        ).exists()
+    ):
         return None
     concern = SecurityConcern.objects.create(
         tenant_id=case.tenant_id, case=case, raised_by=None, kind=ConcernKind.SOCIAL_ENGINEERING,

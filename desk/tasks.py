@@ -45,3 +45,20 @@ def verification_code_send_task(self, notification_id: int, subject: str, sealed
     from desk.verification import verification_code_deliver
 
     return verification_code_deliver(notification_id=notification_id, subject=subject, sealed_body=sealed_body)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def account_action_release_task(action_id: int) -> bool:
+    """Send an action whose hold has ended (queued with the hold as countdown when the customer was
+    told); nothing if a "No" or a supervisor came first."""
+    from desk.action_services import action_release_due
+
+    return action_release_due(action_id=action_id)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def account_actions_release_due_task() -> int:
+    """Beat, every minute: the waiting actions whose hold ended and whose own task was lost."""
+    from desk.action_services import actions_release_due
+
+    return actions_release_due()

@@ -34,7 +34,7 @@ from django.core import signing
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
@@ -53,7 +53,7 @@ from alerts.notifications.models import (
 from alerts.raising import alerts_announce
 from alerts.rules.login import agent_family
 from alerts.services import alert_resolve, contact_digest
-from alerts.signals import alert_disowned
+from alerts.signals import alert_disowned, notice_disowned
 from alerts.sla import sla_apply, sla_policies_for
 from audit.masking import audit_diff
 from audit.models import Action
@@ -62,12 +62,13 @@ from audit.services import audit_record
 logger = logging.getLogger(__name__)
 
 ANSWERABLE_PURPOSES = (Purpose.ALERT, Purpose.PREVIOUS_CONTACT)
+# What a link can answer: an alert's notice, or an action notice (about no alert: its `reference`).
+_ANSWERABLE = Q(alert__isnull=False, purpose__in=ANSWERABLE_PURPOSES) | Q(
+    purpose=Purpose.ACTION_NOTICE, reference__isnull=False
+)
 YES, NO = "yes", "no"
 ANSWER_LABELS = {YES: "Yes, it was me", NO: "No, it wasn't me"}
 CUSTOMER_ROLE = "customer"  # the audit trail's actor_role for what the customer did (no staff user)
-# Requested from the tenant's systems when the customer answers "No" ("" for none). The account
-# actions of the cases issue (lock, reset_password, revoke_sessions, revoke_app).
-DEFAULT_NO_ACCOUNT_ACTION = "revoke_sessions"
 MAX_TOKEN_LENGTH = 200
 
 
@@ -123,7 +124,7 @@ def notification_get_by_answer_token(*, token: str) -> Notification:
     notification = (
         Notification.objects.select_related("tenant", "alert")
         .defer("recipient")
-        .filter(pk=notification_id, alert__isnull=False, purpose__in=ANSWERABLE_PURPOSES)
+        .filter(_ANSWERABLE, pk=notification_id)
         .first()
     )
     if notification is None or not constant_time_compare(notification.answer_nonce or "\0", nonce):
@@ -232,6 +233,8 @@ def answer_page_for(*, notification: Notification) -> AnswerPage:
     the country, and the browser and system families, never an address, a city or a device id."""
     alert = notification.alert
     tenant_name = notification.tenant.name
+    if alert is None:
+        return _action_notice_page(notification, tenant_name)
     event = (
         AccountEvent.objects.filter(alertevidence__alert_id=alert.pk)
         .only("occurred_at", "ip", "context")
@@ -266,6 +269,34 @@ def answer_page_for(*, notification: Notification) -> AnswerPage:
     )
 
 
+ACTION_NOTICE_STEPS = (Step.SUPPORT_NOW, Step.CONTACTS, Step.NEVER_SHARE)
+
+
+def _action_notice_page(notification: Notification, tenant_name: str) -> AnswerPage:
+    """The answer page of an action notice: a change of contact details asked for through support."""
+    brand = brand_for(notification.tenant)
+    given = set(
+        Notification.objects.filter(reference=notification.reference, purpose=Purpose.ACTION_NOTICE)
+        .exclude(answer="")
+        .values_list("answer", flat=True)
+    )
+    alert_answer = NO if NO in given else YES if YES in given else ""
+    return AnswerPage(
+        notification=notification,
+        tenant_name=tenant_name,
+        what="a request to our support team to change the contact details on your account",
+        when=_around(notification.created_at, brand.time_zone),
+        place="",
+        device="",
+        previous_contact=False,
+        confirmed=alert_answer == YES and not notification.answer,
+        answer=notification.answer,
+        alert_answer=alert_answer,
+        steps=[step.format(tenant=tenant_name) for step in ACTION_NOTICE_STEPS],
+        support=" · ".join(s for s in (brand.support_phone, brand.support_url) if s),
+    )
+
+
 @transaction.atomic
 def answer_page_record_view(*, notification: Notification) -> None:
     """The answer page was opened: recorded like every view of alert data. Most likely the customer,
@@ -285,7 +316,7 @@ def answer_page_record_view(*, notification: Notification) -> None:
 @dataclass(frozen=True)
 class AnswerResult:
     notification: Notification
-    alert: Alert
+    alert: Alert | None  # None: an action notice's answer
     answer: str
     alert_changed: bool  # resolved ("yes") or raised to critical ("no"); False when it was closed already
 
@@ -316,34 +347,27 @@ def _alert_raise_to_critical(alert: Alert, *, now, actor_role: str, reason: str,
     return True
 
 
-def _account_action_request(*, row: Notification, alert: Alert) -> None:
-    """Ask the tenant's systems to act on the account (sign it out everywhere, by default), as Okta's
-    "Report suspicious activity" does. Recorded only, for now."""
-    action = getattr(settings, "ANSWER_NO_ACCOUNT_ACTION", DEFAULT_NO_ACCOUNT_ACTION)
-    if not action:
-        return
-    # TODO(cases issue): send it through the tenant's signed account-action webhook (contracts/staff-api.md,
-    # "Account actions go to the tenant's systems") once the desk has it; until then the trail holds the request.
-    audit_record(
-        action=Action.CREATE,
-        actor_role=CUSTOMER_ROLE,
-        tenant=alert.tenant,
-        target_type="alerts.customer",
-        target_id=str(row.customer_id),
-        target_label=f"customer #{row.customer_id}",
-        reason=f"The customer answered “{ANSWER_LABELS[NO]}” to {row.audit_label()}.",
-        metadata={
-            "event": "account_action_requested",
-            "action": action,
-            "state": "recorded",
-            "alert": alert.pk,
-            "notification": row.pk,
-        },
-    )
+def _answer_record(row: Notification, rows: list[Notification], answer: str) -> tuple[datetime, list[int]]:
+    """Record `answer` on `row`, one of the locked `rows` of one subject (an alert, an action notice):
+    once per link, and a "Yes" once per subject (AnswerTokenInvalid used); a "No" closes the other
+    links. (now, ids of the links closed)."""
+    if row.answered_at is not None or (answer == YES and any(r.answer == YES for r in rows)):
+        raise AnswerTokenInvalid(AnswerTokenInvalid.USED, row)
+    now = timezone.now()
+    row.answered_at, row.answer, row.updated_at = now, answer, now
+    row.save(update_fields=["answered_at", "answer", "updated_at"])
+    closed = []
+    if answer == NO:
+        closed = [r.pk for r in rows if r.answered_at is None and r.pk != row.pk]
+        if closed:
+            Notification.objects.filter(pk__in=closed).update(answered_at=now, updated_at=now)
+    return now, closed
 
 
 @transaction.atomic
-def notification_answer(*, notification_id: int, answer: str, via: str, message_sid: str = "") -> AnswerResult:
+def notification_answer(
+    *, notification_id: int, answer: str, via: str, message_sid: str = "", _bundled: bool = False
+) -> AnswerResult:
     """Record the customer's answer to one notification ("yes" or "no"; `via` "link" or "sms") and
     act on it, once: see the module's docstring for the rules. Raises AnswerTokenInvalid (used) when
     this link was answered or closed meanwhile, or when a "Yes" comes after the alert's "Yes";
@@ -355,7 +379,11 @@ def notification_answer(*, notification_id: int, answer: str, via: str, message_
     (actor_role "customer": there is no staff user)."""
     if answer not in ANSWER_LABELS:
         raise ValidationError({"answer": "Answer yes or no."})
-    alert_id = Notification.objects.filter(pk=notification_id).values_list("alert_id", flat=True).first()
+    alert_id, purpose, reference = Notification.objects.filter(pk=notification_id).values_list(
+        "alert_id", "purpose", "reference"
+    ).first() or (None, None, None)
+    if purpose == Purpose.ACTION_NOTICE and reference is not None:
+        return _action_notice_answer(notification_id=notification_id, reference=reference, answer=answer, via=via)
     if alert_id is None:
         raise AnswerTokenInvalid(AnswerTokenInvalid.FORGED)
     # The alert's lock takes the answers of one alert one at a time, whatever link or reply they
@@ -372,16 +400,7 @@ def notification_answer(*, notification_id: int, answer: str, via: str, message_
         raise AnswerTokenInvalid(AnswerTokenInvalid.FORGED)
     row.tenant = alert.tenant
     row.alert = alert
-    if row.answered_at is not None or (answer == YES and any(r.answer == YES for r in rows)):
-        raise AnswerTokenInvalid(AnswerTokenInvalid.USED, row)
-    now = timezone.now()
-    row.answered_at, row.answer, row.updated_at = now, answer, now
-    row.save(update_fields=["answered_at", "answer", "updated_at"])
-    closed = []
-    if answer == NO:
-        closed = [r.pk for r in rows if r.answered_at is None and r.pk != row.pk]
-        if closed:
-            Notification.objects.filter(pk__in=closed).update(answered_at=now, updated_at=now)
+    now, closed = _answer_record(row, rows, answer)
     label = ANSWER_LABELS[answer]
     audit_record(
         action=Action.UPDATE,
@@ -398,6 +417,8 @@ def notification_answer(*, notification_id: int, answer: str, via: str, message_
         if changed:
             note = f"Confirmed by the customer through {row.audit_label()}."
             alert = alert_resolve(alert=alert, actor=None, note=note)
+        if not _bundled:
+            _bundle_answer(row, answer=answer, via=via)
         return AnswerResult(notification=row, alert=alert, answer=answer, alert_changed=changed)
     changed = _alert_raise_to_critical(
         alert,
@@ -409,11 +430,68 @@ def notification_answer(*, notification_id: int, answer: str, via: str, message_
     if alert.status not in ACTIVE_STATUSES:
         # Closed before the customer answered: final, so it stays closed; the case below takes it up.
         logger.warning("a customer disowned an alert that was already closed", extra={"alert": alert.pk})
-    _account_action_request(row=row, alert=alert)
     # Inside this transaction: the case opens (or takes the alert) atomically with the escalation,
-    # and a receiver that fails undoes the answer, which the customer can then send again.
+    # and the account actions the tenant enabled for a "No" are requested (the desk's receiver);
+    # a receiver that fails undoes the answer, which the customer can then send again.
     alert_disowned.send(sender=Notification, alert_id=alert.pk, notification_id=row.pk, via=via)
+    if not _bundled:
+        _bundle_answer(row, answer=answer, via=via)
     return AnswerResult(notification=row, alert=alert, answer=answer, alert_changed=changed)
+
+
+def _bundle_answer(row: Notification, *, answer: str, via: str) -> None:
+    """A coalesced message (planning._coalesce) told of several alerts: its answer is each alert's,
+    recorded through one of that alert's rows of the bundle, in the answer's transaction, with the
+    alert's own rules (a "Yes" after that alert's own "Yes", or a link already closed, changes nothing
+    more). Alerts are taken in id order after the answered one's."""
+    if row.bundle is None:
+        return
+    others = (
+        Notification.objects.filter(bundle=row.bundle, purpose__in=ANSWERABLE_PURPOSES, answered_at__isnull=True)
+        .exclude(alert_id=row.alert_id)
+        .order_by("alert_id", "id")
+        .values_list("alert_id", "id")
+    )
+    first: dict[int, int] = {}
+    for alert_id, pk in others:
+        first.setdefault(alert_id, pk)
+    for alert_id, pk in first.items():
+        try:
+            notification_answer(notification_id=pk, answer=answer, via=f"{via}, one message for several alerts",
+                                _bundled=True)  # fmt: skip
+        except AnswerTokenInvalid:
+            logger.info("a bundled alert had its answer already", extra={"alert": alert_id})
+
+
+def _action_notice_answer(*, notification_id: int, reference, answer: str, via: str) -> AnswerResult:
+    """The answer to an action notice, under the lock of the notice's rows (taken in id order): one
+    answer per link, a "No" closes the other links and puts the change on hold (the desk's receiver
+    of notice_disowned, in this transaction); a "Yes" is recorded and changes nothing else (the
+    change still waits for its hold period: whoever holds one channel cannot hurry it)."""
+    rows = list(
+        Notification.objects.select_for_update()
+        .select_related("tenant")
+        .filter(reference=reference, purpose=Purpose.ACTION_NOTICE)
+        .defer("recipient")
+        .order_by("id")
+    )
+    row = next((r for r in rows if r.pk == notification_id), None)
+    if row is None:
+        raise AnswerTokenInvalid(AnswerTokenInvalid.FORGED)
+    _, closed = _answer_record(row, rows, answer)
+    audit_record(
+        action=Action.UPDATE,
+        actor_role=CUSTOMER_ROLE,
+        tenant=row.tenant,
+        target=row,
+        changes=audit_diff({"answer": None}, {"answer": answer}),
+        reason=f"The customer answered “{ANSWER_LABELS[answer]}” to {row.audit_label()} (by {via}).",
+        metadata={"event": "customer_answered", "reference": str(reference), "answer": answer, "via": via,
+                  "closed": closed},
+    )  # fmt: skip
+    if answer == NO:
+        notice_disowned.send(sender=Notification, reference=reference, notification_id=row.pk, via=via)
+    return AnswerResult(notification=row, alert=None, answer=answer, alert_changed=False)
 
 
 # --- Answers by SMS (Twilio's inbound webhook) -----------------------------------------------------
@@ -467,10 +545,9 @@ def _sms_pending(digest: str, now) -> Notification | None:
         Notification.objects.select_related("tenant", "alert")
         .defer("recipient")
         .filter(
+            _ANSWERABLE,
             channel=Channel.SMS,
-            purpose__in=ANSWERABLE_PURPOSES,
             recipient_digest=digest,
-            alert__isnull=False,
             answered_at__isnull=True,
             sent_at__gte=now - timedelta(days=longest),
         )
@@ -496,7 +573,8 @@ def answer_sms_receive(*, from_number: str, body: str, message_sid: str = "") ->
         return SmsReply.NEUTRAL
     tenant = row.tenant.name
     if parsed is None:
-        return SmsReply.HELP.format(what=WHAT_HAPPENED.get(row.alert.type, "the security change"), tenant=tenant)
+        what = WHAT_HAPPENED.get(row.alert.type, "the security change") if row.alert else "the change of your contacts"
+        return SmsReply.HELP.format(what=what, tenant=tenant)
     try:
         notification_answer(notification_id=row.pk, answer=parsed, via="sms", message_sid=message_sid)
     except AnswerTokenInvalid:
@@ -513,9 +591,12 @@ def _unanswered_query(cutoff):
     """Active alerts below critical, one of whose alert notifications was sent before `cutoff`, and
     none answered (nor closed by an answer)."""
     sent = Notification.objects.filter(alert_id=OuterRef("pk"), purpose__in=ANSWERABLE_PURPOSES, sent_at__lte=cutoff)
+    # An alert told by a coalesced message (planning._coalesce): its bundle's message was sent.
+    bundle_sent = Notification.objects.filter(bundle=OuterRef("bundle"), sent_at__lte=cutoff)
+    told = Notification.objects.filter(alert_id=OuterRef("pk"), bundle__isnull=False).filter(Exists(bundle_sent))
     answered = Notification.objects.filter(alert_id=OuterRef("pk"), answered_at__isnull=False)
     return Alert.objects.filter(status__in=ACTIVE_STATUSES, severity__lt=Severity.CRITICAL).filter(
-        Exists(sent), ~Exists(answered)
+        Exists(sent) | Exists(told), ~Exists(answered)
     )
 
 

@@ -10,12 +10,12 @@ in which a link's text could differ from where it leads.
 """
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from alerts.notifications import placeholders
 from alerts.notifications.checks import template_check
-from alerts.notifications.defaults import TEST_KIND, default_text
+from alerts.notifications.defaults import ACTION_NOTICE_KIND, TEST_KIND, default_text
 from alerts.notifications.locales import language_of, locale_chain
 from alerts.notifications.sms import is_gsm7
 from alerts.notifications.values import Brand, MessageContext, fold_values, message_values, tenant_text
@@ -140,14 +140,19 @@ EVIDENCE_READ = 20  # the newest events of an alert say what happened (a takeove
 _DETAIL_KEYS = ("factor", "fields", "app_name", "channel", "initiated_by")
 
 
-def context_for_alert(alert, *, answer_url: str = "") -> MessageContext:
-    """The facts of a message about `alert`: its newest evidence event (what happened and when),
-    the device and place of the newest event that has them. Never the IP, a device id or the
-    user agent string: a browser family and a city and country."""
+def context_for_alert(alert, *, answer_url: str = "", event_ref: int = 0, customer=None) -> MessageContext:
+    """The facts of a message about `alert`: its newest evidence event (what happened and when; for
+    a message about one event, `event_ref`, that event), the device and place of the newest event
+    that has them. Never the IP, a device id or the user agent string: a browser family and a city
+    and country. A contact change also says what the contact became, masked (`customer`'s)."""
     from alerts.geo import locate
     from alerts.rules import agent_family
 
     events = list(alert.evidence.order_by("-occurred_at", "-pk")[:EVIDENCE_READ])
+    if event_ref:
+        told = next((e for e in events if e.pk == event_ref), None) or alert.evidence.filter(pk=event_ref).first()
+        if told is not None:
+            events = [told, *(e for e in events if e.pk != event_ref)]
     newest = events[0] if events else None
     device, city, country = "", "", ""
     for event in events:
@@ -165,6 +170,9 @@ def context_for_alert(alert, *, answer_url: str = "") -> MessageContext:
     details = {}
     if newest is not None:
         details = {key: newest.context[key] for key in _DETAIL_KEYS if key in (newest.context or {})}
+    if alert.rule == "contact_change" and customer is not None:
+        details["now_email"] = getattr(customer, "email_masked", "") or ""
+        details["now_phone"] = getattr(customer, "phone_masked", "") or ""
     return MessageContext(
         occurred_at=newest.occurred_at if newest is not None else alert.last_seen_at,
         rule=alert.rule,
@@ -177,6 +185,14 @@ def context_for_alert(alert, *, answer_url: str = "") -> MessageContext:
     )
 
 
+def bundle_alerts(notification) -> tuple:
+    """(type, rule) of the other alerts a coalesced message tells of (planning._coalesce), oldest first."""
+    from alerts.models import Alert
+
+    others = Alert.objects.filter(notifications__bundle=notification.bundle).exclude(pk=notification.alert_id)
+    return tuple(others.order_by("pk").values_list("type", "rule").distinct())
+
+
 def message_render(*, notification) -> Message:
     """The message of one notification (n1's `Notification`: tenant, alert, customer, channel,
     purpose, answer_url()). A delivery test (purpose "test") gets the test wording; a notice to a
@@ -187,12 +203,19 @@ def message_render(*, notification) -> Message:
         raise ValueError("verification messages are composed by the verification service, not from templates")
     alert = notification.alert
     channel = notification.channel
-    kind = TEST_KIND if purpose == "test" else alert.type
+    kind = {"test": TEST_KIND, "action_notice": ACTION_NOTICE_KIND}.get(purpose) or alert.type
     answer_url = "" if channel == "voice" else notification.answer_url()
-    if alert is None:  # a delivery test (a drill) is about no alert: the time it was sent, nothing else
+    if alert is None:  # a delivery test or an action notice is about no alert: the time it was planned
         context = MessageContext(occurred_at=notification.created_at, answer_url=answer_url)
     else:
-        context = context_for_alert(alert, answer_url=answer_url)
+        context = context_for_alert(
+            alert,
+            answer_url=answer_url,
+            event_ref=getattr(notification, "event_ref", 0),
+            customer=notification.customer,
+        )
+        if getattr(notification, "bundle", None) is not None:
+            context = replace(context, also=bundle_alerts(notification))
     locale = getattr(notification.customer, "locale", "") or ""
     brand = brand_for(notification.tenant)
     message = message_build(

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from alerts.models import AlertType
 
 TEST_KIND = "test"
+# Told before a contact-detail change the desk asked for takes effect (issue 11): built in only, not
+# among the kinds tenants edit (KINDS).
+ACTION_NOTICE_KIND = "account_change"
 KINDS: list[tuple[str, str]] = [*AlertType.choices, (TEST_KIND, "Delivery test")]
 BUILTIN_LOCALES = ("en", "fr")
 
@@ -207,6 +210,38 @@ _TEST_EN = {
     ),
 }
 
+_NOTICE_EN = {
+    "email": Text(
+        "{tenant}: a change of your contact details was asked for",
+        "Someone asked {tenant} support for {what}.\n\n"
+        "When: {when}\n\n"
+        "Was this you? Tell us with one tap: {link}\n\n"
+        "If it was you, you do not need to do anything: the change takes effect after a short wait.\n\n"
+        "If it was not you, do this now:\n"
+        "1. Answer “No” with the link above: the change is put on hold and our security team looks into it.\n"
+        "2. Contact {tenant} support through official channels only: {support}\n"
+        "3. Check that the e-mail address and phone number on your account are yours.\n\n"
+        f"{_DISCLAIMER_EN} Do not share them with anyone, even someone who says they work for {{tenant}}.",
+    ),
+    "sms": Text(
+        "",
+        "{tenant}: a change of your contact details was asked for, {when}. Not you? {link} and answer No. "
+        "We never ask for codes or passwords.",
+    ),
+    "push": Text(
+        "Change of your contact details asked for",
+        f"{{when}}. Not you? Tap {{link}} and answer No: the change is put on hold. {_DISCLAIMER_EN}",
+    ),
+    "voice": Text(
+        "",
+        "Hello. This is an automated security call from {tenant}. Someone asked {tenant} support for {what}, "
+        "on {when}. If this was you, you do not need to do anything. If it was not you, contact {tenant} "
+        "support now: {support}. We are also sending you a text message or an e-mail with a link: answer No "
+        "with it, and the change is put on hold. "
+        "{tenant} staff will never ask you for a code or password, on a call or in a message. Goodbye.",
+    ),
+}
+
 # --------------------------------------------------------------------------------------- French
 
 _OPEN_FR = "Ouvrez l'application {tenant}, ou tapez vous-même l'adresse du site officiel, et"
@@ -387,12 +422,47 @@ _TEST_FR = {
     ),
 }
 
+_NOTICE_FR = {
+    "email": Text(
+        "{tenant} : une modification de vos coordonnées a été demandée",
+        "Quelqu'un a demandé au service client de {tenant} {what}.\n\n"
+        "Date : {when}\n\n"
+        "Était-ce vous ? Répondez en un clic : {link}\n\n"
+        "Si c'était vous, vous n'avez rien à faire : la modification prendra effet après un court délai.\n\n"
+        "Si ce n'était pas vous, faites ceci maintenant :\n"
+        "1. Répondez « Non » avec le lien ci-dessus : la modification est suspendue et notre équipe de "
+        "sécurité s'en occupe.\n"
+        "2. Contactez le service client de {tenant} par ses canaux officiels : {support}\n"
+        "3. Vérifiez que l'adresse e-mail et le numéro de téléphone de votre compte sont bien les vôtres.\n\n"
+        f"{_DISCLAIMER_FR} Ne les communiquez à personne, même à quelqu'un qui dit travailler pour {{tenant}}.",
+    ),
+    "sms": Text(
+        "",
+        "{tenant}: modification de vos coordonnees demandee, {when}. Pas vous? {link} et repondez Non. "
+        "On ne demande jamais code ni mot de passe.",
+    ),
+    "push": Text(
+        "Modification de vos coordonnées demandée",
+        f"{{when}}. Pas vous ? Touchez {{link}} et répondez Non : elle sera suspendue. {_DISCLAIMER_FR}",
+    ),
+    "voice": Text(
+        "",
+        "Bonjour. Ceci est un appel de sécurité automatique de {tenant}. Quelqu'un a demandé au service client "
+        "de {tenant} {what}, le {when}. Si c'était vous, vous n'avez rien à faire. Sinon, contactez tout de "
+        "suite le service client de {tenant} : {support}. Nous vous envoyons aussi un SMS ou un e-mail avec un "
+        "lien : répondez Non, et la modification est suspendue. "
+        "Le personnel de {tenant} ne vous demandera jamais de code ni de mot de passe, ni au téléphone ni par "
+        "message. Au revoir.",
+    ),
+}
+
 # --------------------------------------------------------------------------------------- the table
 
 _BUILDERS = {
     "en": (EN, {"email": _email_en, "sms": _sms_en, "push": _push_en, "voice": _voice_en}, _TEST_EN),
     "fr": (FR, {"email": _email_fr, "sms": _sms_fr, "push": _push_fr, "voice": _voice_fr}, _TEST_FR),
 }
+_NOTICES = {"en": _NOTICE_EN, "fr": _NOTICE_FR}
 
 DEFAULTS: dict[tuple[str, str, str], Text] = {}
 for _locale, (_types, _channels, _test) in _BUILDERS.items():
@@ -401,6 +471,8 @@ for _locale, (_types, _channels, _test) in _BUILDERS.items():
             DEFAULTS[(_locale, str(_kind), _channel)] = _build(_type)
     for _channel, _text in _test.items():
         DEFAULTS[(_locale, TEST_KIND, _channel)] = _text
+    for _channel, _text in _NOTICES[_locale].items():
+        DEFAULTS[(_locale, ACTION_NOTICE_KIND, _channel)] = _text
 
 
 def default_text(*, locale: str, kind: str, channel: str) -> Text | None:

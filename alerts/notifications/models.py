@@ -30,6 +30,9 @@ class Purpose(models.TextChoices):
     ALERT = "alert", "Security alert"  # to the customer's current address on that channel
     PREVIOUS_CONTACT = "previous_contact", "Notice to a previous address"  # NIST SP 800-63B-4
     VERIFICATION = "verification", "Verification code"  # the desk's identity check (cases issue)
+    # Told before an account change the desk asked for takes effect (a contact-detail change: issue 11);
+    # `reference` names it, and a "No" puts it on hold (alerts.signals.notice_disowned).
+    ACTION_NOTICE = "action_notice", "Notice before an account change"
     TEST = "test", "Delivery test"  # a drill or a test alert
 
 
@@ -64,12 +67,13 @@ def _all_alert_types() -> list[str]:
 #   `mfa.disabled` event is critical;
 # - recovery completed: rule `recovery` also raises on a recovery *requested*; only the
 #   `recovery.completed` event is critical (every recovery still notifies every address on file);
-# - contact details changed: the only rule on contact details is `rapid_profile_change` (email and
-#   phone both changed); a single change raises no alert today, so it has no notice of its own.
+# - contact details changed: rule `contact_change` (every change of the email or phone) and
+#   `rapid_profile_change` (email and phone both changed within the hour).
 CRITICAL_DEFAULT = [
     "type:account_takeover",
     "event:mfa.disabled",
     "event:recovery.completed",
+    "rule:contact_change",
     "rule:rapid_profile_change",
 ]
 CHANNEL_ORDER_DEFAULT = [Channel.PUSH.value, Channel.SMS.value, Channel.EMAIL.value, Channel.VOICE.value]
@@ -142,8 +146,8 @@ class Notification(models.Model):
 
     Exactly once: a row is claimed (handed_at set) in the transaction that locks it, before the
     provider is called, and a claimed row is never claimed again until the answer to that attempt
-    is recorded. At most one row per alert, channel and purpose (a previous-contact notice: per
-    address). Holds the address as it was when planned (encrypted) and its masked form; `error`
+    is recorded. At most one row per alert, channel, purpose and told event (a previous-contact
+    notice: per address). Holds the address as it was when planned (encrypted) and its masked form; `error`
     holds a class or provider code, never personal data.
     """
 
@@ -179,18 +183,29 @@ class Notification(models.Model):
     answer_nonce = models.CharField(max_length=16, default="", blank=True)
     answered_at = models.DateTimeField(null=True, blank=True)
     answer = models.CharField(max_length=10, blank=True)  # "yes" or "no" (the answer page's)
+    # The account event this message tells of, for the rules whose every event is told on its own
+    # (a recovery, a contact change: planning.PER_EVENT_RULES), so that a second recovery folding into
+    # the active alert is told too; 0 for the others (one message per alert, channel and purpose).
+    event_ref = models.BigIntegerField(default=0)
+    # An action notice's subject, as the app that planned it knows it (the desk's AccountAction.uuid).
+    reference = models.UUIDField(null=True, blank=True)
+    # Several alerts of one customer raised together (a login that is both a new device and a new
+    # network) make one message per channel: their rows share a bundle; one is sent and says all of
+    # them, the others are `skipped` (error "coalesced"); an answer to any link of the bundle answers
+    # every alert in it (alerts.notifications.planning, answers).
+    bundle = models.UUIDField(null=True, blank=True)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["alert", "channel", "purpose"],
+                fields=["alert", "channel", "purpose", "event_ref"],
                 condition=~models.Q(purpose="previous_contact"),
                 name="notification_one_per_alert_channel_purpose",
             ),
             models.UniqueConstraint(
-                fields=["alert", "channel", "recipient_digest"],
+                fields=["alert", "channel", "recipient_digest", "event_ref"],
                 condition=models.Q(purpose="previous_contact"),
                 name="notification_one_per_previous_contact",
             ),
@@ -209,6 +224,10 @@ class Notification(models.Model):
                 condition=models.Q(state="sent", receipt_expected=True),
             ),
             models.Index(fields=["customer", "created_at"], name="notification_customer_idx"),
+            models.Index(
+                fields=["reference"], name="notification_reference_idx", condition=models.Q(reference__isnull=False)
+            ),
+            models.Index(fields=["bundle"], name="notification_bundle_idx", condition=models.Q(bundle__isnull=False)),
             # An SMS reply ("NO") finds the latest unanswered text sent to its number by digest.
             models.Index(
                 fields=["recipient_digest", "-sent_at"],

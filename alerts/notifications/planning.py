@@ -12,14 +12,25 @@ Who hears what:
 - A critical one (NotificationSettings.critical, or critical severity) goes to every channel on
   file, whatever the opt-outs, and ignores quiet hours.
 - A recovery, or a change of contact details (EVERY_ADDRESS_RULES), goes to every channel on file,
-  like a critical one, and also to each address replaced within `previous_contact_days` (purpose
-  previous_contact; NIST SP 800-63B-4: an attacker who changed the address first would otherwise
-  be the only one told).
+  like a critical one, whatever the tenant's notify_types and the customer's opt-outs, and also to
+  each address replaced within `previous_contact_days` (purpose previous_contact; NIST SP
+  800-63B-4: "each recovery notifies all notification addresses"; an attacker who changed the
+  address first would otherwise be the only one told). A tenant that wants none turns the rule off.
+- Each recovery event and each contact change is told on its own (PER_EVENT_RULES): its rows carry
+  the event (`event_ref`), so a second one folding into the active alert is told too, and the same
+  event planned again (a reprocessed event) meets the unique constraints: exactly once.
 - A channel wanted but with no address on file gets a `skipped` row (error "no_address"), so the
   desk can see that the customer could not be told there.
+- Alerts of one customer planned together (one login raising a new device and a new network) are
+  told in one message per channel and address (_coalesce): every alert keeps its row, and so what
+  the desk sees, but one row is sent (the most critical, then most severe alert's; it says all of
+  them), the others are `skipped` with error "coalesced", and the rows share a `bundle`, through
+  which an answer to the message answers each alert (alerts.notifications.answers). Planned in one
+  transaction means raised by one detection chunk: events of a login that arrive together; a later
+  alert is told on its own (waiting to coalesce would delay the first message).
 - A non-critical row planned within the tenant's quiet hours waits until they end (not_before).
-- A fold (new findings on an active alert) notifies only if it makes the alert critical, and then
-  only on the channels the alert has not used yet: one message per alert, channel and purpose.
+- Any other fold (new findings on an active alert) notifies only if it makes the alert critical, and
+  then only on the channels the alert has not used yet: one message per alert, channel and purpose.
 """
 
 import secrets
@@ -45,7 +56,9 @@ from alerts.notifications.selectors import notification_settings_for
 from config.bulk import BulkInsert
 
 # Rules whose alerts go to every address on file and to the addresses replaced recently.
-EVERY_ADDRESS_RULES = frozenset({"recovery", "rapid_profile_change"})
+EVERY_ADDRESS_RULES = frozenset({"recovery", "contact_change", "rapid_profile_change"})
+# Of those, the rules whose every event is told, also when it folds into the active alert.
+PER_EVENT_RULES = frozenset({"recovery", "contact_change"})
 
 
 @dataclass
@@ -55,6 +68,7 @@ class PlanItem:
     alert: Alert
     created: bool
     event_types: set[str] = field(default_factory=set)  # of the events that raised or folded it now
+    event_id: int = 0  # the latest of those events
 
 
 def alert_is_critical(settings: NotificationSettings, alert: Alert, event_types: Iterable[str]) -> bool:
@@ -141,7 +155,9 @@ def notifications_plan(items: list[PlanItem], *, now: datetime) -> list[int]:
         tenant_settings = settings[item.alert.tenant_id]
         critical = alert_is_critical(tenant_settings, item.alert, item.event_types)
         every = item.alert.rule in EVERY_ADDRESS_RULES
-        if item.created:
+        if every and (item.created or item.alert.rule in PER_EVENT_RULES):
+            chosen.append((item, critical, every))
+        elif item.created:
             wanted = item.alert.type in (tenant_settings.notify_types or ()) and (
                 item.alert.severity >= tenant_settings.min_severity
             )
@@ -162,6 +178,7 @@ def notifications_plan(items: list[PlanItem], *, now: datetime) -> list[int]:
             continue
         loud = critical or every  # every channel on file, no quiet hours
         not_before = None if loud else quiet_hours_end(tenant_settings, now)
+        event_ref = item.event_id if item.alert.rule in PER_EVENT_RULES else 0
         for channel in channel_order(tenant_settings):
             if not (loud or customer.channels.get(channel) is True):
                 continue
@@ -169,19 +186,25 @@ def notifications_plan(items: list[PlanItem], *, now: datetime) -> list[int]:
             if address is None and loud and customer.channels.get(channel) is not True:
                 # Every channel *on file*: one the customer never gave is not a failure to note.
                 continue
-            rows.append(_row(item.alert, channel, Purpose.ALERT, address, loud, not_before, now, error="no_address"))
+            rows.append(
+                _row(item.alert, channel, Purpose.ALERT, address, loud, not_before, now, "no_address", event_ref)
+            )
         for change in previous.get(item.alert.customer_id, []):
             channel = next((c.key for c in CHANNELS.values() if c.previous_field == change.field), None)
             if channel is None or change.old_digest == customer.digests.get(change.field):
                 continue  # changed back: the current address hears anyway
             row = _row(
-                item.alert, channel, Purpose.PREVIOUS_CONTACT, (change.old_value, change.old_masked), True, None, now
-            )
+                item.alert, channel, Purpose.PREVIOUS_CONTACT, (change.old_value, change.old_masked), True, None, now,
+                event_ref=event_ref,
+            )  # fmt: skip
             row.recipient_digest = change.old_digest
             rows.append(row)
     if not rows:
         return []
-    rows = _dedupe_previous(rows)
+    # Coalesced: rows that cannot meet an earlier one in the unique constraints (a new alert's, or a
+    # per-event notice's): a fold's row may be dropped as a repeat, and must not silence another.
+    fresh = {i.alert.pk: i.alert.severity for i, _, _ in chosen if i.created or i.alert.rule in PER_EVENT_RULES}
+    rows = _coalesce(_dedupe_previous(rows), fresh)
     stored = _INSERT.execute([_INSERT.values_of(r) for r in rows])
     due = [pk for pk, state, not_before in stored if state == State.QUEUED and not_before is None]
     if due:
@@ -202,12 +225,42 @@ def _dedupe_previous(rows: list[Notification]) -> list[Notification]:
     return kept
 
 
+def _coalesce(rows: list[Notification], severity: dict[int, int]) -> list[Notification]:
+    """One message per customer, channel, purpose and address for the alerts planned together (those
+    in `severity`, alert id → severity): the row of the most critical, then most severe, then oldest
+    alert is sent (due as soon as any of them is, critical if any is); the others are skipped as
+    "coalesced". The customer's rows of such groups share one bundle (per customer, so that any
+    channel's link answers every alert)."""
+    groups: dict[tuple, list[Notification]] = {}
+    for row in rows:
+        if (
+            row.state == State.QUEUED
+            and row.purpose in (Purpose.ALERT, Purpose.PREVIOUS_CONTACT)
+            and row.alert_id in severity
+        ):
+            groups.setdefault((row.customer_id, row.channel, row.purpose, row.recipient_digest), []).append(row)
+    bundles: dict[int, uuid.UUID] = {}
+    for (customer_id, *_), group in groups.items():
+        if len({row.alert_id for row in group}) < 2:
+            continue
+        group.sort(key=lambda r: (not r.critical, -severity[r.alert_id], r.alert_id))
+        lead, bundle = group[0], bundles.setdefault(customer_id, uuid.uuid4())
+        lead.critical = any(r.critical for r in group)
+        waits = [r.not_before for r in group]
+        lead.not_before = None if None in waits else min(waits)
+        for row in group:
+            row.bundle = bundle
+        for row in group[1:]:
+            row.state, row.error, row.not_before = State.SKIPPED, "coalesced", None
+    return rows
+
+
 # The contact field each channel's address is: its keyed digest goes on the row, so that a reply
 # (an SMS "NO") is matched to the number the message went to, never the account's current one.
 _DIGEST_FIELD = {"email": "email", "sms": "phone", "voice": "phone"}
 
 
-def _row(alert, channel, purpose, address, critical, not_before, now, error="") -> Notification:
+def _row(alert, channel, purpose, address, critical, not_before, now, error="", event_ref=0) -> Notification:
     from alerts.services import contact_digest  # alerts.services imports this module (through raising)
 
     recipient, masked = address or ("", "")
@@ -227,6 +280,7 @@ def _row(alert, channel, purpose, address, critical, not_before, now, error="") 
         answer_nonce=secrets.token_urlsafe(9),
         not_before=not_before,
         error="" if address else error,
+        event_ref=event_ref,
         created_at=now,
         updated_at=now,
     )

@@ -219,9 +219,11 @@ def _record_claimed(claimed: list[tuple[Notification, Backend]], now) -> None:
 # here costs a query per message when read: add it here).
 CLAIM_FIELDS = (
     "id", "tenant_id", "alert_id", "customer_id", "drill_id", "channel", "purpose", "state", "critical",
-    "recipient", "idempotency_key", "attempts", "handed_at", "answer_nonce", "created_at",
+    "recipient", "idempotency_key", "attempts", "handed_at", "answer_nonce", "created_at", "event_ref", "reference",
+    "bundle",
     "alert__id", "alert__type", "alert__rule", "alert__severity", "alert__reason", "alert__first_seen_at",
-    "customer__id", "customer__external_id", "customer__locale", "tenant__id", "tenant__slug", "tenant__name",
+    "customer__id", "customer__external_id", "customer__locale", "customer__email_masked", "customer__phone_masked",
+    "tenant__id", "tenant__slug", "tenant__name",
 )  # fmt: skip
 
 
@@ -342,6 +344,41 @@ def _schedule(deferred: dict[int, float]) -> None:
             logger.warning("could not schedule notifications", extra={"error": type(error).__name__})
 
 
+# --- Action notices ---------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def action_notice_plan(*, tenant_id: int, customer_id: int, reference, now: datetime | None = None) -> list[int]:
+    """Tell the customer's contacts on file, before an account change the desk asked for takes effect
+    (a contact-detail change, issue 11), each with a "Was this you?" link whose "No" puts the change
+    on hold (alerts.signals.notice_disowned, with `reference`). Every channel with an address on
+    file, whatever the opt-outs and quiet hours (critical). Once per `reference`: planned again, it
+    returns the rows planned the first time. Queued to send once this commits. The ids of the rows."""
+    planned = list(
+        Notification.objects.filter(reference=reference, purpose=Purpose.ACTION_NOTICE).values_list("pk", flat=True)
+    )
+    if planned:
+        return planned
+    now = now or timezone.now()
+    tenant_settings = notification_settings_for(tenant_ids=[tenant_id])[tenant_id]
+    contacts = contacts_for([customer_id]).get(customer_id)
+    if contacts is None:
+        return []
+    subject = Alert(tenant_id=tenant_id, customer_id=customer_id)  # about no alert: alert_id stays None
+    rows = []
+    for channel in channel_order(tenant_settings):
+        address = CHANNELS[channel].address(contacts)
+        if address is not None:
+            row = _row(subject, channel, Purpose.ACTION_NOTICE, address, True, None, now)
+            row.reference = reference
+            rows.append(row)
+    Notification.objects.bulk_create(rows)
+    ids = [r.pk for r in rows]
+    if ids:
+        transaction.on_commit(lambda: notifications_enqueue(ids))
+    return ids
+
+
 # --- Fallback -----------------------------------------------------------------------------------
 
 
@@ -360,7 +397,8 @@ def notification_fall_back(*, notification_id: int) -> Notification | None:
     )
     if row is None or Notification.objects.filter(fallback_of_id=row.pk).exists():
         return None
-    siblings = Notification.objects.filter(alert_id=row.alert_id, purpose=Purpose.ALERT)
+    # The same message's rows (a per-event notice: the same event's), not the alert's other notices.
+    siblings = Notification.objects.filter(alert_id=row.alert_id, purpose=Purpose.ALERT, event_ref=row.event_ref)
     if siblings.filter(state=State.DELIVERED).exists():
         return None
     used = set(siblings.values_list("channel", flat=True))
@@ -376,8 +414,8 @@ def notification_fall_back(*, notification_id: int) -> Notification | None:
             continue
         alert = Alert(pk=row.alert_id, tenant_id=row.tenant_id, customer_id=row.customer_id)
         now = timezone.now()
-        fallback = _row(alert, channel, Purpose.ALERT, address, row.critical, None, now)
-        fallback.fallback_of_id = row.pk
+        fallback = _row(alert, channel, Purpose.ALERT, address, row.critical, None, now, event_ref=row.event_ref)
+        fallback.fallback_of_id, fallback.bundle = row.pk, row.bundle
         fallback.save(force_insert=True)
         logger.info(
             "notification falls back to the next channel",

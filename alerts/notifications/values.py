@@ -76,6 +76,7 @@ class MessageContext:
     city: str = ""
     country: str = ""  # ISO 3166-1 alpha-2
     answer_url: str = ""
+    also: tuple = ()  # (alert type, rule) of the other alerts one coalesced message tells of
 
 
 # -- Words, per language ------------------------------------------------------------------------
@@ -87,6 +88,10 @@ WHAT: dict[str, dict[str, str]] = {
         "location": "a sign-in from a place not seen before",
         "brute_force": "many failed attempts to sign in",
         "rapid_profile_change": "several changes to your contact details in a short time",
+        "contact_email": "a change of the email address on your account{now}",
+        "contact_phone": "a change of the phone number on your account{now}",
+        "contact_both": "a change of the email address and phone number on your account",
+        "account_change": "a change of the contact details on your account",
         "transaction_outlier": "a payment much larger than usual",
         "password_changed": "that your password was changed",
         "password_reset": "a request to reset your password",
@@ -111,6 +116,10 @@ WHAT: dict[str, dict[str, str]] = {
         "location": "une connexion depuis un lieu jamais vu",
         "brute_force": "de nombreuses tentatives de connexion échouées",
         "rapid_profile_change": "plusieurs modifications de vos coordonnées en peu de temps",
+        "contact_email": "une modification de l'adresse e-mail de votre compte{now}",
+        "contact_phone": "une modification du numéro de téléphone de votre compte{now}",
+        "contact_both": "une modification de l'adresse e-mail et du numéro de téléphone de votre compte",
+        "account_change": "une modification des coordonnées de votre compte",
         "transaction_outlier": "un paiement bien plus élevé que d'habitude",
         "password_changed": "que votre mot de passe a été modifié",
         "password_reset": "une demande de réinitialisation de votre mot de passe",
@@ -135,6 +144,10 @@ WHAT: dict[str, dict[str, str]] = {
         "location": "un inicio de sesión desde un lugar nuevo",
         "brute_force": "muchos intentos fallidos de iniciar sesión",
         "rapid_profile_change": "varios cambios en sus datos de contacto en poco tiempo",
+        "contact_email": "un cambio de la dirección de correo de su cuenta{now}",
+        "contact_phone": "un cambio del número de teléfono de su cuenta{now}",
+        "contact_both": "un cambio de la dirección de correo y del número de teléfono de su cuenta",
+        "account_change": "un cambio de los datos de contacto de su cuenta",
         "transaction_outlier": "un pago mucho mayor de lo habitual",
         "password_changed": "que se cambió su contraseña",
         "password_reset": "una solicitud para restablecer su contraseña",
@@ -158,15 +171,39 @@ WHAT: dict[str, dict[str, str]] = {
 
 WORDS: dict[str, dict[str, str]] = {
     "en": {"on": "on", "unknown_device": "an unknown device", "unknown_place": "an unknown place", "or": "or",
+           "and": "and",
            "no_support": "the contact details in the official {tenant} app or website",
            "no_support_short": "the official app"},
     "fr": {"on": "sur", "unknown_device": "un appareil inconnu", "unknown_place": "un lieu inconnu", "or": "ou",
+           "and": "et",
            "no_support": "les coordonnées de l'application ou du site officiel de {tenant}",
            "no_support_short": "l'appli officielle"},
     "es": {"on": "en", "unknown_device": "un dispositivo desconocido", "unknown_place": "un lugar desconocido",
-           "or": "o", "no_support": "los datos de contacto de la aplicación o el sitio oficial de {tenant}",
+           "or": "o", "and": "y", "no_support": "los datos de contacto de la aplicación o el sitio oficial de {tenant}",
            "no_support_short": "la app oficial"},
 }  # fmt: skip
+
+# After a contact change's {what}: the new address, masked ("j***@e***"), or a phone's last digits.
+NOW_WORDS: dict[str, dict[str, str]] = {
+    "en": {"email": ", now {value}", "phone": ", now ending in {value}"},
+    "fr": {"email": ", désormais {value}", "phone": ", désormais terminé par {value}"},
+    "es": {"email": ", ahora {value}", "phone": ", ahora terminado en {value}"},
+}
+_MASKED_EMAIL = re.compile(r"^(\w)\*\*\*@(\w)\*\*\*$", re.ASCII)
+_MASKED_PHONE_END = re.compile(r"\*\*\*(\d{2})$")
+
+
+def masked_contact(field: str, masked: str) -> str:
+    """The masked form of a new email ("j***@e***") or a phone's last two digits, rebuilt from the
+    stored masked value (audit.masking.mask) with nothing but letters, digits, stars and one @: no
+    link, address or phone number can form. "" when the stored value is not of that shape."""
+    masked = str(masked or "")
+    if field == "email" and (found := _MASKED_EMAIL.match(masked)):
+        return f"{found.group(1)}***@{found.group(2)}***"
+    if field == "phone" and (found := _MASKED_PHONE_END.search(masked)):
+        return found.group(1)
+    return ""
+
 
 VALUE_LANGUAGES = tuple(WHAT)
 
@@ -191,8 +228,8 @@ def _lang(locale: str) -> str:
 def what_key(*, alert_type: str, rule: str = "", event_type: str = "", details: dict | None = None) -> str:
     """Which phrase of WHAT tells what happened."""
     details = details or {}
-    if alert_type == "test":
-        return "test"
+    if alert_type in ("test", "account_change"):
+        return alert_type
     if rule == "password_change" or (not rule and alert_type == "password"):
         if event_type == "password.reset_requested":
             return "password_reset"
@@ -203,6 +240,11 @@ def what_key(*, alert_type: str, rule: str = "", event_type: str = "", details: 
         return {"recovery.requested": "recovery_requested", "recovery.completed": "recovery_completed"}.get(
             event_type, "recovery"
         )
+    if rule == "contact_change":
+        fields = set(details.get("fields") or []) if isinstance(details.get("fields"), list) else set()
+        if {"email", "phone"} <= fields:
+            return "contact_both"
+        return "contact_phone" if "phone" in fields else "contact_email"
     if rule == "third_party" or (not rule and alert_type == "third_party"):
         return "third_party_named" if clean_words(details.get("app_name", ""), cap=30) else "third_party"
     if rule in WHAT["en"]:
@@ -220,15 +262,26 @@ def what_phrases(*, alert_type: str, locale: str) -> list[str]:
     keys = {
         "login": ["new_device", "login"],
         "location": ["location", "login"],
-        "suspicious": ["brute_force", "rapid_profile_change", "transaction_outlier", "mfa_failures", "suspicious"],
+        "suspicious": [
+            "brute_force",
+            "rapid_profile_change",
+            "transaction_outlier",
+            "mfa_failures",
+            "suspicious",
+            "contact_email",
+            "contact_phone",
+            "contact_both",
+        ],
         "password": ["password_changed", "password_reset", "password"],
         "two_factor": ["mfa_disabled", "mfa_enrolled", "mfa_failures", "otp_unrequested", "two_factor"],
         "recovery": ["recovery_requested", "recovery_completed", "recovery"],
         "third_party": ["third_party", "third_party_named"],
         "account_takeover": ["account_takeover"],
         "test": ["test"],
+        "account_change": ["account_change"],
     }.get(alert_type, ["suspicious"])
-    return [WHAT[lang][key].replace("{app}", "x" * 30) for key in keys]
+    longest_now = max((NOW_WORDS[lang][f].replace("{value}", "x***@x***") for f in ("email", "phone")), key=len)
+    return [WHAT[lang][key].replace("{app}", "x" * 30).replace("{now}", longest_now) for key in keys]
 
 
 _CLEAN = re.compile(r"[^\w\s'’\-]", re.UNICODE)
@@ -246,11 +299,26 @@ def clean_words(text: str, *, cap: int) -> str:
     return text[:cap].rstrip(" -'")
 
 
-def what_text(*, alert_type: str, locale: str, context: MessageContext) -> str:
+def what_text(*, alert_type: str, locale: str, context: MessageContext, channel: str = "") -> str:
     key = what_key(alert_type=alert_type, rule=context.rule, event_type=context.event_type, details=context.details)
     phrase = WHAT[_lang(locale)][key]
     if "{app}" in phrase:
         phrase = phrase.replace("{app}", clean_words(context.details.get("app_name", ""), cap=30))
+    if "{now}" in phrase:
+        # What the contact became, masked: the owner of the previous address sees it is not theirs.
+        # Not spoken in a call (stars read aloud help nobody).
+        field = "phone" if key == "contact_phone" else "email"
+        value = masked_contact(field, context.details.get(f"now_{field}", "")) if channel != "voice" else ""
+        now = NOW_WORDS[_lang(locale)][field].replace("{value}", value) if value else ""
+        phrase = phrase.replace("{now}", now)
+    if context.also and channel in ("email", "voice"):
+        # One message for several alerts raised together: each said, in e-mail and calls (an SMS or
+        # a push has no room for more; its link answers them all the same).
+        others = [
+            WHAT[_lang(locale)][what_key(alert_type=t, rule=r)].replace("{app}", "").replace("{now}", "")
+            for t, r in context.also
+        ]
+        phrase = f" {WORDS[_lang(locale)]['and']} ".join(dict.fromkeys([phrase, *others]))
     return phrase
 
 
@@ -387,7 +455,7 @@ def message_values(
     place_known = bool(context.city or context.country)
     return {
         "tenant": tenant_text(brand, channel),
-        "what": what_text(alert_type=alert_type, locale=locale, context=context),
+        "what": what_text(alert_type=alert_type, locale=locale, context=context, channel=channel),
         "device": device_text(device=context.device, locale=locale),
         "where": where_text(city=context.city, country=context.country, locale=locale)
         if place_known

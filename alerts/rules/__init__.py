@@ -14,6 +14,7 @@ from alerts.rules.password import PasswordRule
 from alerts.rules.recovery import CONTACT_FIELDS, RecoveryRule
 from alerts.rules.suspicious import (
     BruteForceRule,
+    ContactChangeRule,
     CredentialStuffingRule,
     RapidProfileChangeRule,
     TransactionOutlierRule,
@@ -29,6 +30,7 @@ RULES: dict[str, Rule] = {
         LocationRule(),
         BruteForceRule(),
         CredentialStuffingRule(),
+        ContactChangeRule(),
         RapidProfileChangeRule(),
         TransactionOutlierRule(),
         PasswordRule(),
@@ -42,7 +44,7 @@ RULES: dict[str, Rule] = {
 }
 
 __all__ = [
-    "CONTACT_FIELDS", "RULES", "TAKEOVER_RULES", "AccountTakeoverRule", "BruteForceRule", "Check",
+    "CONTACT_FIELDS", "RULES", "TAKEOVER_RULES", "AccountTakeoverRule", "BruteForceRule", "Check", "ContactChangeRule",
     "CredentialStuffingRule", "Finding", "History", "Known", "LocationRule", "MfaChangeRule", "MfaFailuresRule",
     "Needs", "NewDeviceRule", "Param", "Past", "PasswordRule", "RapidProfileChangeRule", "RecoveryRule", "Rule",
     "ThirdPartyRule", "TransactionOutlierRule", "UnrequestedOtpRule", "WindowCountRule", "agent_family",

@@ -1,5 +1,6 @@
-"""Suspicious activity: brute force, credential stuffing (once per source), rapid email and
-phone change, a transaction far above the account's history."""
+"""Suspicious activity: brute force, credential stuffing (once per source), a change of the
+account's email or phone (each one), rapid email and phone change, a transaction far above the
+account's history."""
 
 import statistics
 from datetime import timedelta
@@ -7,6 +8,7 @@ from decimal import Decimal
 
 from alerts.models import AlertType, EventType, Severity
 from alerts.rules.base import Needs, Param, Rule, WindowCountRule, minutes, window_minutes
+from alerts.rules.recovery import CONTACT_FIELDS
 
 
 class BruteForceRule(WindowCountRule):
@@ -45,6 +47,26 @@ class CredentialStuffingRule(Rule):
         )
         evidence = [past.id for past in reversed(failures[-20:])]
         return [self.finding(check, reason, subject=f"source:{event.ip}", evidence=evidence, about_customer=False)]
+
+
+class ContactChangeRule(Rule):
+    """3c'. The account's email or phone changed: every change, because the address it replaced must
+    be told (NIST SP 800-63B-4: an attacker who changed the email first would otherwise receive the
+    warning himself). Folds into the account's active alert like any rule, but each change is told
+    on its own (alerts.notifications.planning.PER_EVENT_RULES)."""
+
+    key = "contact_change"
+    alert_type = AlertType.SUSPICIOUS
+    events = frozenset({EventType.PROFILE_CHANGED})
+
+    def check(self, check):
+        fields = check.event.context.get("fields") if isinstance(check.event.context, dict) else None
+        named = {f for f in fields if isinstance(f, str)} if isinstance(fields, list) else set()
+        changed = [f for f in ("email", "phone") if f in CONTACT_FIELDS & named]
+        if not changed:
+            return []
+        what = " and ".join({"email": "email address", "phone": "phone number"}[f] for f in changed)
+        return [self.finding(check, f"The account's {what} changed.")]
 
 
 class RapidProfileChangeRule(Rule):

@@ -484,17 +484,12 @@ class TestNo:
         assert raised.actor_role == "customer" and raised.changes == {"severity": {"before": 2, "after": 4}}
         assert f"notification #{email_n.pk}" in raised.reason
 
-    def test_no_requests_the_account_action_from_the_tenants_systems(self, web, email_n, alert, settings):
+    def test_no_leaves_the_account_action_to_the_desk(self, web, email_n, alert, disowned):
+        """The account actions a "No" asks for are the desk's (desk/tests/test_actions.py: the tenant's
+        customer_no_actions, through the signed webhook); the answer records none of its own."""
         web.post(url_of(email_n), {"answer": "no"})
-        (requested,) = customer_records(action=Action.CREATE)
-        assert requested.target_type == "alerts.customer" and requested.target_id == str(alert.customer_id)
-        assert requested.metadata == {"event": "account_action_requested", "action": "revoke_sessions",
-                                      "state": "recorded", "alert": alert.pk, "notification": email_n.pk}  # fmt: skip
-
-    def test_the_account_action_can_be_turned_off(self, email_n, settings):
-        settings.ANSWER_NO_ACCOUNT_ACTION = ""
-        notification_answer(notification_id=email_n.pk, answer="no", via="link")
-        assert customer_records(action=Action.CREATE) == []
+        assert [c["alert_id"] for c in disowned] == [alert.pk]
+        assert customer_records(action=Action.CREATE, metadata__event="account_action_requested") == []
 
     def test_no_to_a_closed_alert_is_never_dropped(self, web, email_n, alert, agent, disowned):
         alert_dismiss(alert=alert, actor=agent, note="Looked like travel.")
@@ -503,7 +498,6 @@ class TestNo:
         alert.refresh_from_db()
         assert alert.status == AlertStatus.DISMISSED and alert.severity == Severity.MEDIUM  # final stays final
         assert [c["alert_id"] for c in disowned] == [alert.pk]  # the case opens all the same
-        assert len(customer_records(action=Action.CREATE, metadata__event="account_action_requested")) == 1
 
     def test_no_to_a_critical_alert_keeps_it_and_opens_the_case(self, email_n, alert, disowned):
         alert.severity = Severity.CRITICAL

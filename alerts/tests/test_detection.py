@@ -94,15 +94,25 @@ class TestSuspiciousActivity:
 
     def test_rapid_email_and_phone_change(self, tenant_a):
         feed(tenant_a, "profile.changed", fields=["email"])
-        assert alerts() == []
+        assert [a.rule for a in alerts()] == ["contact_change"]  # every change is told (issue 10)
         feed(tenant_a, "profile.changed", minutes=20, fields=["phone", "address"])
         (alert,) = alerts(rule="rapid_profile_change")
         assert alert.evidence.count() == 2
 
-    def test_changes_a_day_apart_are_ordinary(self, tenant_a):
+    def test_changes_a_day_apart_are_not_rapid(self, tenant_a):
         feed(tenant_a, "profile.changed", fields=["email"])
         feed(tenant_a, "profile.changed", minutes=24 * 60, fields=["phone"])
+        assert alerts(rule="rapid_profile_change") == []
+        (alert,) = alerts(rule="contact_change")  # each change folds into the one active alert
+        assert alert.count == 2 and alert.reason == "The account's phone number changed."
+
+    def test_one_contact_change_is_an_alert_and_other_profile_changes_are_not(self, tenant_a):
+        feed(tenant_a, "profile.changed", fields=["address", "name"])
         assert alerts() == []
+        feed(tenant_a, "profile.changed", minutes=1, fields=["name", "email"])
+        (alert,) = alerts(rule="contact_change")
+        assert (alert.type, alert.severity) == ("suspicious", Severity.MEDIUM)
+        assert alert.reason == "The account's email address changed."
 
     def test_a_transaction_far_above_the_accounts_history(self, tenant_a):
         for n, amount in enumerate(["40.00", "55.10", "38.00", "61.00"]):

@@ -7,16 +7,34 @@ import pytest
 from alerts.models import MessageChannel, MessageKind
 from alerts.notifications import placeholders
 from alerts.notifications.checks import template_check
-from alerts.notifications.defaults import BUILTIN_LOCALES, DEFAULTS, TEST_KIND, default_text
+from alerts.notifications.defaults import ACTION_NOTICE_KIND, BUILTIN_LOCALES, DEFAULTS, TEST_KIND, default_text
 from alerts.notifications.sms import is_gsm7
 
 EVERY = [(locale, kind, channel) for locale in BUILTIN_LOCALES for kind in MessageKind.values
          for channel in MessageChannel.values]  # fmt: skip
 
 
+# The notice told before a contact change the desk asked for takes effect: built in, not editable.
+NOTICES = [(locale, ACTION_NOTICE_KIND, channel) for locale in BUILTIN_LOCALES for channel in MessageChannel.values]
+
+
 def test_there_is_a_default_for_every_kind_channel_and_builtin_locale():
-    assert set(DEFAULTS) == set(EVERY)
+    assert set(DEFAULTS) == set(EVERY) | set(NOTICES)
     assert len(EVERY) == 2 * 9 * 4
+
+
+@pytest.mark.parametrize(("locale", "kind", "channel"), NOTICES)
+@pytest.mark.parametrize("domain", ["acme-bank.example", ""])
+def test_the_action_notice_passes_the_check_and_carries_the_link(locale, kind, channel, domain):
+    text = default_text(locale=locale, kind=kind, channel=channel)
+    result = template_check(
+        alert_type=kind, channel=channel, locale=locale, subject=text.subject, body=text.body, official_domain=domain
+    )
+    assert result.errors == {}
+    names = placeholders.parse(text.body).names
+    assert "when" in names and ("link" in names) == (channel != "voice")
+    if channel == "sms":
+        assert is_gsm7(placeholders.parse(text.body).literal_text())
 
 
 @pytest.mark.parametrize(("locale", "kind", "channel"), EVERY)

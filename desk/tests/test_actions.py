@@ -3,12 +3,8 @@ verification and a second person, a contact change and a credential reset within
 window wait for a supervisor with a reason; sent as the contract's signed webhook to a stub
 server that checks the signature; retried, then failed; `tenant_webhook` prints the secret once."""
 
-import hashlib
-import hmac
 import json
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 from django.core.management import call_command
@@ -39,43 +35,6 @@ def _verify(case, method="otp_sms"):
     Case.objects.filter(pk=case.pk).update(
         verified_until=now + timedelta(minutes=30), verified_at=now, verification_method=method
     )
-
-
-class StubTenant:
-    """The client's endpoint: records what it receives, answers `status`."""
-
-    def __init__(self):
-        self.received: list[dict] = []
-        self.status = 200
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                stub.received.append({"headers": self.headers, "body": body})  # case-insensitive
-                self.send_response(stub.status)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/alertdesk/actions"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def signature_ok(self, request: dict, secret: str) -> bool:
-        timestamp = request["headers"]["X-AlertDesk-Timestamp"]
-        expected = hmac.new(secret.encode(), timestamp.encode() + b"." + request["body"], hashlib.sha256).hexdigest()
-        return hmac.compare_digest(request["headers"]["X-AlertDesk-Signature"], "sha256=" + expected)
-
-
-@pytest.fixture
-def stub(tenant_a, capsys):
-    stub = StubTenant()
-    call_command("tenant_webhook", tenant_a.slug, stub.url)
-    stub.secret = capsys.readouterr().out.strip().splitlines()[-1]
-    yield stub
-    stub.server.shutdown()
 
 
 @pytest.fixture

@@ -117,7 +117,7 @@ class TestPreviousContacts:
             ("email", "alert", "queued"), ("email", "previous_contact", "queued"),
             ("sms", "alert", "queued"), ("voice", "alert", "queued"),
         ]  # fmt: skip
-        previous = Notification.objects.get(purpose=Purpose.PREVIOUS_CONTACT)
+        previous = Notification.objects.get(alert=recovery, purpose=Purpose.PREVIOUS_CONTACT)
         current = Notification.objects.get(alert=recovery, purpose=Purpose.ALERT, channel="email")
         assert (previous.recipient, current.recipient) == ("jane.doe@example.com", "mallory@evil.example")
         assert previous.critical is True
@@ -128,7 +128,7 @@ class TestPreviousContacts:
         for n, email in enumerate(emails, start=1):
             feed(tenant_a, "profile.changed", minutes=n, account_=account(email=email, channels={}), fields=["email"])
         feed(tenant_a, "recovery.completed", minutes=10, account_=account(email="c@example.com", channels={}))
-        previous = Notification.objects.filter(purpose=Purpose.PREVIOUS_CONTACT)
+        previous = Notification.objects.filter(purpose=Purpose.PREVIOUS_CONTACT, alert__rule="recovery")
         assert sorted(previous.values_list("recipient", flat=True)) == [
             "a@example.com", "b@example.com", "jane.doe@example.com"
         ]  # fmt: skip
@@ -143,10 +143,13 @@ class TestPreviousContacts:
         feed(tenant_a, "login.succeeded", account_=account(channels={}), device_id="d")
         new = account(email="m@evil.example", phone="+14155550666", channels={})
         feed(tenant_a, "profile.changed", minutes=1, account_=new, fields=["email", "phone"])
-        assert Alert.objects.get().rule == "rapid_profile_change"
-        assert sorted(
-            Notification.objects.filter(purpose=Purpose.PREVIOUS_CONTACT).values_list("channel", "recipient")
-        ) == [("email", "jane.doe@example.com"), ("sms", "+14155550100")]
+        assert sorted(Alert.objects.values_list("rule", flat=True)) == ["contact_change", "rapid_profile_change"]
+        for rule in ("contact_change", "rapid_profile_change"):
+            assert sorted(
+                Notification.objects.filter(purpose=Purpose.PREVIOUS_CONTACT, alert__rule=rule).values_list(
+                    "channel", "recipient"
+                )
+            ) == [("email", "jane.doe@example.com"), ("sms", "+14155550100")]
 
 
 class TestQuietHours:
@@ -215,3 +218,119 @@ class TestReplies:
         answer_sms_receive(from_number="+14155550100", body="NO")
         sms.refresh_from_db()
         assert sms.answer == "no" and Alert.objects.get().severity == 4
+
+
+class TestContactChanges:
+    """Issue 10: a change of contact details notifies the previous address and every address on
+    file, exactly once, whatever the opt-outs, with what changed (masked), when, and the link."""
+
+    def _change(self, tenant, *, minutes=1, channels=None, **contacts):
+        return feed(
+            tenant, "profile.changed", minutes=minutes, fields=sorted(contacts),
+            account_=account(channels=channels, **contacts),
+        )  # fmt: skip
+
+    def test_one_email_change_raises_an_alert_the_desk_sees(self, tenant_a):
+        feed(tenant_a, "login.succeeded", account_=account(channels={"email": True}), device_id="d")
+        self._change(tenant_a, email="mallory@evil.example")
+        (alert,) = Alert.objects.filter(rule="contact_change")
+        assert (alert.type, alert.severity, alert.status) == ("suspicious", 2, "open")
+        assert alert.reason == "The account's email address changed."
+
+    def test_the_old_address_and_every_address_on_file_are_told(self, tenant_a):
+        feed(tenant_a, "login.succeeded", account_=account(channels={"email": True}), device_id="d")
+        event = self._change(tenant_a, email="mallory@evil.example")
+        alert = Alert.objects.get(rule="contact_change")
+        assert planned(alert=alert) == [
+            ("email", "alert", "queued"), ("email", "previous_contact", "queued"),
+            ("sms", "alert", "queued"), ("voice", "alert", "queued"),
+        ]  # fmt: skip
+        rows = {(n.channel, n.purpose): n for n in Notification.objects.filter(alert=alert)}
+        assert rows[("email", "previous_contact")].recipient == "jane.doe@example.com"
+        assert rows[("email", "alert")].recipient == "mallory@evil.example"
+        assert rows[("sms", "alert")].recipient == "+14155550100"
+        assert {n.critical for n in rows.values()} == {True} and {n.event_ref for n in rows.values()} == {event.pk}
+        assert {n.not_before for n in rows.values()} == {None}
+
+    def test_opt_outs_quiet_hours_and_the_tenants_types_do_not_silence_it(self, tenant_a):
+        NotificationSettings.objects.create(
+            tenant=tenant_a,
+            notify_types=["login"],
+            min_severity=4,
+            critical=[],
+            quiet_start=time(0),
+            quiet_end=time(23, 59),
+        )
+        off = {"email": False, "sms": False, "push": False, "voice": False}
+        feed(tenant_a, "login.succeeded", account_=account(channels=off), device_id="d")
+        self._change(tenant_a, phone="+14155550666", channels=off)
+        alert = Alert.objects.get(rule="contact_change")
+        assert planned(alert=alert) == [
+            ("email", "alert", "queued"), ("push", "alert", "queued"), ("sms", "alert", "queued"),
+            ("sms", "previous_contact", "queued"), ("voice", "alert", "queued"),
+        ]  # fmt: skip
+        previous = Notification.objects.filter(alert=alert, purpose=Purpose.PREVIOUS_CONTACT)
+        assert set(previous.values_list("recipient", flat=True)) == {"+14155550100"}
+        assert set(Notification.objects.filter(alert=alert).values_list("not_before", flat=True)) == {None}
+
+    def test_the_same_event_redelivered_or_reprocessed_is_told_once(self, tenant_a):
+        from alerts.detection import events_process
+        from alerts.services import events_ingest
+        from alerts.validation import validate_event
+
+        feed(tenant_a, "login.succeeded", account_=account(channels={"email": True}), device_id="d")
+        raw = {"id": "change-1", "type": "profile.changed", "occurred_at": "2026-11-20T09:01:00+00:00",
+               "account": account(email="mallory@evil.example"), "context": {"fields": ["email"]}}  # fmt: skip
+        now = datetime(2026, 11, 21, tzinfo=UTC)
+        _, _, ids = events_ingest(tenant=tenant_a, events=[validate_event(raw, now=now)])
+        events_process(event_ids=ids)
+        before = planned()
+        accepted, duplicates, again = events_ingest(tenant=tenant_a, events=[validate_event(raw, now=now)])
+        assert (accepted, duplicates, again) == (0, 1, [])
+        from alerts.models import AccountEvent
+
+        AccountEvent.objects.filter(pk__in=ids).update(processed_at=None)
+        events_process(event_ids=ids)  # a reprocessed event folds; its notices exist already
+        assert planned() == before and len(before) == 4
+        assert Alert.objects.get(rule="contact_change").count == 2
+
+    def test_every_change_is_told_also_when_it_folds_into_the_active_alert(self, tenant_a):
+        feed(tenant_a, "login.succeeded", account_=account(channels={"email": True}), device_id="d")
+        first = self._change(tenant_a, email="b@example.com")
+        second = self._change(tenant_a, minutes=90, email="c@example.com")
+        (alert,) = Alert.objects.filter(rule="contact_change")
+        assert alert.count == 2
+        told = Notification.objects.filter(alert=alert, channel="email")
+        assert sorted(told.values_list("event_ref", "purpose", "recipient")) == sorted([
+            (first.pk, "alert", "b@example.com"), (first.pk, "previous_contact", "jane.doe@example.com"),
+            (second.pk, "alert", "c@example.com"), (second.pk, "previous_contact", "jane.doe@example.com"),
+            (second.pk, "previous_contact", "b@example.com"),
+        ])  # fmt: skip
+
+    def test_every_recovery_event_is_told(self, tenant_a):
+        feed(tenant_a, "recovery.requested", account_=account(channels={"email": True}))
+        completed = feed(tenant_a, "recovery.completed", minutes=5, account_=account(channels={"email": True}))
+        (alert,) = Alert.objects.filter(rule="recovery")
+        assert Notification.objects.filter(alert=alert, channel="email").count() == 2
+        assert Notification.objects.filter(alert=alert, event_ref=completed.pk).count() == 3  # email, SMS, voice
+
+    def test_the_messages_say_what_changed_masked_when_and_carry_the_link(self, tenant_a):
+        from alerts.models import OutboxMessage
+        from alerts.notifications.tests.helpers import answer_link_of, backends, send_all
+
+        feed(tenant_a, "login.succeeded", account_=account(channels={"email": True}), device_id="d")
+        self._change(tenant_a, email="mallory@evil.example")
+        with backends():
+            send_all()
+        alert = Alert.objects.get(rule="contact_change")
+        to_new = OutboxMessage.objects.get(notification__alert=alert, notification__purpose="alert", channel="email")
+        to_old = OutboxMessage.objects.get(notification__purpose="previous_contact", channel="email")
+        for message in (to_new, to_old):
+            assert "a change of the email address on your account, now m***@e***" in message.body
+            assert "20 November 2026, 09:01" in message.body
+            assert "mallory@evil.example" not in message.body and "jane.doe" not in message.body
+            assert answer_link_of(message.body).alert_id == alert.pk
+        assert "was on your" in to_old.body and "was on your" not in to_new.body
+        voice = OutboxMessage.objects.get(notification__alert=alert, channel="voice")
+        assert "a change of the email address on your account." in voice.body.replace(",", ".")
+        assert "***" not in voice.body
