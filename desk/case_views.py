@@ -236,10 +236,24 @@ def _verification_title(event: str, meta: dict) -> tuple[str, str]:
     return f"Verified by {method_label(method)}", f"{strength} verification" if strength else ""
 
 
+# Steps of the notice before a contact change takes effect (desk.action_services): their titles.
+_NOTICE_STEPS = {
+    "action_customer_told": "the contacts on file told first; it goes when the hold ends",
+    "action_hold_ended": "hold over, sent to the client",
+    "action_hold_overridden": "sent before the end of the hold",
+    "action_put_on_hold": "on hold: the customer answered “No” to the notice",
+    "action_disowned_too_late": "the customer answered “No” to the notice, after it was sent",
+}
+# Steps taken on the customer's word rather than by staff.
+_CUSTOMER_STEPS = {"action_put_on_hold", "action_disowned_too_late"}
+
+
 def _action_title(event: str, meta: dict, changes: dict) -> tuple[str, str]:
     """(title, detail) of a step of an account action (desk.action_services' case records)."""
     kind = ACTIONS.get(meta.get("action_kind", ""))
     label = kind.label if kind is not None else meta.get("action_kind", "Account action")
+    if event in _NOTICE_STEPS:
+        return f"{label}: {_NOTICE_STEPS[event]}", ""
     if event == "action_requested":
         waits = (changes.get("state") or {}).get("after") == ActionState.PENDING_APPROVAL
         detail = f"allowed as {meta['allowed_as']}" if meta.get("allowed_as") else ""
@@ -283,29 +297,7 @@ def _change_title(record) -> tuple[str, str]:
         if event == "shared":
             return f"Shared the case with {shared.get('after')}", who
         return f"Took the case back from {shared.get('before')}", who
-    if event in _ACTION_TITLES:
-        kind = meta.get("action_kind", "")
-        title = _ACTION_TITLES[event].format(action=ACTIONS[kind].label if kind in ACTIONS else kind)
-        customer = event in ("action_put_on_hold", "action_disowned_too_late") or (
-            event == "action_requested" and meta.get("allowed_as") == "customer's answer"
-        )
-        return title, "The customer" if customer else who
     return "Updated", who
-
-
-# The account actions' lines of the case history (desk.action_services).
-_ACTION_TITLES = {
-    "action_requested": "Asked for: {action}",
-    "action_refused": "Refused: {action}",
-    "action_approved": "Approved: {action}",
-    "action_customer_told": "The customer's contacts on file told first: {action}",
-    "action_hold_ended": "Hold over, sent to the client: {action}",
-    "action_hold_overridden": "Sent before the end of the hold: {action}",
-    "action_put_on_hold": "On hold: the customer answered “No” to the notice of {action}",
-    "action_disowned_too_late": "The customer answered “No” to the notice of {action}, already sent",
-    "action_confirmed": "Confirmed by the client: {action}",
-    "action_failed": "Failed: {action}",
-}
 
 
 def _timeline_row(item: TimelineItem) -> TimelineRow:
@@ -325,7 +317,8 @@ def _timeline_row(item: TimelineItem) -> TimelineRow:
             return TimelineRow(item.at, "Verification", title, who, detail)
         if event.startswith("action_"):
             title, detail = _action_title(event, meta, obj.changes or {})
-            return TimelineRow(item.at, "Action", title, who, detail, obj.reason)
+            by_customer = event in _CUSTOMER_STEPS or meta.get("allowed_as") == "customer's answer"
+            return TimelineRow(item.at, "Action", title, "The customer" if by_customer else who, detail, obj.reason)
         title, who = _change_title(obj)
         return TimelineRow(item.at, kind, title, who, quote=obj.reason)
     if item.kind == "notification":

@@ -261,8 +261,6 @@ class TestCommand:
         email = Notification.objects.get(reference=action.uuid, channel="email")
         notification_answer(notification_id=email.pk, answer="no", via="link")
         text = verified_client(supervisor).get(f"/cases/{case_a.pk}/").content.decode()
-        assert "The customer&#x27;s contacts on file told first: Allow a contact-detail change" in text or (
-            "The customer's contacts on file told first: Allow a contact-detail change" in text
-        )
-        assert "On hold: the customer answered “No” to the notice of Allow a contact-detail change" in text
+        assert "Allow a contact-detail change: the contacts on file told first; it goes when the hold ends" in text
+        assert "Allow a contact-detail change: on hold: the customer answered “No” to the notice" in text
         assert "On hold: the customer said it was not them" in text
