@@ -311,10 +311,13 @@ async def run(args, keys, agents, ports, AccountEvent, AlertEvidence):  # noqa: 
     tenant_of_queue = {queue: tenant for _, tenant, queue in agents}
     started = time.perf_counter()
     opened = await asyncio.gather(*(s.open() for s in sockets), return_exceptions=True)
-    failed = [o for o in opened if isinstance(o, BaseException)]
+    failed = Counter(f"{type(o).__name__}: {o}"[:80] for o in opened if isinstance(o, BaseException))
     await asyncio.gather(*(asyncio.wait_for(s.hello.wait(), 15) for s in sockets), return_exceptions=True)
     print(f"{len(sockets)} sockets across {len(keys)} tenants on {len(ports)} daphne processes: open in "
-          f"{time.perf_counter() - started:.2f} s, {len(failed)} failed")  # fmt: skip
+          f"{time.perf_counter() - started:.2f} s, {failed.total()} failed, "
+          f"{sum(not s.hello.is_set() for s in sockets)} without their hello")  # fmt: skip
+    for reason, count in failed.most_common(3):
+        print(f"  {count} x {reason}")
 
     sent: dict[str, tuple[float, int]] = {}
     per_tenant = args.customers // 100
