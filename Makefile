@@ -27,7 +27,7 @@ run: $(VENV)/.runtime
 	@mkdir -p staticfiles
 	$(BIN)/python manage.py migrate --no-input -v 0
 	$(BIN)/python manage.py seed_demo
-	$(BIN)/daphne --access-log /dev/null -b $(HOST) -p $(PORT) config.asgi:application
+	$(BIN)/daphne --access-log /dev/null --websocket_connect_timeout 30 -b $(HOST) -p $(PORT) config.asgi:application
 
 ## worker / beat: a Celery worker and scheduler (need REDIS_URL; without it tasks run in-process)
 worker: $(VENV)/.runtime

@@ -69,7 +69,9 @@ class _RequireVerified:
         self.inner = inner
 
     async def __call__(self, scope, receive, send):
-        state = await database_sync_to_async(session_state)(scope["session"])
+        # Off the process's one thread-sensitive thread (it serves every HTTP view): a reconnect storm
+        # of 200 handshakes queued there one by one past daphne's handshake timeout.
+        state = await database_sync_to_async(session_state, thread_sensitive=False)(scope["session"])
         if state.user is None:
             # Refuse the handshake: the client sees a closed connection, never data.
             await send({"type": "websocket.close", "code": 4401})

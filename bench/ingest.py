@@ -81,6 +81,10 @@ def start_services(web: int, concurrency: int, base_port: int = 8300, log=subpro
                     f"{python}/daphne",
                     "--access-log",
                     "/dev/null",
+                    # As `make run`: a handshake the server is still working on is not cut at 5 s
+                    # (daphne's default) in a reconnect storm on a loaded machine; see the Makefile.
+                    "--websocket_connect_timeout",
+                    "30",
                     "-b",
                     "127.0.0.1",
                     "-p",

@@ -78,6 +78,7 @@ class Socket:
         self.listed: dict[int, list[float]] = {}
         self.refetches: list[float] = []
         self.gaps = 0
+        self.closed_by_server = 0
         self.errors: list[str] = []
         self.hello = asyncio.Event()
         self.task = None
@@ -113,8 +114,13 @@ class Socket:
                     (length,) = struct.unpack(">Q", await self.reader.readexactly(8))
                 data = await self.reader.readexactly(length)
                 opcode = b0 & 0x0F
-                if opcode == 0x8:  # close
+                if opcode == 0x8:  # close: from the server, unless we closed first (counted)
+                    if self.writer is not None:
+                        self.closed_by_server += 1
                     return
+                if opcode == 0x9:  # ping: answer it, as browsers do (daphne closes a socket that does not)
+                    self._send(0xA, data)
+                    continue
                 if opcode != 0x1:
                     continue
                 now = time.time()
@@ -135,20 +141,29 @@ class Socket:
         except Exception as error:  # counted, not hidden: a reader that died would look like losses
             self.errors.append(repr(error))
 
+    def _send(self, opcode: int, data: bytes) -> None:
+        """A masked frame (client to server) of up to 125 bytes."""
+        mask = os.urandom(4)
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+        try:
+            self.writer.write(bytes([0x80 | opcode, 0x80 | len(data)]) + mask + payload)
+        except (ConnectionError, AttributeError):
+            pass
+
     async def close(self) -> None:
         if self.writer is None:
             return
+        writer, self.writer = self.writer, None
         mask = os.urandom(4)
         payload = bytes(b ^ mask[i % 4] for i, b in enumerate(struct.pack(">H", 1000)))
         try:
-            self.writer.write(bytes([0x88, 0x80 | 2]) + mask + payload)
-            await self.writer.drain()
+            writer.write(bytes([0x88, 0x80 | 2]) + mask + payload)
+            await writer.drain()
         except ConnectionError:
             pass
-        self.writer.close()
+        writer.close()
         if self.task is not None:
             self.task.cancel()
-        self.writer = None
 
 
 def redis_clients() -> int:
@@ -206,6 +221,33 @@ def send_load(keys, per_tenant: int, rate: int, seconds: float, sent: dict[str, 
 SENDERS = 3
 PORTS: list[int] = []
 WEB_PIDS: list[int] = []
+WORKER_PIDS: list[int] = []
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system) used so far by these processes and their live descendants (the
+    worker's pool processes), and by descendants they reaped: less sensitive to the machine's other
+    load than wall-clock times."""
+    children: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(entry.name)] = fields
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    ticks, todo, seen = 0, list(pids), set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen or pid not in stats:
+            continue
+        seen.add(pid)
+        fields = stats[pid]  # after the name: state, ppid, ... utime stime cutime cstime at 11-14
+        ticks += sum(int(f) for f in fields[11:15])
+        todo += children.get(pid, [])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def redis_sockets_of(pids: list[int]) -> list[int]:
@@ -292,6 +334,7 @@ def main():
     procs, ports = start_services(args.web, args.concurrency, args.port, log=log)
     PORTS[:] = ports
     WEB_PIDS[:] = [p.pid for p in procs[: args.web]]
+    WORKER_PIDS[:] = [procs[args.web].pid]
     try:
         asyncio.run(run(args, keys, agents, ports, AccountEvent, AlertEvidence))
     finally:
@@ -311,13 +354,17 @@ async def run(args, keys, agents, ports, AccountEvent, AlertEvidence):  # noqa: 
     tenant_of_queue = {queue: tenant for _, tenant, queue in agents}
     started = time.perf_counter()
     opened = await asyncio.gather(*(s.open() for s in sockets), return_exceptions=True)
-    failed = [o for o in opened if isinstance(o, BaseException)]
+    failed = Counter(f"{type(o).__name__}: {o}"[:80] for o in opened if isinstance(o, BaseException))
     await asyncio.gather(*(asyncio.wait_for(s.hello.wait(), 15) for s in sockets), return_exceptions=True)
     print(f"{len(sockets)} sockets across {len(keys)} tenants on {len(ports)} daphne processes: open in "
-          f"{time.perf_counter() - started:.2f} s, {len(failed)} failed")  # fmt: skip
+          f"{time.perf_counter() - started:.2f} s, {failed.total()} failed, "
+          f"{sum(not s.hello.is_set() for s in sockets)} without their hello")  # fmt: skip
+    for reason, count in failed.most_common(3):
+        print(f"  {count} x {reason}")
 
     sent: dict[str, tuple[float, int]] = {}
     per_tenant = args.customers // 100
+    cpu_before = cpu_seconds(WEB_PIDS), cpu_seconds(WORKER_PIDS)
     elapsed = await asyncio.to_thread(send_load, keys, per_tenant, args.rate, args.seconds, sent)
     print(f"load: {len(sent):,} alerting events accepted in {elapsed:.1f} s = {len(sent) / elapsed:,.0f}/s")
 
@@ -337,6 +384,7 @@ async def run(args, keys, agents, ports, AccountEvent, AlertEvidence):  # noqa: 
             print(f"  gave up waiting for the worker after {args.drain_limit:.0f} s")
             break
         await asyncio.sleep(0.5)
+    cpu_web, cpu_worker = cpu_seconds(WEB_PIDS) - cpu_before[0], cpu_seconds(WORKER_PIDS) - cpu_before[1]
     # The last signals: until no socket has heard anything for 3 s (at most 60 s).
     quiet_since, heard, deadline = time.time(), sum(s.frames for s in sockets), time.time() + 60
     while time.time() - quiet_since < 3 and time.time() < deadline:
@@ -385,13 +433,19 @@ async def run(args, keys, agents, ports, AccountEvent, AlertEvidence):  # noqa: 
         print("  " + summary("202 -> on each socket of its queue", latencies))
         print("  " + summary("  of which 202 -> processed (the worker)", worker))
         print("  " + summary("  and processed -> on the socket (live)", after_commit))
+    if sent:
+        print(f"  CPU from the first event until the worker was done: web processes {cpu_web:.1f} s, worker "
+              f"{cpu_worker:.1f} s = {1000 * cpu_web / len(sent):.1f} + {1000 * cpu_worker / len(sent):.1f} ms "
+              f"per alerting event; at most {len(sent) / max(cpu_web + cpu_worker, 1e-9):.0f} events/s "
+              f"per fully used core, {os.cpu_count()} cores here")  # fmt: skip
     errors = sum(len(s.errors) for s in sockets)
     print(f"  never reached a screen: {never} pairs ({len(missed_alerts)} alerts, on {len(missing_sockets)} sockets); "
           f"reached by a refetch signal: {by_refetch}; socket reader errors: {errors}")  # fmt: skip
     frames = Counter(s.frames for s in sockets)
     per_socket = sorted(s.frames for s in sockets)
     print(f"  frames per socket: min {per_socket[0]}, median {per_socket[len(per_socket) // 2]}, "
-          f"max {per_socket[-1]} (over {elapsed:.0f} s); seq gaps {sum(s.gaps for s in sockets)}")  # fmt: skip
+          f"max {per_socket[-1]} (over {elapsed:.0f} s); seq gaps {sum(s.gaps for s in sockets)}; "
+          f"sockets closed by the server {sum(s.closed_by_server for s in sockets)}")  # fmt: skip
     del frames
 
     for n in range(args.storms):

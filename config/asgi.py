@@ -5,6 +5,12 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# Under ASGI every HTTP request runs its view on a thread of its own (asgiref's ThreadSensitiveContext),
+# so a persistent connection is never reused by the next request: each one stayed open, held by a dead
+# thread, until the garbage collector found it (40 per daphne process under bench/live.py's load, and
+# "too many clients" for everyone on the server). Closed at the end of each request instead, unless
+# the deployment says otherwise (a pooler such as PgBouncer in front makes the connections cheap).
+os.environ.setdefault("DATABASE_CONN_MAX_AGE", "0")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

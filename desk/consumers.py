@@ -35,8 +35,24 @@ def scope_groups_for(*, user) -> dict[str, int | None]:
     return groups
 
 
+def off_loop(func):
+    """`func` run in the event loop's thread pool, not on the process's one thread-sensitive thread:
+    in daphne that thread serves every HTTP view, and 200 handshakes at once queued there one by one
+    (past daphne's 5 s handshake timeout under load). Each call is self-contained (its own queries,
+    on the pool thread's own connection), so nothing needs the same thread twice."""
+    return database_sync_to_async(func, thread_sensitive=False)
+
+
 def _queue_ids(groups: dict[str, int | None]) -> list[int]:
     return sorted(pk for pk in groups.values() if pk is not None)
+
+
+def access_now(session_key: str | None, user_id: int) -> tuple[SessionState, dict[str, int | None]]:
+    """The session as stored now and the groups its user may hear (none once it may not)."""
+    state = session_state_now(session_key)
+    if state.user is None or state.user.pk != user_id:
+        return (state if state.ended else SessionState(user=None, ended=push.SIGNED_OUT)), {}
+    return state, scope_groups_for(user=state.user)
 
 
 class DeskConsumer(AsyncJsonWebsocketConsumer):
@@ -93,7 +109,7 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
         for an alert the user may see in one of this connection's queues; anything else is none."""
         target = None
         if isinstance(alert_id, int) and not isinstance(alert_id, bool) and self.scope_groups:
-            queue_id = await database_sync_to_async(live.presence_queue)(
+            queue_id = await off_loop(live.presence_queue)(
                 user=self.scope["user"], alert_id=alert_id, queue_ids=set(_queue_ids(self.scope_groups))
             )
             target = None if queue_id is None else (alert_id, queue_id)
@@ -106,7 +122,7 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
     async def _presence(self, target: tuple[int, int], *, viewing: bool) -> None:
         alert_id, queue_id = target
         try:
-            users = await database_sync_to_async(live.presence_set)(
+            users = await off_loop(live.presence_set)(
                 alert_id=alert_id, username=self.scope["user"].username, viewing=viewing
             )
             group = push.queue_group(queue_id)
@@ -157,12 +173,8 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
 
     # --- helpers ----------------------------------------------------------------------------------
 
-    @database_sync_to_async
-    def _access_now(self) -> tuple[SessionState, dict[str, int | None]]:
-        state = session_state_now(self.scope["session"].session_key)
-        if state.user is None or state.user.pk != self.scope["user"].pk:
-            return (state if state.ended else SessionState(user=None, ended=push.SIGNED_OUT)), {}
-        return state, scope_groups_for(user=state.user)
+    async def _access_now(self) -> tuple[SessionState, dict[str, int | None]]:
+        return await off_loop(access_now)(self.scope["session"].session_key, self.scope["user"].pk)
 
     async def _rescope(self, groups: dict[str, int | None]) -> None:
         left = self.scope_groups.keys() - groups.keys()

@@ -47,6 +47,7 @@ urlpatterns = [
     path("queues/<int:queue_id>/next/", views.queue_next, name="queue_next"),
     path("queues/<int:queue_id>/alerts/<int:alert_id>/claim/", views.queue_claim, name="queue_claim"),
     path("alerts/<int:alert_id>/", views.alert_detail, name="alert_detail"),
+    path("alerts/<int:alert_id>/actions/", views.alert_actions, name="alert_actions"),
     path("alerts/<int:alert_id>/acknowledge/", views.alert_acknowledge_view, name="alert_acknowledge"),
     path("alerts/<int:alert_id>/resolve/", views.alert_resolve_view, name="alert_resolve"),
     path("alerts/<int:alert_id>/dismiss/", views.alert_dismiss_view, name="alert_dismiss"),

@@ -175,8 +175,8 @@ def _history_row(record: AuditEvent) -> HistoryRow:
     return HistoryRow(record=record, what=what, changes=shown)
 
 
-def _alert_page(request, alert, *, status=200, failed_step="", errors=(), note=""):
-    """Render the alert page; after a refused step, with its message and the note given."""
+def _alert_actions_context(request, alert) -> dict:
+    """What the alert page's actions offer the user now (the page, and its live refresh)."""
     may_act = alert.tenant_id in alert_tenant_ids_for(user=request.user, perm=ALERT_CHANGE_PERM)
     allowed = ALERT_TRANSITIONS[alert.status] if may_act else frozenset()
     # Someone else's alert: no step is offered (the services would refuse it), only who holds it;
@@ -185,10 +185,41 @@ def _alert_page(request, alert, *, status=200, failed_step="", errors=(), note="
     if held_by is not None:
         allowed = frozenset()
     stepping_in = bool(allowed) and alert.assignee_id not in (None, request.user.pk)
+    open_case = case_open_for_alert(user=request.user, alert=alert) if may_act else None
+    return {
+        "alert": alert,
+        "may_act": may_act,
+        "held_by": held_by,
+        "stepping_in": stepping_in,
+        "open_case": open_case,
+        "can_acknowledge": AlertStatus.ACKNOWLEDGED in allowed,
+        "can_resolve": AlertStatus.RESOLVED in allowed,
+        "can_dismiss": AlertStatus.DISMISSED in allowed,
+        # Changes whenever what the actions offer changes: the page replaces them only then (a note
+        # being typed survives a signal that changed nothing here).
+        "actions_state": "/".join(
+            str(part)
+            for part in (
+                alert.status,
+                alert.assignee_id or "",
+                held_by.pk if held_by else "",
+                int(may_act),
+                open_case.pk if open_case else "",
+                "".join(
+                    str(int(s in allowed))
+                    for s in (AlertStatus.ACKNOWLEDGED, AlertStatus.RESOLVED, AlertStatus.DISMISSED)
+                ),
+            )
+        ),
+    }
+
+
+def _alert_page(request, alert, *, status=200, failed_step="", errors=(), note=""):
+    """Render the alert page; after a refused step, with its message and the note given."""
+    actions = _alert_actions_context(request, alert)
     evidence, evidence_total = alert_evidence_for(alert=alert, limit=EVIDENCE_SHOWN)
     related = alert_related_for(user=request.user, alert=alert)
     history = audit_changes_of(obj=alert, limit=HISTORY_SHOWN)
-    open_case = case_open_for_alert(user=request.user, alert=alert) if may_act else None
     audit_shown(request).object(alert)
     if related:
         audit_shown(request).objects(related)
@@ -204,13 +235,7 @@ def _alert_page(request, alert, *, status=200, failed_step="", errors=(), note="
         "evidence_hidden": evidence_total - len(evidence),
         "related": related,
         "history": [_history_row(r) for r in history],
-        "may_act": may_act,
-        "held_by": held_by,
-        "stepping_in": stepping_in,
-        "open_case": open_case,
-        "can_acknowledge": AlertStatus.ACKNOWLEDGED in allowed,
-        "can_resolve": AlertStatus.RESOLVED in allowed,
-        "can_dismiss": AlertStatus.DISMISSED in allowed,
+        **actions,
         "failed_step": failed_step,
         "step_errors": list(errors),
         "note": note,
@@ -225,6 +250,17 @@ def alert_detail(request, alert_id: int):
         user=request.user, alert_id=alert_id, with_evidence=False, annotations=case_open_annotation(user=request.user)
     )
     return _alert_page(request, alert)
+
+
+@require_GET
+@shows_data
+def alert_actions(request, alert_id: int):
+    """The alert page's status, assignee and actions alone, as the user may take them now: what the
+    page refetches when a live signal says the alert changed (claimed, released, worked by someone
+    else). The same access function as the page: 404 for an alert the user cannot see."""
+    alert = alert_get_for(user=request.user, alert_id=alert_id, with_evidence=False)
+    audit_shown(request).object(alert)
+    return render(request, "desk/alert_actions_fragment.html", _alert_actions_context(request, alert))
 
 
 STEPS = {
