@@ -62,6 +62,7 @@ def _when_configured(view):
         return view(request, *args, **kwargs)
 
     guarded.csrf_exempt = True  # anymail checks the basic auth instead
+    guarded.__name__ = guarded.__qualname__ = "email_tracking_webhook"  # one name for every provider's
     return mfa_not_required(login_not_required(guarded))
 
 

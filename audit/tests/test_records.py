@@ -45,7 +45,7 @@ NO_DATA_VIEWS = {
     # Verification and account actions: ids, states and the masked address on file; the services
     # record each request, check and approval (desk.verification, desk.action_services).
     "desk.apis.CaseVerificationApi", "desk.apis.CaseVerificationCheckApi", "desk.apis.CaseActionApi",
-    "desk.apis.CaseActionApproveApi", "desk.apis.CaseKnowledgeApi",
+    "desk.apis.CaseActionApproveApi", "desk.apis.CaseActionReleaseApi", "desk.apis.CaseKnowledgeApi",
     # The one answer with a clear value: desk.services.case_reveal records it (a reveal, with its
     # reason) in the transaction that returns it.
     "desk.apis.CaseRevealApi",
@@ -54,6 +54,8 @@ NO_DATA_VIEWS = {
     # A provider's status callback (machine-to-machine, answers nothing); a delivery test fired (the
     # service records it; the answer is a redirect).
     "alerts.notifications.views.twilio_status", "alerts.notifications.views.drill_run",
+    # Delivery receipts (machine-to-machine, signed or basic-auth; they answer nothing).
+    "alerts.notifications.views.push_receipt", "alerts.notifications.receipts.email_tracking_webhook",
     "desk.case_views.action_webhook_test",
 }  # fmt: skip
 
