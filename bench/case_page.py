@@ -178,9 +178,10 @@ def cases_generate(total: int, long_entries: int, tenants: int) -> None:
                 FROM desk_case k WHERE {new} AND k.id %% 2 = 0""",
             "account actions": """
                 INSERT INTO desk_accountaction (uuid, tenant_id, case_id, customer_id, action, params, state,
-                    requested_by_id, requested_at, verification_method, needs, approval_reason, attempts, error,
-                    sent_at, confirmed_at, updated_at)
-                SELECT gen_random_uuid(), k.tenant_id, k.id, k.customer_id, 'lock', '{{}}', 'confirmed', %(agent)s,
+                    requested_by_id, requested_via, requested_at, verification_method, needs, approval_reason,
+                    attempts, error, sent_at, confirmed_at, updated_at)
+                SELECT gen_random_uuid(), k.tenant_id, k.id, k.customer_id, 'lock', '{{}}', 'confirmed',
+                       %(agent)s, 'agent',
                        k.opened_at + interval '7 minutes', 'otp_sms', '', '', 1, '',
                        k.opened_at + interval '7 minutes', k.opened_at + interval '8 minutes',
                        k.opened_at + interval '8 minutes'
@@ -276,10 +277,10 @@ def _long_history(cursor, *, tenant, agent, entries: int) -> None:
             FROM generate_series(1, %(note)s) g""",
         "account actions (not on the timeline)": """
             INSERT INTO desk_accountaction (uuid, tenant_id, case_id, customer_id, action, params, state,
-                requested_by_id, requested_at, verification_method, needs, approval_reason, attempts, error,
-                updated_at)
+                requested_by_id, requested_via, requested_at, verification_method, needs, approval_reason,
+                attempts, error, updated_at)
             SELECT gen_random_uuid(), %(tenant)s, %(case)s, %(customer)s, 'revoke_sessions', '{{}}', 'failed',
-                   %(agent)s, {t}, 'otp_sms', '', '', 5, 'http_500', {t}
+                   %(agent)s, 'agent', {t}, 'otp_sms', '', '', 5, 'http_500', {t}
             FROM generate_series(1, %(reveal)s) g""",
         "views": f"""
             INSERT INTO audit_auditevent (occurred_at, tenant_id, actor_id, actor_label, actor_role, action, origin,
