@@ -110,5 +110,5 @@ def delivery_drill_results(*, drill: DeliveryDrill) -> list[dict]:
     return [
         {"channel": n.channel, "state": n.state, "handed_ms": after(n.sent_at), "delivered_ms": after(n.delivered_at),
          "error": n.error}
-        for n in drill.notifications.all()
+        for n in drill.notifications.order_by("pk")  # planned in the tenant's channel order
     ]  # fmt: skip
