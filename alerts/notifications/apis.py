@@ -11,11 +11,19 @@ from alerts.notifications.selectors import notification_list_for_alert
 from alerts.selectors import alert_get_for
 from audit.decorators import audit_shown, shows_data
 
+# The published states (contracts/staff-api.md); a bounce is a failure to deliver, told as one.
+CONTRACT_STATES = [State.QUEUED, State.SENT, State.DELIVERED, State.FAILED, State.SKIPPED]
+
+
+class ContractStateField(serializers.ChoiceField):
+    def to_representation(self, value):
+        return State.FAILED.value if value == State.BOUNCED else super().to_representation(value)
+
 
 class NotificationSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     channel = serializers.ChoiceField(choices=Channel.choices)
-    state = serializers.ChoiceField(choices=State.choices)
+    state = ContractStateField(choices=[(s.value, s.label) for s in CONTRACT_STATES])
     purpose = serializers.ChoiceField(choices=Purpose.choices)
     created_at = serializers.DateTimeField()
     sent_at = serializers.DateTimeField(allow_null=True)

@@ -48,6 +48,14 @@ class TestAlertNotificationsApi:
         assert "jane" not in text and "+1415" not in text and "Was this you" not in text
         assert AuditEvent.objects.filter(actor=agent, action=Action.VIEW, target_id=str(alert_a.pk)).exists()
 
+    def test_a_bounce_is_told_as_failed_the_contracts_word(self, otp_client, alert_a):
+        from alerts.models import Notification
+        from alerts.notifications.models import State
+
+        Notification.objects.filter(alert=alert_a, channel="email").update(state=State.BOUNCED)
+        states = {n["channel"]: n["state"] for n in otp_client.get(url(alert_a.pk)).json()}
+        assert states == {"sms": "delivered", "email": "failed", "voice": "delivered"}
+
     def test_another_tenants_alert_is_404(self, otp_client, alert_a, alert_b):
         assert otp_client.get(url(alert_b.pk)).status_code == 404
         assert otp_client.get(url(10**6)).status_code == 404
