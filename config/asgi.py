@@ -8,8 +8,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # Under ASGI every HTTP request runs its view on a thread of its own (asgiref's ThreadSensitiveContext),
 # so a persistent connection is never reused by the next request: each one stayed open, held by a dead
 # thread, until the garbage collector found it (40 per daphne process under bench/live.py's load, and
-# "too many clients" for everyone on the server). Closed at the end of each request instead, unless
-# the deployment says otherwise (a pooler such as PgBouncer in front makes the connections cheap).
+# "too many clients" for everyone on the server). So on PostgreSQL the process keeps a pool (see
+# DATABASE_POOL_MAX in config.settings) and each request borrows a connection and hands it back;
+# DATABASE_POOL_MAX=0 turns it off (a pooler such as PgBouncer in front), and then each request's
+# connection is closed at its end.
+os.environ.setdefault("DATABASE_POOL_MAX", "10")
 os.environ.setdefault("DATABASE_CONN_MAX_AGE", "0")
 django_asgi_app = get_asgi_application()
 

@@ -125,6 +125,19 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# A pool of connections per process (psycopg_pool, through Django) when DATABASE_POOL_MAX is set:
+# config.asgi sets it, because under ASGI each request runs on a thread of its own and a persistent
+# connection could not be reused; without a pool, each request would open (and PostgreSQL fork) a
+# connection of its own. The pool hands connections back at the end of each request.
+DATABASE_POOL_MAX = env_int("DATABASE_POOL_MAX", 0)
+if DATABASE_POOL_MAX and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections; Django must not
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DATABASE_POOL_MAX,
+        # A request waits at most this long for a free connection, then fails (a 500), not hangs.
+        "timeout": env_int("DATABASE_POOL_TIMEOUT_SECONDS", 10),
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Writers wait for each other instead of failing at once with "database is locked": a
     # transaction takes the write lock when it begins (IMMEDIATE), so two that read then write
