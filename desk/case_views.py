@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.forms import form_errors_add
 from accounts.selectors import bpo_admin_has_perm, tenant_ids_with_perm, user_has_tenant_perm
 from alerts.models import AlertType
 from alerts.notifications.models import Purpose
@@ -34,10 +35,12 @@ from desk.action_services import (
     action_approve,
     action_release_now,
     action_request,
+    action_settings_knowledge_set,
     tenant_webhook_test,
 )
 from desk.actions import ACTIONS
 from desk.models import (
+    ACTION_PENDING_STATES,
     ActionState,
     CaseOpenedVia,
     CaseOutcome,
@@ -76,6 +79,7 @@ from desk.selectors import (
     concern_get_for,
     concern_list_for,
     customer_fields_clear,
+    knowledge_step_choices,
     playbook_checklist,
 )
 from desk.services import (
@@ -243,9 +247,11 @@ _NOTICE_STEPS = {
     "action_hold_overridden": "sent before the end of the hold",
     "action_put_on_hold": "on hold: the customer answered “No” to the notice",
     "action_disowned_too_late": "the customer answered “No” to the notice, after it was sent",
+    "action_disowned_cancelled": "the customer answered “No” to the notice; it had been cancelled, never sent",
+    "action_cancelled": "cancelled, never sent",
 }
 # Steps taken on the customer's word rather than by staff.
-_CUSTOMER_STEPS = {"action_put_on_hold", "action_disowned_too_late"}
+_CUSTOMER_STEPS = {"action_put_on_hold", "action_disowned_too_late", "action_disowned_cancelled"}
 
 
 def _action_title(event: str, meta: dict, changes: dict) -> tuple[str, str]:
@@ -405,6 +411,8 @@ def _case_page(request, case, *, status=200, failed_step="", errors=(), forms_bo
         "verifications": case_verifications(case=case),
         "knowledge_questions": knowledge_questions_for(tenant_id=case.tenant_id) if may_act else [],
         "actions": actions,
+        # What resolving would cancel (desk.action_services.actions_cancel_for_resolved_case).
+        "actions_pending": [a for a in actions if a.state in ACTION_PENDING_STATES],
         "action_kinds": ACTIONS,
         "verification_form": bound.get("verification") or VerificationForm(),
         "code_form": bound.get("verification_check") or CodeForm(),
@@ -849,19 +857,51 @@ def _webhook_tenant(request):
     return _current_tenant_with(request, WEBHOOK_TEST_PERM)
 
 
-@require_GET
+class KnowledgePolicyForm(forms.Form):
+    allows = forms.MultipleChoiceField(
+        choices=knowledge_step_choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Knowledge questions alone allow",
+        help_text="Never a high-risk action: those always need a one-time code, number matching or a callback.",
+    )
+
+
+def _action_settings_page(request, tenant, *, knowledge_form=None, status=200):
+    settings = action_settings_for(tenant_id=tenant.pk) if tenant else None
+    if tenant and knowledge_form is None:
+        knowledge_form = KnowledgePolicyForm(initial={"allows": list(settings.knowledge_allows or [])})
+    audit_shown(request).page("desk.actionsettings", tenant=tenant)
+    context = {"tenant": tenant, "settings": settings, "kinds": ACTIONS.values(), "knowledge_form": knowledge_form}
+    response = render(request, "desk/actionsettings_detail.html", context, status=status)
+    if status != 200:  # shows_data records successful answers; this page was shown all the same
+        audit_shown(request).record(request)
+    return response
+
+
+@require_http_methods(["GET", "POST"])
 @shows_data
 def action_webhook(request):
     """Where the client's account actions go (the URL; the secret only as "set"), the cooling-off
-    window, and "Send a test"."""
-    if request.tenant or not bpo_admin_has_perm(user=request.user, perm=WEBHOOK_TEST_PERM):
+    window, "Send a test", and what knowledge questions alone may unlock: a POST sets that
+    (action_settings_knowledge_set: low-risk kinds and reveal, audited); bad input shows the page
+    again (400) and changes nothing."""
+    if request.method == "POST" or request.tenant or not bpo_admin_has_perm(user=request.user, perm=WEBHOOK_TEST_PERM):
         tenant = _webhook_tenant(request)
     else:  # a BPO admin before any client tenant exists
         tenant = None
-    settings = action_settings_for(tenant_id=tenant.pk) if tenant else None
-    audit_shown(request).page("desk.actionsettings", tenant=tenant)
-    context = {"tenant": tenant, "settings": settings, "kinds": ACTIONS.values()}
-    return render(request, "desk/actionsettings_detail.html", context)
+    if request.method == "GET":
+        return _action_settings_page(request, tenant)
+    form = KnowledgePolicyForm(request.POST)
+    if form.is_valid():
+        try:
+            action_settings_knowledge_set(tenant=tenant, allows=form.cleaned_data["allows"], actor=request.user)
+        except ValidationError as error:
+            form_errors_add(form, error)
+        else:
+            messages.success(request, "Saved: what knowledge questions alone allow.")
+            return redirect("desk:action_webhook")
+    return _action_settings_page(request, tenant, knowledge_form=form, status=400)
 
 
 _TEST_HINT_OTHER = "The client's endpoint could not be reached, or failed: check it with them."

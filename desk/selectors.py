@@ -598,6 +598,14 @@ def case_strength(case: Case, *, now: datetime | None = None) -> str | None:
 
 
 KNOWLEDGE_STEPS = ("reveal",)  # steps besides the low-risk action kinds a tenant may allow on knowledge alone
+_KNOWLEDGE_STEP_LABELS = {"reveal": "Reveal a contact on file, with a reason"}
+
+
+def knowledge_step_choices() -> list[tuple[str, str]]:
+    """What a tenant may let knowledge questions alone unlock, as (key, label): the low-risk action
+    kinds (desk.actions, in registry order), then KNOWLEDGE_STEPS. Never a high-risk kind."""
+    kinds = [(key, kind.label) for key, kind in ACTIONS.items() if not kind.high_risk]
+    return kinds + [(step, _KNOWLEDGE_STEP_LABELS[step]) for step in KNOWLEDGE_STEPS]
 
 
 def knowledge_allows(case: Case, step: str) -> bool:
