@@ -20,6 +20,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.html import escape, format_html
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.forms import form_errors_add
@@ -197,6 +199,66 @@ class TimelineRow:
     detail: str = ""
     quote: str = ""
     link: str = ""
+
+    def html(self) -> str:
+        """The row's <li>, escaped: built here rather than in the template, where its tags and date
+        filters cost a page of 25 rows several milliseconds (bench/case_page.py). The same markup."""
+        local = timezone.localtime(self.at)
+        title = format_html('<a href="{}">{}</a>', self.link, self.title) if self.link else escape(self.title)
+        lines = [
+            format_html('<li class="timeline-item kind-{}">', self.kind.lower()),
+            format_html('<time datetime="{}">{}</time>', local.isoformat(), local.strftime("%Y-%m-%d %H:%M:%S")),
+            format_html('<span class="badge kind-badge">{}</span>', self.kind),
+            format_html('<span class="timeline-title">{}</span>', title),
+        ]
+        if self.who:
+            lines.append(format_html('<span class="muted small">· {}</span>', self.who))
+        if self.detail:
+            lines.append(format_html('<span class="muted small">· {}</span>', self.detail))
+        if self.quote:
+            lines.append(format_html('<blockquote class="note">{}</blockquote>', self.quote))
+        return mark_safe("\n".join([*lines, "</li>"]))  # noqa: S308 (every part escaped above)
+
+
+def _alert_rows_html(alerts) -> list[str]:
+    """The case's alerts as <li> rows (the same markup as a template loop, without its cost)."""
+    url = reverse("desk:alert_detail", args=[0])[: -len("0/")]
+    return [
+        format_html(
+            '<li><a href="{}{}/">{} #{}</a>\n<span class="badge severity-{}">{}</span>\n'
+            '<span class="muted small">{} · {}</span>\n<span class="small">{}</span></li>',
+            url,
+            alert.pk,
+            alert.get_type_display(),
+            alert.pk,
+            alert.severity,
+            alert.get_severity_display(),
+            alert.get_status_display(),
+            timezone.localtime(alert.first_seen_at).strftime("%Y-%m-%d %H:%M"),
+            alert.reason,
+        )
+        for alert in alerts
+    ]
+
+
+def _verification_rows_html(verifications) -> list[str]:
+    """The case's latest verification attempts as <li> rows (as _alert_rows_html)."""
+    rows = []
+    for v in verifications:
+        to = format_html(" to {}", v.recipient_masked) if v.recipient_masked else ""
+        wrong = format_html(" · {} wrong", v.attempts) if v.attempts else ""
+        rows.append(
+            format_html(
+                "<li>{}{} · {}{} · {}, {}</li>",
+                v.get_method_display(),
+                to,
+                v.get_state_display(),
+                wrong,
+                v.requested_by.username,
+                timezone.localtime(v.created_at).strftime("%H:%M"),
+            )
+        )
+    return rows
 
 
 _KIND_LABELS = {
@@ -408,7 +470,7 @@ def _case_page(request, case, *, status=200, failed_step="", errors=(), forms_bo
         "verified": case_is_verified(case, now=now),
         "verification": case_verification(case, now=now),
         "verification_label": method_label(case.verification_method) if case.verification_method else "",
-        "verifications": case_verifications(case=case),
+        "verifications": _verification_rows_html(case_verifications(case=case)),
         "knowledge_questions": knowledge_questions_for(tenant_id=case.tenant_id) if may_act else [],
         "actions": actions,
         # What resolving would cancel (desk.action_services.actions_cancel_for_resolved_case).
@@ -421,12 +483,12 @@ def _case_page(request, case, *, status=200, failed_step="", errors=(), forms_bo
         "may_act": may_act and case.status != CaseStatus.RESOLVED,
         "may_note": may_act,
         "may_supervise": may_supervise,
-        "alerts": alerts,
+        "alerts": _alert_rows_html(alerts),
         "alerts_hidden": alerts_total - len(alerts),
         "checklists": checklists,
         "check_url": reverse("desk:case_check", args=[case.pk]),  # once, not for each step
         "approve_url": reverse("desk:case_action_approve", args=[case.pk]),
-        "timeline": [_timeline_row(item) for item in items],
+        "timeline": [_timeline_row(item).html() for item in items],
         "older_url": f"{base}?{urlencode({'cursor': position.encode()})}#timeline" if position else "",
         "newest_url": f"{base}#timeline" if before is not None else "",
         "shared_with": case_shared_with(case=case) if may_supervise else [],
