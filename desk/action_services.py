@@ -49,6 +49,7 @@ from audit.models import Action
 from audit.services import audit_record
 from desk.actions import ACTIONS, CONTACT, CREDENTIAL
 from desk.models import (
+    ACTION_PENDING_STATES,
     OPEN_CASE_STATUSES,
     AccountAction,
     ActionRequestedVia,
@@ -59,11 +60,11 @@ from desk.models import (
 )
 from desk.selectors import (
     CASE_SUPERVISE_PERM,
-    KNOWLEDGE_STEPS,
     action_settings_for,
     case_is_verified,
     case_strength,
     knowledge_allows,
+    knowledge_step_choices,
 )
 from desk.services import _case_announce, _case_record, concern_raise_by_desk
 from desk.verification import method_strength
@@ -343,8 +344,11 @@ def action_hold_for_customer_answer(*, reference, notification_id: int, via: str
     if held:
         locked.state, locked.updated_at = ActionState.ON_HOLD, timezone.now()
         locked.save(update_fields=["state", "updated_at"])
+    event = "action_put_on_hold" if held else "action_disowned_too_late"
+    if before == ActionState.CANCELLED:  # never sent: nothing to hold back, but still the customer's word
+        event = "action_disowned_cancelled"
     _case_record(
-        case, actor=None, event="action_put_on_hold" if held else "action_disowned_too_late",
+        case, actor=None, event=event,
         changes=audit_diff({"state": before}, {"state": locked.state}) if held else {},
         account_action=str(locked.uuid), action_kind=locked.action, notification=notification_id, via=via,
     )  # fmt: skip
@@ -352,10 +356,43 @@ def action_hold_for_customer_answer(*, reference, notification_id: int, via: str
     note = f"the customer answered “No, it wasn't me” to the notice of “{label}”" + (
         ": it is on hold." if held else f", which was {locked.get_state_display().lower()} already."
     )
+    if before == ActionState.CANCELLED:
+        note = f"the customer answered “No, it wasn't me” to the notice of “{label}”"
+        note += ", cancelled when the case was resolved."
     concern_raise_by_desk(case=case, note=note, trigger="customer_disowned_action", once=False,
                           account_action=str(locked.uuid))  # fmt: skip
     _case_announce(case)
     return locked
+
+
+# --- a case resolved with actions still pending ------------------------------------------------------
+
+
+def actions_cancel_for_resolved_case(*, case: Case, actor: User | None, now: datetime) -> list[AccountAction]:
+    """Cancel the case's actions that have not gone out (ACTION_PENDING_STATES: waiting for a
+    supervisor's approval, for the hold after the customer was told, or on hold after their "No"),
+    each recorded on the case with the reason. Called by desk.services.case_close in its transaction,
+    the case locked: once resolved nobody watches the case, no one may approve or release on it
+    (action_request, action_approve refuse), and an on-hold action has no other way out, so a pending
+    action goes nowhere rather than reaching the client's systems later. A requested or sent one is
+    on its way already (the agent locked the account, then resolved): it still goes. The release task
+    and the beat relay pick waiting actions only, so a cancelled one is never sent."""
+    pending = list(
+        AccountAction.objects.select_for_update()
+        .filter(case_id=case.pk, state__in=ACTION_PENDING_STATES)
+        .order_by("requested_at", "pk")
+    )
+    reason = "The case was resolved before it went out."
+    for account_action in pending:
+        before = account_action.state
+        account_action.state, account_action.updated_at = ActionState.CANCELLED, now
+        account_action.save(update_fields=["state", "updated_at"])
+        _case_record(
+            case, actor=actor, event="action_cancelled", reason=reason,
+            changes=audit_diff({"state": before}, {"state": ActionState.CANCELLED}),
+            account_action=str(account_action.uuid), action_kind=account_action.action,
+        )  # fmt: skip
+    return pending
 
 
 # --- what a customer's "No, it wasn't me" asks for ----------------------------------------------------
@@ -524,14 +561,17 @@ def action_settings_update(
 def action_settings_knowledge_set(*, tenant: Tenant, allows: list[str], actor: User | None = None) -> ActionSettings:
     """Set which steps knowledge questions alone may unlock for the tenant's callers: low-risk action
     kinds and "reveal". A high-risk kind, or anything unknown, is refused (ValidationError)."""
-    allowed = [k for k, kind in ACTIONS.items() if not kind.high_risk] + list(KNOWLEDGE_STEPS)  # in that order
+    allowed = [key for key, _ in knowledge_step_choices()]
     if not isinstance(allows, list | tuple) or any(step not in allowed for step in allows):
         raise ValidationError(
             {"knowledge_allows": f"Knowledge questions may unlock only low-risk steps: {', '.join(allowed)}."}
         )
     settings, _ = ActionSettings.objects.select_for_update().get_or_create(tenant=tenant)
     before = list(settings.knowledge_allows or [])
-    settings.knowledge_allows, settings.updated_at = sorted(set(allows)), timezone.now()
+    after = sorted(set(allows))
+    if after == sorted(set(before)):  # the same policy again: nothing changed, nothing to record
+        return settings
+    settings.knowledge_allows, settings.updated_at = after, timezone.now()
     settings.save(update_fields=["knowledge_allows", "updated_at"])
     audit_record(
         action=Action.UPDATE, actor=actor, tenant=tenant, target=tenant,

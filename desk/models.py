@@ -409,6 +409,14 @@ class ActionState(models.TextChoices):
     SENT = "sent", "Sent to the client"
     CONFIRMED = "confirmed", "Confirmed by the client"
     FAILED = "failed", "Failed"
+    # It had not gone out (waiting for approval, for the hold, or on hold) when its case was
+    # resolved: final, never sent (desk.action_services.actions_cancel_for_resolved_case).
+    CANCELLED = "cancelled", "Cancelled: the case was resolved before it went out"
+
+
+# Not gone out yet and not on its way: what resolving the case cancels. A requested or sent action
+# is on its way to the client (the agent locked the account, then resolved): it still goes.
+ACTION_PENDING_STATES = (ActionState.PENDING_APPROVAL, ActionState.WAITING, ActionState.ON_HOLD)
 
 
 class ActionRequestedVia(models.TextChoices):
@@ -451,7 +459,16 @@ class AccountAction(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(
-                    state__in=["pending_approval", "waiting", "on_hold", "requested", "sent", "confirmed", "failed"]
+                    state__in=[
+                        "pending_approval",
+                        "waiting",
+                        "on_hold",
+                        "requested",
+                        "sent",
+                        "confirmed",
+                        "failed",
+                        "cancelled",
+                    ]
                 ),
                 name="account_action_state_valid",
             ),

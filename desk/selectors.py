@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.db.models import (
     BooleanField,
     Count,
@@ -598,6 +599,14 @@ def case_strength(case: Case, *, now: datetime | None = None) -> str | None:
 
 
 KNOWLEDGE_STEPS = ("reveal",)  # steps besides the low-risk action kinds a tenant may allow on knowledge alone
+_KNOWLEDGE_STEP_LABELS = {"reveal": "Reveal a contact on file, with a reason"}
+
+
+def knowledge_step_choices() -> list[tuple[str, str]]:
+    """What a tenant may let knowledge questions alone unlock, as (key, label): the low-risk action
+    kinds (desk.actions, in registry order), then KNOWLEDGE_STEPS. Never a high-risk kind."""
+    kinds = [(key, kind.label) for key, kind in ACTIONS.items() if not kind.high_risk]
+    return kinds + [(step, _KNOWLEDGE_STEP_LABELS[step]) for step in KNOWLEDGE_STEPS]
 
 
 def knowledge_allows(case: Case, step: str) -> bool:
@@ -876,37 +885,50 @@ class TimelinePosition:
         return Q(**{f"{field}__lt": self.at})
 
 
-def _timeline_sources(case: Case, summary: CaseAlertSummary | None = None) -> list[tuple[str, QuerySet, str]]:
-    """(kind, rows, time field) of each source of the case's timeline."""
+def _timeline_since(case: Case, summary: CaseAlertSummary | None) -> datetime:
+    """Where the case's account events start: a day before its first alert (or its opening)."""
     if summary is None:
         summary = CaseAlertSummary(
             0, frozenset(), Alert.objects.filter(cases=case).aggregate(at=Min("first_seen_at"))["at"]
         )
     first_alert = summary.first_seen_at or case.opened_at
-    since = min(first_alert, case.opened_at) - TIMELINE_EVENTS_BEFORE
-    changes = AuditEvent.objects.filter(
-        target_type="desk.case", target_id=str(case.pk), action__in=[Action.CREATE, Action.UPDATE]
-    ).only("id", "occurred_at", "action", "actor_label", "changes", "reason", "metadata")
-    return [
-        ("event", AccountEvent.objects.filter(customer_id=case.customer_id, occurred_at__gte=since), "occurred_at"),
-        # Through CaseAlert's own (case, alert_seen_at, id) index; the items are the alerts.
-        ("alert", CaseAlert.objects.filter(case=case).select_related("alert").only(
+    return min(first_alert, case.opened_at) - TIMELINE_EVENTS_BEFORE
+
+
+# The time field of each source, by kind.
+_TIMELINE_FIELDS = {
+    "event": "occurred_at", "alert": "alert_seen_at", "change": "occurred_at", "note": "created_at",
+    "reveal": "created_at", "check": "checked_at", "concern": "created_at", "notification": "created_at",
+}  # fmt: skip
+
+
+def _timeline_rows(case: Case, kind: str, since: datetime) -> QuerySet:
+    """The rows of source `kind` of the case's timeline, with what a line shows."""
+    if kind == "event":
+        return AccountEvent.objects.filter(customer_id=case.customer_id, occurred_at__gte=since)
+    if kind == "alert":  # through CaseAlert's own (case, alert_seen_at, id) index; the items are the alerts
+        return CaseAlert.objects.filter(case=case).select_related("alert").only(
             "id", "alert_seen_at", "alert", *(f"alert__{f}" for f in (
-                "id", "type", "severity", "status", "reason", "first_seen_at", "rule"))), "alert_seen_at"),
-        ("change", changes, "occurred_at"),
-        # Of the staff, the username is all a line shows.
-        ("note", CaseNote.objects.filter(case=case).select_related("author").only(
-            "id", "case_id", "body", "created_at", "author__username"), "created_at"),
-        ("reveal", CaseReveal.objects.filter(case=case).select_related("actor").only(
-            "id", "case_id", "field", "reason_code", "reason_text", "created_at", "expires_at", "actor__username"),
-            "created_at"),
-        ("check", PlaybookCheck.objects.filter(case=case).select_related("checked_by").only(
-            "id", "case_id", "alert_type", "step_key", "step_text", "checked_at", "checked_by__username"),
-            "checked_at"),
-        ("concern", SecurityConcern.objects.filter(case=case).select_related("raised_by").only(
-            "id", "case_id", "kind", "note", "status", "created_at", "raised_by__username"), "created_at"),
-        ("notification", _case_notifications(case), "created_at"),
-    ]  # fmt: skip
+                "id", "type", "severity", "status", "reason", "first_seen_at", "rule")))  # fmt: skip
+    if kind == "change":
+        return AuditEvent.objects.filter(
+            target_type="desk.case", target_id=str(case.pk), action__in=[Action.CREATE, Action.UPDATE]
+        ).only("id", "occurred_at", "action", "actor_label", "changes", "reason", "metadata")
+    # Of the staff, the username is all a line shows.
+    if kind == "note":
+        return CaseNote.objects.filter(case=case).select_related("author").only(
+            "id", "case_id", "body", "created_at", "author__username")  # fmt: skip
+    if kind == "reveal":
+        return CaseReveal.objects.filter(case=case).select_related("actor").only(
+            "id", "case_id", "field", "reason_code", "reason_text", "created_at", "expires_at",
+            "actor__username")  # fmt: skip
+    if kind == "check":
+        return PlaybookCheck.objects.filter(case=case).select_related("checked_by").only(
+            "id", "case_id", "alert_type", "step_key", "step_text", "checked_at", "checked_by__username")  # fmt: skip
+    if kind == "concern":
+        return SecurityConcern.objects.filter(case=case).select_related("raised_by").only(
+            "id", "case_id", "kind", "note", "status", "created_at", "raised_by__username")  # fmt: skip
+    return _case_notifications(case)
 
 
 def _case_notifications(case: Case) -> QuerySet[Notification]:
@@ -919,6 +941,73 @@ def _case_notifications(case: Case) -> QuerySet[Notification]:
     ).only("id", "alert_id", "channel", "purpose", "state", "recipient_masked", "created_at", "sent_at", "error")
 
 
+def _column(model, field: str) -> str:
+    return connection.ops.quote_name(model._meta.get_field(field).column)
+
+
+@functools.cache
+def _timeline_keys_sql(position_rank: int | None) -> str:
+    """The statement that picks a timeline page: for each source, the keys (rank, time, id) of at
+    most a page of rows after the position (the same filters as _timeline_rows, by the same
+    indexes), merged and cut to the page. Its shape depends only on the position's rank: built
+    once per rank, so a request pays no SQL compilation for it. Parameters: _timeline_keys_params."""
+    table = {
+        "event": AccountEvent, "alert": CaseAlert, "change": AuditEvent, "note": CaseNote, "reveal": CaseReveal,
+        "check": PlaybookCheck, "concern": SecurityConcern, "notification": Notification,
+    }  # fmt: skip
+    q, case_id = connection.ops.quote_name, _column(CaseNote, "case")
+    where = {
+        "event": f"{_column(AccountEvent, 'customer')} = %s AND {_column(AccountEvent, 'occurred_at')} >= %s",
+        "alert": f"{_column(CaseAlert, 'case')} = %s",
+        "change": f"{_column(AuditEvent, 'target_type')} = %s AND {_column(AuditEvent, 'target_id')} = %s "
+        f"AND {_column(AuditEvent, 'action')} IN (%s, %s)",
+        "note": f"{case_id} = %s",
+        "reveal": f"{_column(CaseReveal, 'case')} = %s",
+        "check": f"{_column(PlaybookCheck, 'case')} = %s",
+        "concern": f"{_column(SecurityConcern, 'case')} = %s",
+        "notification": f"{_column(Notification, 'customer')} = %s AND ({_column(Notification, 'alert')} IN "  # noqa: S608
+        f"(SELECT {_column(CaseAlert, 'alert')} FROM {q(CaseAlert._meta.db_table)} "
+        f"WHERE {_column(CaseAlert, 'case')} = %s) OR {q(Notification._meta.pk.column)} IN "
+        f"(SELECT {_column(Verification, 'notification')} FROM {q(Verification._meta.db_table)} "
+        f"WHERE {_column(Verification, 'case')} = %s AND {_column(Verification, 'notification')} IS NOT NULL))",
+    }  # names from the models' _meta, quoted; every value is a parameter
+    branches = []
+    for rank, kind in enumerate(TIMELINE_KINDS):
+        model = table[kind]
+        at, pk = _column(model, _TIMELINE_FIELDS[kind]), q(model._meta.pk.column)
+        condition = where[kind]
+        if position_rank is not None:  # as TimelinePosition.before_q
+            if rank < position_rank:
+                condition += f" AND {at} <= %s"
+            elif rank == position_rank:
+                condition += f" AND ({at} < %s OR ({at} = %s AND {pk} < %s))"
+            else:
+                condition += f" AND {at} < %s"
+        branches.append(
+            f"SELECT * FROM (SELECT {rank} AS r, {at} AS at, {pk} AS id FROM {q(model._meta.db_table)} "  # noqa: S608
+            f"WHERE {condition} ORDER BY {at} DESC, {pk} DESC LIMIT %s) AS b{rank}"
+        )
+    union = " UNION ALL ".join(branches)
+    return f"SELECT r, id FROM ({union}) AS u ORDER BY at DESC, r DESC, id DESC LIMIT %s"  # noqa: S608
+
+
+def _timeline_keys_params(case: Case, since: datetime, before: "TimelinePosition | None", limit: int) -> list:
+    adapt = connection.ops.adapt_datetimefield_value
+    where = {
+        "event": [case.customer_id, adapt(since)],
+        "change": ["desk.case", str(case.pk), Action.CREATE, Action.UPDATE],
+        "notification": [case.customer_id, case.pk, case.pk],
+    }
+    params: list = []
+    for rank, kind in enumerate(TIMELINE_KINDS):
+        params += where.get(kind, [case.pk])
+        if before is not None:
+            at = adapt(before.at)
+            params += [at] if rank != before.rank else [at, at, before.pk]
+        params.append(limit)
+    return [*params, limit]
+
+
 def case_timeline_page(
     *,
     case: Case,
@@ -927,19 +1016,30 @@ def case_timeline_page(
     summary: CaseAlertSummary | None = None,
 ) -> tuple[list[TimelineItem], TimelinePosition | None]:
     """One page of the case's timeline, newest first, after `before`: the items and the position of
-    the next (older) page, or None on the last. Nine queries (eight with the page's `summary` of
-    the case's alerts), whatever the history's length."""
+    the next (older) page, or None on the last. One statement picks the page's rows among every
+    source (_timeline_keys_sql), then one reads the rows of each kind on the page: at most nine
+    (and one for the page's start without the page's `summary` of the case's alerts), whatever the
+    history's length, and only the rows shown are built."""
+    since = _timeline_since(case, summary)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _timeline_keys_sql(None if before is None else before.rank),
+            _timeline_keys_params(case, since, before, size + 1),
+        )
+        keys = cursor.fetchall()
+    wanted: dict[str, list[int]] = {}
+    for rank, pk in keys[:size]:  # one more key says whether an older page exists; its row is not read
+        wanted.setdefault(TIMELINE_KINDS[rank], []).append(pk)
     items: list[TimelineItem] = []
-    for kind, rows, field in _timeline_sources(case, summary):
-        if before is not None:
-            rows = rows.filter(before.before_q(kind, field))
-        for obj in rows.order_by(f"-{field}", "-pk")[: size + 1]:
+    for kind, pks in wanted.items():
+        field = _TIMELINE_FIELDS[kind]
+        for obj in _timeline_rows(case, kind, since).filter(pk__in=pks):
             shown = obj.alert if kind == "alert" else obj  # a CaseAlert row: the page shows its alert
             items.append(TimelineItem(at=getattr(obj, field), kind=kind, pk=obj.pk, obj=shown))
     items.sort(key=lambda item: item.key, reverse=True)
-    if len(items) > size:
-        last = items[size - 1]
-        return items[:size], TimelinePosition(last.at, TIMELINE_KINDS.index(last.kind), last.pk)
+    if len(keys) > size and items:
+        last = items[-1]
+        return items, TimelinePosition(last.at, TIMELINE_KINDS.index(last.kind), last.pk)
     return items, None
 
 

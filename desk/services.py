@@ -443,7 +443,9 @@ def case_status_set(*, actor: User, case: Case, status: str) -> Case:
 
 @transaction.atomic
 def case_close(*, actor: User, case: Case, outcome: str, note: str = "") -> Case:
-    """Resolve the case with its outcome. Final. A false positive needs a note saying why."""
+    """Resolve the case with its outcome. Final. A false positive needs a note saying why. Account
+    actions that have not gone out are cancelled, each recorded on the case (see
+    desk.action_services.actions_cancel_for_resolved_case)."""
     note = (note or "").strip()
     if outcome not in CaseOutcome.values:
         raise ValidationError({"outcome": f"Give one of {', '.join(CaseOutcome.values)}."})
@@ -473,6 +475,9 @@ def case_close(*, actor: User, case: Case, outcome: str, note: str = "") -> Case
         ]
     )
     _case_record(locked, actor=actor, event="status", changes=changes, reason=note)
+    from desk.action_services import actions_cancel_for_resolved_case  # it builds on this module
+
+    actions_cancel_for_resolved_case(case=locked, actor=actor, now=now)
     _case_announce(locked)
     return locked
 

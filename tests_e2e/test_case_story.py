@@ -266,6 +266,8 @@ def test_an_agent_verifies_the_caller_secures_the_account_and_a_supervisor_appro
     # The agent resolves the case from the keyboard.
     page.reload()
     expect(page.get_by_test_id("action-row-reset_mfa")).to_contain_text("Confirmed by the client")
+    # Resolving says first that it cancels the contact change nobody approved.
+    expect(page.get_by_test_id("resolve-cancels")).to_contain_text("Allow a contact-detail change. It is never sent.")
     shoot(page, "story-6-action-confirmed")
     keys_ready(page)
     page.locator("body").click(position={"x": 5, "y": 5})
@@ -277,6 +279,7 @@ def test_an_agent_verifies_the_caller_secures_the_account_and_a_supervisor_appro
     expect(page.get_by_test_id("case-status")).to_have_text("Resolved")
     case.refresh_from_db()
     assert (case.status, case.outcome) == (CaseStatus.RESOLVED, "account_secured")
+    assert webhook.of("change_contact") == []  # cancelled with the case: never sent
 
     # The supervisor finds every step on the case's timeline ...
     boss.goto(f"/cases/{case.pk}/")
@@ -297,6 +300,7 @@ def test_an_agent_verifies_the_caller_secures_the_account_and_a_supervisor_appro
         "Reset multi-factor authentication: approved",
         "Reset multi-factor authentication: confirmed by the client",
         "Status: Resolved (Account secured)",
+        "Allow a contact-detail change: cancelled, never sent",  # nobody approved it before the case was resolved
     ):
         expect(timeline).to_contain_text(step)
     expect(timeline.locator(".timeline-item").filter(has_text="Revealed the email address")).to_contain_text(

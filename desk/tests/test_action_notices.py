@@ -264,3 +264,96 @@ class TestCommand:
         assert "Allow a contact-detail change: the contacts on file told first; it goes when the hold ends" in text
         assert "Allow a contact-detail change: on hold: the customer answered “No” to the notice" in text
         assert "On hold: the customer said it was not them" in text
+
+
+class TestResolvedWithActionsPending:
+    """Resolving a case cancels its actions that have not gone out (waiting for approval, for the
+    hold, or on hold): recorded on the case with the reason, never sent afterwards by the task that
+    releases held actions, nor its beat relay. What is on its way already still goes."""
+
+    def _resolve(self, case, who):
+        response = verified_client(who).post(f"/cases/{case.pk}/resolve/", {"outcome": "account_secured"})
+        assert response.status_code == 302
+        return response
+
+    def test_a_waiting_action_is_cancelled_recorded_and_never_released(
+        self, case_a, agent, supervisor, second_supervisor, stub, django_capture_on_commit_callbacks
+    ):
+        from desk.tasks import account_action_release_task, account_actions_release_due_task
+
+        action = _approved_change(case_a, agent, supervisor, django_capture_on_commit_callbacks)
+        assert action.state == ActionState.WAITING
+        with django_capture_on_commit_callbacks(execute=True):
+            self._resolve(case_a, agent)
+        action.refresh_from_db()
+        assert action.state == ActionState.CANCELLED
+        event = AuditEvent.objects.get(metadata__event="action_cancelled")
+        assert event.actor == agent and event.reason == "The case was resolved before it went out."
+        assert event.changes == {"state": {"before": "waiting", "after": "cancelled"}}
+        assert event.metadata["account_action"] == str(action.uuid) and event.target_id == str(case_a.pk)
+        # The hold ends: neither the action's own countdown task nor the beat relay sends it.
+        AccountAction.objects.filter(pk=action.pk).update(hold_until=timezone.now() - timedelta(minutes=1))
+        with django_capture_on_commit_callbacks(execute=True):
+            assert account_action_release_task(action.pk) is False
+            assert account_actions_release_due_task() == 0
+        # Nor a supervisor's "send now" (409), nor a redelivered send task.
+        release = _url(case_a, f"actions/{action.uuid}/release/")
+        assert _post(verified_client(second_supervisor), release, {"reason": "now"}).status_code == 409
+        from desk.tasks import account_action_send_task
+
+        assert account_action_send_task(action.pk) == "done"
+        action.refresh_from_db()
+        assert action.state == ActionState.CANCELLED and action.sent_at is None and stub.received == []
+        html = verified_client(supervisor).get(f"/cases/{case_a.pk}/").content.decode()
+        assert "Allow a contact-detail change: cancelled, never sent" in html
+        assert "The case was resolved before it went out." in html
+        assert "Cancelled: the case was resolved before it went out" in html  # the action's own row
+
+    def test_pending_approval_and_on_hold_are_cancelled_and_what_is_on_its_way_still_goes(
+        self, case_a, agent, supervisor, stub, django_capture_on_commit_callbacks
+    ):
+        held = _approved_change(case_a, agent, supervisor, django_capture_on_commit_callbacks)
+        email = Notification.objects.get(reference=held.uuid, channel="email")
+        notification_answer(notification_id=email.pk, answer="no", via="link")
+        held.refresh_from_db()
+        assert held.state == ActionState.ON_HOLD
+        asked = _post(verified_client(agent), _url(case_a), {"action": "reset_mfa"})  # waits for a supervisor
+        assert asked.json()["state"] == "pending_approval"
+        lock = _post(verified_client(agent), _url(case_a), {"action": "lock"})  # its send task not run yet
+        assert lock.json()["state"] == "requested" and stub.received == []
+        self._resolve(case_a, agent)
+        states = dict(AccountAction.objects.values_list("action", "state"))
+        assert states == {"change_contact": "cancelled", "reset_mfa": "cancelled", "lock": "requested"}
+        cancelled = AuditEvent.objects.filter(metadata__event="action_cancelled")
+        assert sorted(e.changes["state"]["before"] for e in cancelled) == ["on_hold", "pending_approval"]
+        from desk.tasks import account_action_send_task
+
+        # The lock was asked for before the case was resolved: it goes.
+        assert account_action_send_task(AccountAction.objects.get(action="lock").pk) == "confirmed"
+        assert AccountAction.objects.get(action="lock").state == ActionState.CONFIRMED
+        assert [json.loads(r["body"])["action"] for r in stub.received] == ["lock"]
+        approve = _url(case_a, f"actions/{asked.json()['id']}/approve/")
+        second = make_staff("supervisor3", role=Role.SUPERVISOR, tenants=[case_a.tenant])
+        assert _post(verified_client(second), approve, {"reason": "ok"}).status_code == 409
+
+    def test_a_case_without_pending_actions_resolves_as_before(self, case_a, agent):
+        self._resolve(case_a, agent)
+        assert not AuditEvent.objects.filter(metadata__event="action_cancelled").exists()
+        assert Case.objects.get(pk=case_a.pk).status == "resolved"
+
+    def test_the_customers_no_after_it_was_cancelled_is_recorded_and_raised(
+        self, case_a, agent, supervisor, stub, django_capture_on_commit_callbacks
+    ):
+        action = _approved_change(case_a, agent, supervisor, django_capture_on_commit_callbacks)
+        self._resolve(case_a, agent)
+        sms = Notification.objects.get(reference=action.uuid, channel="sms")
+        with django_capture_on_commit_callbacks(execute=True):
+            notification_answer(notification_id=sms.pk, answer="no", via="link")
+        action.refresh_from_db()
+        assert action.state == ActionState.CANCELLED and stub.received == []
+        event = AuditEvent.objects.get(metadata__event="action_disowned_cancelled")
+        assert event.actor is None and event.changes == {}
+        concern = SecurityConcern.objects.get(case=case_a, raised_by__isnull=True)
+        assert "cancelled when the case was resolved" in concern.note
+        html = verified_client(supervisor).get(f"/cases/{case_a.pk}/").content.decode()
+        assert "it had been cancelled, never sent" in html

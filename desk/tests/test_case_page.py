@@ -26,6 +26,7 @@ from desk.models import (
     SecurityConcern,
     Verification,
 )
+from desk.selectors import TIMELINE_KINDS
 from desk.services import case_note_add, case_open, case_share, concern_raise
 from desk.tests.conftest import EMAIL, NAME, PHONE
 
@@ -160,15 +161,18 @@ class TestItsCost:
         with django_assert_max_num_queries(40) as few:
             html = client.get(_url(short)).content.decode()
         assert html.count('class="timeline-item') == 3
-        with django_assert_max_num_queries(len(few)) as many:
+        # The timeline reads one statement to pick its page, then one per kind of entry on it (the short
+        # case's page shows three: its opening, its alert, a note), so no page ever costs more than
+        # this, however long the history.
+        budget = len(few) - 3 + len(TIMELINE_KINDS)
+        with django_assert_max_num_queries(budget):
             html = client.get(_url(long)).content.decode()
         assert html.count('class="timeline-item') == 25 and 'data-testid="timeline-older"' in html
-        assert len(many) == len(few)
         older = unescape(re.search(r'href="([^"]+)" data-testid="timeline-older"', html).group(1))
-        for _ in range(5):  # deeper pages: the same again
-            with django_assert_max_num_queries(len(few)) as deep:
+        for _ in range(5):  # deeper pages: within the same budget again
+            with django_assert_max_num_queries(budget):
                 html = client.get(older).content.decode()
-            assert len(deep) == len(few) and html.count('class="timeline-item') == 25
+            assert html.count('class="timeline-item') == 25
             older = unescape(re.search(r'href="([^"]+)" data-testid="timeline-older"', html).group(1))
 
 

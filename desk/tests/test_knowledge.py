@@ -7,12 +7,14 @@ password-only session, a weak caller asking for what the policy does not allow."
 import hashlib
 import hmac
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from accounts.testing import verified_client
 from audit.models import AuditEvent
@@ -256,3 +258,82 @@ class TestWhatAWeakVerificationAllows:
         action_settings_knowledge_set(tenant=tenant_a, allows=["lock", "reveal"], actor=admin_user)
         event = AuditEvent.objects.filter(metadata__event="knowledge_policy_set").get()
         assert event.changes["knowledge_allows"]["after"] == ["lock", "reveal"]
+
+
+class TestKnowledgePolicySettings:
+    """A tenant admin sets what knowledge questions alone allow, on the account-actions page or with
+    `tenant_actions --knowledge-allows`: audited; high-risk kinds and unknown steps refused and nothing
+    changed; every other role, tenant and a password-only session refused."""
+
+    URL = "/account-actions/"
+
+    def _allows(self, tenant):
+        return ActionSettings.objects.filter(tenant=tenant).values_list("knowledge_allows", flat=True).first()
+
+    def test_a_tenant_admin_sets_it_on_the_page_and_it_is_audited(self, tenant_admin, tenant_a):
+        client = verified_client(tenant_admin)
+        page = client.get("/account-actions/").content.decode()
+        assert 'data-testid="knowledge-policy"' in page and 'value="lock"' in page and 'value="reveal"' in page
+        assert 'value="reset_mfa"' not in page and 'value="change_contact"' not in page  # high risk: not offered
+        response = client.post(self.URL, {"allows": ["reveal", "lock"]})
+        assert response.status_code == 302 and response["Location"] == "/account-actions/"
+        assert self._allows(tenant_a) == ["lock", "reveal"]
+        event = AuditEvent.objects.get(metadata__event="knowledge_policy_set")
+        assert event.actor == tenant_admin and event.tenant_id == tenant_a.pk
+        assert event.changes["knowledge_allows"] == {"before": [], "after": ["lock", "reveal"]}
+        page = client.get("/account-actions/").content.decode()
+        assert re.findall(r'value="(\w+)" id="id_allows_\d+" checked', page) == ["lock", "reveal"]
+        client.post(self.URL, {"allows": ["reveal", "lock"]})  # the same again: nothing to record
+        assert AuditEvent.objects.filter(metadata__event="knowledge_policy_set").count() == 1
+        assert client.post(self.URL, {}).status_code == 302  # nothing ticked: knowledge alone allows nothing
+        assert self._allows(tenant_a) == []
+        assert AuditEvent.objects.filter(metadata__event="knowledge_policy_set").count() == 2
+
+    @pytest.mark.parametrize("bad", [["reset_mfa"], ["lock", "change_contact"], ["recover"], ["format_disk"]])
+    def test_a_high_risk_or_unknown_step_is_refused_and_changes_nothing(self, tenant_admin, tenant_a, bad):
+        action_settings_knowledge_set(tenant=tenant_a, allows=["lock"])
+        before = AuditEvent.objects.count()
+        response = verified_client(tenant_admin).post(self.URL, {"allows": bad})
+        assert response.status_code == 400 and "is not one of the available choices" in response.content.decode()
+        assert self._allows(tenant_a) == ["lock"]
+        assert not AuditEvent.objects.filter(metadata__event="knowledge_policy_set").exclude(actor=None).exists()
+        assert AuditEvent.objects.count() == before + 1  # only the page shown again
+        assert AuditEvent.objects.latest("id").action == "view"
+
+    @pytest.mark.parametrize("who", ["agent", "supervisor", "agent_b"])
+    def test_other_roles_and_tenants_get_404_and_nothing_changes(self, request, who, tenant_a):
+        response = verified_client(request.getfixturevalue(who)).post(self.URL, {"allows": ["lock"]})
+        assert response.status_code == 404
+        assert not self._allows(tenant_a) and not AuditEvent.objects.filter(metadata__event="knowledge_policy_set")
+
+    def test_another_tenants_admin_sets_their_own_tenant_only(self, tenant_a, tenant_b):
+        from accounts.models import Role
+        from accounts.testing import make_staff
+
+        admin_b = make_staff("tenant-admin-b", role=Role.ADMIN, tenants=[tenant_b])
+        assert verified_client(admin_b).post(self.URL, {"allows": ["lock"]}).status_code == 302
+        assert self._allows(tenant_b) == ["lock"] and not self._allows(tenant_a)
+
+    def test_a_password_only_session_is_refused(self, tenant_admin, tenant_a):
+        from django.test import Client
+
+        client = Client()
+        client.force_login(tenant_admin)
+        assert client.post(self.URL, {"allows": ["lock"]}).status_code in (302, 403)
+        assert not self._allows(tenant_a)
+
+    def test_the_command_sets_prints_and_refuses(self, tenant_a, capsys):
+        call_command("tenant_actions", tenant_a.slug, "--knowledge-allows", "lock", "reveal")
+        assert "knowledge questions alone allow: lock, reveal" in capsys.readouterr().out
+        assert AuditEvent.objects.get(metadata__event="knowledge_policy_set").changes["knowledge_allows"]["after"] == [
+            "lock",
+            "reveal",
+        ]
+        for bad in (["reset_mfa"], ["lock", "nonsense"]):
+            with pytest.raises(CommandError):
+                call_command("tenant_actions", tenant_a.slug, "--hold-minutes", "3", "--knowledge-allows", *bad)
+        settings = ActionSettings.objects.get(tenant=tenant_a)
+        assert settings.knowledge_allows == ["lock", "reveal"] and settings.notice_hold_minutes == 10  # all or none
+        call_command("tenant_actions", tenant_a.slug, "--knowledge-allows", "none")
+        assert "knowledge questions alone allow: nothing" in capsys.readouterr().out
+        assert self._allows(tenant_a) == []

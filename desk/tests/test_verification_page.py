@@ -94,10 +94,12 @@ def test_a_resolved_case_offers_no_approval_of_what_still_waits(agent, superviso
     _verify(case_a)
     page = f"/cases/{case_a.pk}/"
     assert verified_client(agent).post(f"{page}actions/", {"action": "reset_mfa"}).status_code == 302
+    html = verified_client(agent).get(page).content.decode()
+    warning = html[html.index('data-testid="resolve-cancels"') :]
+    assert warning[: warning.index("</p>")].endswith("Reset multi-factor authentication. It is never sent.")
     assert verified_client(agent).post(f"{page}resolve/", {"outcome": "account_secured"}).status_code == 302
     html = verified_client(supervisor).get(page).content.decode()
     row = html[html.index('data-testid="action-row-reset_mfa"') :]
     row = row[: row.index("</li>")]
-    assert "Nobody approved it before the case was resolved" in row and "approve" not in row.lower().replace(
-        "approved it", ""
-    )
+    assert "Cancelled: the case was resolved before it went out" in row and "approve" not in row.lower()
+    assert 'data-testid="resolve-cancels"' not in html
