@@ -28,7 +28,7 @@ def events_process_task(self, event_ids: list[int]) -> int:
     from alerts.detection import events_process
 
     try:
-        return events_process(event_ids=event_ids)
+        return events_process(event_ids=event_ids, claim=True)
     except Exception as error:
         if not is_transient(error):
             raise

@@ -220,10 +220,17 @@ class TestReprocessing:
         with mock.patch("alerts.services.detection_enqueue"):  # the publish after commit was lost
             ids = ingest(tenant_a, ACCOUNTS[:3])
         AccountEvent.objects.filter(pk__in=ids[:2]).update(received_at=T0)
-        with mock.patch("alerts.tasks.logger") as log:
+        from alerts import services
+
+        with (
+            mock.patch("alerts.tasks.logger") as log,
+            mock.patch("alerts.services.detection_enqueue", wraps=services.detection_enqueue) as queued,
+        ):
             assert events_unprocessed_relay_task.delay().get() == 2  # eager in tests: the worker's run
         assert log.warning.call_args.kwargs["extra"] == {"events": 2}  # counted, never silent
-        assert set(AccountEvent.objects.filter(processed_at__isnull=True).values_list("pk", flat=True)) == {ids[2]}
+        assert [call.args[0] for call in queued.call_args_list] == [ids[:2]]  # the recent one is not re-queued
+        # The worker's chunk claims whatever else waits unprocessed, the recent one included (alerts.detection).
+        assert not AccountEvent.objects.filter(processed_at__isnull=True).exists()
         assert Alert.objects.filter(evidence__in=ids[:2]).exists()
         assert events_unprocessed_relay_task.delay().get() == 0  # done: nothing queued twice
 
