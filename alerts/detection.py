@@ -11,14 +11,16 @@ something (escalation). A chunk that fails on an event of its own (not a lost co
 the task retries) is split until the event is isolated: the others are processed, and that one
 is set aside as a dead letter (alerts/dead_letters.py), so one bad event never stalls detection.
 
-Under load the worker's task (alerts.tasks) claims work: its chunk takes, beside the task's own
-events, other committed unprocessed events, oldest first, up to a chunk in all, skipping those
-another worker has locked (`FOR NO KEY UPDATE SKIP LOCKED`). Ingestion queues a task per request,
-and a one-event chunk cost about 25 times the CPU per event of a 200-event one (bench/detection_cpu.py):
-so the first task to run does its followers' work in one transaction, and they find their events
-done and return at once. Idle, a task finds nothing more and runs its own events alone, at once.
-Claiming changes none of the above: a claimed event is locked and marked processed in the chunk's
-transaction like the task's own, and a chunk that fails is isolated as a list, the claimed included.
+Under load the worker's task (alerts.tasks) claims work (`events_process_claiming`): each chunk
+takes, beside the task's own events, other committed unprocessed events, oldest first, up to a
+chunk in all, skipping those another worker has locked (`FOR NO KEY UPDATE SKIP LOCKED`), and the
+task goes on while its chunks come full. A one-event chunk cost about 20 times the CPU per event of
+a 200-event one (bench/detection_cpu.py), and ingestion stores one event per request at peak: so
+one task does the work of the many requests that came while it waited (and ingestion queues no
+other while it waits: alerts.services.detection_enqueue). Idle, a task finds nothing more and runs
+its own events alone, at once. Claiming changes none of the above: a claimed event is locked and
+marked processed in the chunk's transaction like the task's own, and a chunk that fails is isolated
+as a list, the claimed included.
 """
 
 import logging
@@ -70,34 +72,54 @@ def rule_configs_for(tenant_id: int) -> dict[str, RuleConfig]:
     return configs
 
 
-def events_process(*, event_ids: list[int], now: datetime | None = None, claim: bool = False) -> int:
+def events_process(*, event_ids: list[int], now: datetime | None = None) -> int:
     """Process these events (skipping those already processed), one transaction per chunk.
     Returns how many it processed (those set aside as dead letters not counted). Transient
     errors (see alerts.dead_letters.is_transient) propagate, for the task to retry. `now`: when
     the processing counts as done (alerts raised, SLA clocks started); the present by default,
-    an earlier time only to replay history (demo data).
-
-    `claim` (the worker's task): each chunk also takes other unprocessed events, oldest first, up
-    to CHUNK in all, and these events are skipped, not waited for, while another worker holds
-    them (its chunk processes them, or its task retries them, or the relay re-queues them)."""
+    an earlier time only to replay history (demo data)."""
     configs: dict[int, dict[str, RuleConfig]] = {}
     done = 0
     for start in range(0, len(event_ids), CHUNK):
-        chunk = event_ids[start : start + CHUNK]
-        done += _process_claiming(chunk, configs) if claim else _process_isolating(chunk, configs, now)
+        done += _process_isolating(event_ids[start : start + CHUNK], configs, now)
     return done
 
 
-def _process_claiming(event_ids: list[int], configs) -> int:
+# Chunks a task claims at most beyond its own events before it hands the rest of a backlog to the
+# next task (alerts.tasks): about ten seconds of work, so that no task holds a worker for long.
+CLAIM_ROUNDS = 50
+
+
+def events_process_claiming(*, event_ids: list[int]) -> tuple[int, bool]:
+    """The worker's way: process these events as `events_process` does, each chunk also taking
+    other unprocessed events, oldest first, up to CHUNK in all; then go on claiming chunks while
+    they come full, up to CLAIM_ROUNDS. Events another worker holds are skipped, not waited for
+    (its chunk processes them, or its task retries them, or the relay re-queues them). Returns how
+    many it processed and whether more may be waiting (the last chunk came full)."""
+    configs: dict[int, dict[str, RuleConfig]] = {}
+    done, full = 0, False
+    chunks = [event_ids[start : start + CHUNK] for start in range(0, len(event_ids), CHUNK)] or [[]]
+    for chunk in chunks:
+        processed, full = _process_claiming(chunk, configs)
+        done += processed
+    rounds = 0
+    while full and rounds < CLAIM_ROUNDS:
+        processed, full = _process_claiming([], configs)
+        done, rounds = done + processed, rounds + 1
+    return done, full
+
+
+def _process_claiming(event_ids: list[int], configs) -> tuple[int, bool]:
     """A chunk of these events and the unprocessed ones it claims; if it fails on an event's own
-    account, the events it had taken are isolated as any chunk's are (without claiming more)."""
+    account, the events it had taken are isolated as any chunk's are (without claiming more).
+    Returns how many it processed and whether it took a full chunk."""
     taken: list[int] = []
     try:
-        return _process_chunk(event_ids, configs, claim=True, taken=taken)
+        return _process_chunk(event_ids, configs, claim=True, taken=taken), len(taken) >= CHUNK
     except Exception as error:
         if is_transient(error) or not taken:
             raise
-        return _process_isolating(taken, configs)
+        return _process_isolating(taken, configs), len(taken) >= CHUNK
 
 
 def _process_isolating(event_ids: list[int], configs, now: datetime | None = None) -> int:

@@ -75,18 +75,80 @@ class TestOneTaskTakesTheWaitingEvents:
 
     def test_a_chunk_claims_at_most_a_chunk_its_own_events_first_then_the_oldest(self, tenant_a, monkeypatch):
         monkeypatch.setattr(detection, "CHUNK", 3)
+        monkeypatch.setattr(detection, "CLAIM_ROUNDS", 0)
         waiting = [request(tenant_a, f"old-{n}", minute=n)[0] for n in range(4)]
         own = request(tenant_a, "mine", minute=10)
-        assert events_process_task.delay(own).get() == 3
+        with mock.patch("alerts.services.detection_enqueue") as queued:
+            assert events_process_task.delay(own).get() == 3
         assert unprocessed() == set(waiting[2:])  # its own, and the two oldest waiting
-        assert events_process_task.delay(waiting[3:]).get() == 2  # the next task takes what is left
+        assert [call.args for call in queued.call_args_list] == [([],)]  # the rest: handed to a next task
+        assert events_process_task.delay([]).get() == 2
         assert unprocessed() == set()
+
+    def test_a_task_drains_a_backlog_chunk_after_chunk(self, tenant_a, monkeypatch):
+        monkeypatch.setattr(detection, "CHUNK", 3)
+        waiting = [request(tenant_a, f"old-{n}", minute=n)[0] for n in range(10)]
+        with mock.patch("alerts.services.detection_enqueue") as queued:
+            assert events_process_task.delay(waiting[:1]).get() == 10  # 3 + 3 + 3 + 1: the last not full
+        assert unprocessed() == set() and not queued.called
 
     def test_without_claiming_detection_takes_only_the_events_it_is_given(self, tenant_a):
         # Replays and the reprocessing command name their events; only the worker's task claims.
         first, second = request(tenant_a, "ann"), request(tenant_a, "bob")
         assert detection.events_process(event_ids=first) == 1
         assert unprocessed() == set(second)
+
+
+class TestIngestionQueuesOneWaitingTask:
+    """With a broker, a request queues detection only when no task waits unstarted: the waiting
+    one will claim its events."""
+
+    @pytest.fixture(autouse=True)
+    def _coalescing(self, settings):
+        from django.core.cache import cache
+
+        from alerts.services import DETECTION_PENDING_KEY
+
+        settings.DETECTION_COALESCE = True
+        cache.delete(DETECTION_PENDING_KEY)  # the cache may be Redis, shared beyond this test
+        yield
+        cache.delete(DETECTION_PENDING_KEY)
+
+    @pytest.fixture(autouse=True)
+    def _on_commit(self, django_capture_on_commit_callbacks):
+        self.on_commit = django_capture_on_commit_callbacks
+
+    def queued_by(self, tenant, accounts) -> list[list[int]]:
+        """One request's events stored and committed: the tasks it queued (their event ids)."""
+        raws = [{"id": f"cq-{next(_ids)}", "type": "mfa.disabled", "occurred_at": T0.isoformat(),
+                 "account": {"external_id": account}, "context": {}} for account in accounts]  # fmt: skip
+        with mock.patch("alerts.tasks.events_process_task.delay") as delay, self.on_commit(execute=True):
+            events_ingest(tenant=tenant, events=[validate_event(r, now=T0 + timedelta(days=1)) for r in raws])
+        return [call.args[0] for call in delay.call_args_list]
+
+    def test_requests_while_a_task_waits_queue_nothing_more(self, tenant_a):
+        from alerts.services import detection_task_started
+
+        first = self.queued_by(tenant_a, ["ann"])
+        assert len(first) == 1
+        assert self.queued_by(tenant_a, ["bob"]) == [] and self.queued_by(tenant_a, ["cid"]) == []
+        detection_task_started()  # the waiting task starts: what it claims from now on was stored before
+        assert len(self.queued_by(tenant_a, ["dan"])) == 1
+        # The waiting task claims the events of the requests that queued nothing.
+        assert events_process_task.delay(first[0]).get() == 4 and unprocessed() == set()
+
+    def test_a_cache_that_does_not_answer_queues_anyway(self, tenant_a):
+        with mock.patch("alerts.services.cache.add", side_effect=ConnectionError("redis down")):
+            assert len(self.queued_by(tenant_a, ["ann"])) == 1
+            assert len(self.queued_by(tenant_a, ["bob"])) == 1
+
+    def test_the_relay_queues_even_while_a_task_is_marked_waiting(self, tenant_a):
+        from alerts.services import detection_enqueue
+
+        assert len(self.queued_by(tenant_a, ["ann"])) == 1  # marked waiting (say its message was lost)
+        with mock.patch("alerts.tasks.events_process_task.delay") as delay:
+            detection_enqueue([1, 2], coalesce=False)
+        assert [call.args[0] for call in delay.call_args_list] == [[1, 2]]
 
 
 @pytest.fixture
@@ -123,9 +185,9 @@ def test_a_transient_failure_of_a_claiming_chunk_leaves_every_event_for_the_retr
         mock.patch.object(detection, "_states_save", side_effect=OperationalError("connection lost")),
         pytest.raises(OperationalError),
     ):
-        detection.events_process(event_ids=own, claim=True)
+        detection.events_process_claiming(event_ids=own)
     assert unprocessed() == {*own, *other} and not EventDeadLetter.objects.exists() and not Alert.objects.exists()
-    assert detection.events_process(event_ids=own, claim=True) == 2
+    assert detection.events_process_claiming(event_ids=own) == (2, False)
 
 
 @pytest.mark.services
@@ -138,7 +200,7 @@ class TestTwoWorkers:
         requests = [request(tenant_a, f"racer-{n % 7}", minute=n) for n in range(60)]
 
         def worker(tasks):
-            return sum(detection.events_process(event_ids=ids, claim=True) for ids in tasks)
+            return sum(detection.events_process_claiming(event_ids=ids)[0] for ids in tasks)
 
         # Each worker is handed every other task, as a queue's two consumers would be.
         done = race(lambda: worker(requests[0::2]), lambda: worker(requests[1::2]))
@@ -169,10 +231,10 @@ class TestTwoWorkers:
         thread.start()
         try:
             assert locked.wait(10)
-            assert detection.events_process(event_ids=own, claim=True) == 1  # returns at once, without the held one
+            assert detection.events_process_claiming(event_ids=own) == (1, False)  # at once, without the held one
             assert unprocessed() == set(held)
         finally:
             release.set()
             thread.join(30)
-        assert detection.events_process(event_ids=own, claim=True) == 1  # released (rolled back): claimed now
+        assert detection.events_process_claiming(event_ids=own) == (1, False)  # released (rolled back): claimed now
         assert unprocessed() == set()
