@@ -164,22 +164,22 @@ class TestTheTask:
 
     def test_a_permanent_error_is_not_retried(self, monkeypatch):
         process = mock.Mock(side_effect=ValueError("bug"))
-        monkeypatch.setattr("alerts.detection.events_process", process)
+        monkeypatch.setattr("alerts.detection.events_process_claiming", process)
         result = events_process_task.apply(args=[[1, 2]])
         assert result.failed() and isinstance(result.result, ValueError)
         assert process.call_count == 1
 
     def test_a_transient_error_is_retried_a_bounded_number_of_times(self, monkeypatch):
         process = mock.Mock(side_effect=OperationalError("connection refused"))
-        monkeypatch.setattr("alerts.detection.events_process", process)
+        monkeypatch.setattr("alerts.detection.events_process_claiming", process)
         result = events_process_task.apply(args=[[1, 2]])
         assert result.failed() and isinstance(result.result, OperationalError)
         assert events_process_task.max_retries is not None
         assert process.call_count == events_process_task.max_retries + 1
 
     def test_a_transient_error_that_passes_is_retried_to_success(self, monkeypatch):
-        process = mock.Mock(side_effect=[OperationalError("deadlock"), OperationalError("deadlock"), 2])
-        monkeypatch.setattr("alerts.detection.events_process", process)
+        process = mock.Mock(side_effect=[OperationalError("deadlock"), OperationalError("deadlock"), (2, False)])
+        monkeypatch.setattr("alerts.detection.events_process_claiming", process)
         assert events_process_task.apply(args=[[1, 2]]).get() == 2
         assert process.call_count == 3
 
