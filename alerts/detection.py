@@ -10,6 +10,17 @@ the enabled rules on the event types they judge, then the rules that follow thos
 something (escalation). A chunk that fails on an event of its own (not a lost connection, which
 the task retries) is split until the event is isolated: the others are processed, and that one
 is set aside as a dead letter (alerts/dead_letters.py), so one bad event never stalls detection.
+
+Under load the worker's task (alerts.tasks) claims work (`events_process_claiming`): each chunk
+takes, beside the task's own events, other committed unprocessed events, oldest first, up to a
+chunk in all, skipping those another worker has locked (`FOR NO KEY UPDATE SKIP LOCKED`), and the
+task goes on while its chunks come full. A one-event chunk cost about 20 times the CPU per event of
+a 200-event one (bench/detection_cpu.py), and ingestion stores one event per request at peak: so
+one task does the work of the many requests that came while it waited (and ingestion queues no
+other while it waits: alerts.services.detection_enqueue). Idle, a task finds nothing more and runs
+its own events alone, at once. Claiming changes none of the above: a claimed event is locked and
+marked processed in the chunk's transaction like the task's own, and a chunk that fails is isolated
+as a list, the claimed included.
 """
 
 import logging
@@ -72,6 +83,43 @@ def events_process(*, event_ids: list[int], now: datetime | None = None) -> int:
     for start in range(0, len(event_ids), CHUNK):
         done += _process_isolating(event_ids[start : start + CHUNK], configs, now)
     return done
+
+
+# Chunks a task claims at most beyond its own events before it hands the rest of a backlog to the
+# next task (alerts.tasks): about ten seconds of work, so that no task holds a worker for long.
+CLAIM_ROUNDS = 50
+
+
+def events_process_claiming(*, event_ids: list[int]) -> tuple[int, bool]:
+    """The worker's way: process these events as `events_process` does, each chunk also taking
+    other unprocessed events, oldest first, up to CHUNK in all; then go on claiming chunks while
+    they come full, up to CLAIM_ROUNDS. Events another worker holds are skipped, not waited for
+    (its chunk processes them, or its task retries them, or the relay re-queues them). Returns how
+    many it processed and whether more may be waiting (the last chunk came full)."""
+    configs: dict[int, dict[str, RuleConfig]] = {}
+    done, full = 0, False
+    chunks = [event_ids[start : start + CHUNK] for start in range(0, len(event_ids), CHUNK)] or [[]]
+    for chunk in chunks:
+        processed, full = _process_claiming(chunk, configs)
+        done += processed
+    rounds = 0
+    while full and rounds < CLAIM_ROUNDS:
+        processed, full = _process_claiming([], configs)
+        done, rounds = done + processed, rounds + 1
+    return done, full
+
+
+def _process_claiming(event_ids: list[int], configs) -> tuple[int, bool]:
+    """A chunk of these events and the unprocessed ones it claims; if it fails on an event's own
+    account, the events it had taken are isolated as any chunk's are (without claiming more).
+    Returns how many it processed and whether it took a full chunk."""
+    taken: list[int] = []
+    try:
+        return _process_chunk(event_ids, configs, claim=True, taken=taken), len(taken) >= CHUNK
+    except Exception as error:
+        if is_transient(error) or not taken:
+            raise
+        return _process_isolating(taken, configs), len(taken) >= CHUNK
 
 
 def _process_isolating(event_ids: list[int], configs, now: datetime | None = None) -> int:
@@ -139,18 +187,17 @@ def dead_letters_reprocess(*, letter_ids: list[int] | None = None, actor=None) -
 CHUNK = 200
 
 
-def _process_chunk(event_ids: list[int], configs, now: datetime | None = None) -> int:
+def _process_chunk(
+    event_ids: list[int], configs, now: datetime | None = None, *, claim: bool = False, taken: list[int] | None = None
+) -> int:
+    """One transaction over these events (and, with `claim`, the unprocessed ones it claims; the
+    ids it locked, in the order judged, are added to `taken`)."""
     with transaction.atomic():
-        # FOR NO KEY UPDATE: it keeps a second worker off these events, yet lets one whose alert
-        # links them as evidence (a foreign key check takes KEY SHARE) go on, which FOR UPDATE
-        # would block into a deadlock (see tests/test_concurrency.py).
-        events = list(
-            AccountEvent.objects.select_for_update(no_key=True)
-            .filter(pk__in=event_ids, processed_at__isnull=True)
-            .order_by("occurred_at", "id")
-        )
+        events = _events_claim(event_ids) if claim else _events_lock(event_ids)
         if not events:
             return 0
+        if taken is not None:
+            taken += [e.pk for e in events]
         tenants = Tenant.objects.in_bulk({e.tenant_id for e in events})
         for event in events:
             event.tenant = tenants[event.tenant_id]  # one instance per tenant, for the audit records
@@ -168,6 +215,30 @@ def _process_chunk(event_ids: list[int], configs, now: datetime | None = None) -
         if announcements:
             transaction.on_commit(announcements.send)
         return len(events)
+
+
+def _events_lock(event_ids: list[int]) -> list[AccountEvent]:
+    # FOR NO KEY UPDATE: it keeps a second worker off these events, yet lets one whose alert
+    # links them as evidence (a foreign key check takes KEY SHARE) go on, which FOR UPDATE
+    # would block into a deadlock (see tests/test_concurrency.py).
+    return list(
+        AccountEvent.objects.select_for_update(no_key=True)
+        .filter(pk__in=event_ids, processed_at__isnull=True)
+        .order_by("occurred_at", "id")
+    )
+
+
+def _events_claim(event_ids: list[int]) -> list[AccountEvent]:
+    """These events and other unprocessed ones, oldest received first, up to CHUNK in all, in
+    judging order; those another worker has locked are skipped, not waited for (with it waiting,
+    a worker handed the tasks of events its peer had claimed would queue behind the peer's chunk)."""
+    unprocessed = AccountEvent.objects.select_for_update(no_key=True, skip_locked=True)
+    unprocessed = unprocessed.filter(processed_at__isnull=True)
+    own = list(unprocessed.filter(pk__in=event_ids))
+    if room := CHUNK - len(own):
+        # The partial index of unprocessed events serves this: it holds only the backlog.
+        own += unprocessed.exclude(pk__in=[e.pk for e in own]).order_by("received_at", "id")[:room]
+    return sorted(own, key=lambda e: (e.occurred_at, e.pk))
 
 
 def _judge(event: AccountEvent, state: CustomerState, tenant_configs, history: History, book: AlertBook) -> None:

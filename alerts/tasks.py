@@ -23,12 +23,22 @@ def events_process_task(self, event_ids: list[int]) -> int:
 
     Only transient failures are retried (a lost database or broker connection, a serialization
     failure, a deadlock), a bounded number of times. An event that fails on its own account is
-    set aside as a dead letter by detection itself, so it never reaches this task as an error."""
-    from alerts.dead_letters import error_class, is_transient
-    from alerts.detection import events_process
+    set aside as a dead letter by detection itself, so it never reaches this task as an error.
 
+    Its chunks also claim other waiting events (alerts.detection.events_process_claiming), so one
+    task does the work of the many queued while it waited; ingestion queues a new task only when
+    none waits unstarted (alerts.services.detection_enqueue), and this one says it has started
+    before it claims, so an event stored after that point gets a task of its own."""
+    from alerts.dead_letters import error_class, is_transient
+    from alerts.detection import events_process_claiming
+    from alerts.services import detection_enqueue, detection_task_started
+
+    detection_task_started()
     try:
-        return events_process(event_ids=event_ids)
+        done, more = events_process_claiming(event_ids=event_ids)
+        if more:  # a backlog beyond this task's share: the next task goes on with it
+            detection_enqueue([])
+        return done
     except Exception as error:
         if not is_transient(error):
             raise
@@ -60,7 +70,7 @@ def events_unprocessed_relay_task() -> int:
     if ids:
         cache.set(RELAY_HIGH_KEY, ids[-1], timeout=window.total_seconds())
         logger.warning("detection relay: re-queuing events whose task was lost", extra={"events": len(ids)})
-        detection_enqueue(ids)
+        detection_enqueue(ids, coalesce=False)  # the lost task may be what the coalescing waits on
     return len(ids)
 
 

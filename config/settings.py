@@ -283,6 +283,9 @@ INGEST_MAX_BATCH = 1000
 # Events still unprocessed this long after they were received had their detection task lost: the
 # relay queues them again.
 DETECTION_RELAY_AFTER = timedelta(minutes=env_int("DETECTION_RELAY_AFTER_MINUTES", 10))
+# With a broker, ingestion queues a detection task only when none waits unstarted (the waiting one
+# claims the new events: alerts.services.detection_enqueue). Eager tasks run at once: nothing waits.
+DETECTION_COALESCE = not CELERY_TASK_ALWAYS_EAGER
 INGEST_SIGNATURE_TOLERANCE_SECONDS = 300
 INGEST_KEY_OVERLAP = timedelta(hours=env_int("INGEST_KEY_OVERLAP_HOURS", 24))
 

@@ -164,22 +164,22 @@ class TestTheTask:
 
     def test_a_permanent_error_is_not_retried(self, monkeypatch):
         process = mock.Mock(side_effect=ValueError("bug"))
-        monkeypatch.setattr("alerts.detection.events_process", process)
+        monkeypatch.setattr("alerts.detection.events_process_claiming", process)
         result = events_process_task.apply(args=[[1, 2]])
         assert result.failed() and isinstance(result.result, ValueError)
         assert process.call_count == 1
 
     def test_a_transient_error_is_retried_a_bounded_number_of_times(self, monkeypatch):
         process = mock.Mock(side_effect=OperationalError("connection refused"))
-        monkeypatch.setattr("alerts.detection.events_process", process)
+        monkeypatch.setattr("alerts.detection.events_process_claiming", process)
         result = events_process_task.apply(args=[[1, 2]])
         assert result.failed() and isinstance(result.result, OperationalError)
         assert events_process_task.max_retries is not None
         assert process.call_count == events_process_task.max_retries + 1
 
     def test_a_transient_error_that_passes_is_retried_to_success(self, monkeypatch):
-        process = mock.Mock(side_effect=[OperationalError("deadlock"), OperationalError("deadlock"), 2])
-        monkeypatch.setattr("alerts.detection.events_process", process)
+        process = mock.Mock(side_effect=[OperationalError("deadlock"), OperationalError("deadlock"), (2, False)])
+        monkeypatch.setattr("alerts.detection.events_process_claiming", process)
         assert events_process_task.apply(args=[[1, 2]]).get() == 2
         assert process.call_count == 3
 
@@ -220,10 +220,17 @@ class TestReprocessing:
         with mock.patch("alerts.services.detection_enqueue"):  # the publish after commit was lost
             ids = ingest(tenant_a, ACCOUNTS[:3])
         AccountEvent.objects.filter(pk__in=ids[:2]).update(received_at=T0)
-        with mock.patch("alerts.tasks.logger") as log:
+        from alerts import services
+
+        with (
+            mock.patch("alerts.tasks.logger") as log,
+            mock.patch("alerts.services.detection_enqueue", wraps=services.detection_enqueue) as queued,
+        ):
             assert events_unprocessed_relay_task.delay().get() == 2  # eager in tests: the worker's run
         assert log.warning.call_args.kwargs["extra"] == {"events": 2}  # counted, never silent
-        assert set(AccountEvent.objects.filter(processed_at__isnull=True).values_list("pk", flat=True)) == {ids[2]}
+        assert [call.args[0] for call in queued.call_args_list] == [ids[:2]]  # the recent one is not re-queued
+        # The worker's chunk claims whatever else waits unprocessed, the recent one included (alerts.detection).
+        assert not AccountEvent.objects.filter(processed_at__isnull=True).exists()
         assert Alert.objects.filter(evidence__in=ids[:2]).exists()
         assert events_unprocessed_relay_task.delay().get() == 0  # done: nothing queued twice
 

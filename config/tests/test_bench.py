@@ -113,3 +113,12 @@ def test_notifications_bench_runs_on_a_fresh_database():
     handed = re.search(r"(\d+) of (\d+) alerts had a message handed", out)
     assert handed and handed[1] == handed[2] != "0", out
     assert "profile: one task of 100 messages" in out, out
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_detection_cpu_bench_runs_on_a_fresh_database():
+    out = run_bench("detection_cpu.py", "--smoke", "--profile", "5")
+    assert re.search(r"chunks of    1: 20 alerting events, CPU +[\d.]+ ms/event", out), out
+    assert re.search(r"one-event tasks, claiming: 20 alerting events", out), out
+    assert "5 one-event calls, by cumulative" in out, out
