@@ -110,6 +110,14 @@ def wording_for(*, tenant, kind: str, channel: str, locale: str, brand: Brand | 
     return wording_choose(own=own, kind=kind, channel=channel, chain=chain, brand=brand)
 
 
+@lru_cache(maxsize=1024)
+def _parsed(text: str) -> tuple[placeholders.Parsed, bool]:
+    """A template's text parsed, and whether its own text is GSM-7 (cached: a send task renders the
+    same few templates again and again; Parsed is immutable)."""
+    parsed = placeholders.parse(text)
+    return parsed, is_gsm7(parsed.literal_text())
+
+
 def message_from(
     *, wording: Wording, kind: str, channel: str, context: MessageContext, brand: Brand, locale: str = ""
 ) -> Message:
@@ -117,8 +125,8 @@ def message_from(
     values = message_values(
         alert_type=kind, channel=channel, locale=locale or wording.locale, context=context, brand=brand
     )
-    subject, body = placeholders.parse(wording.subject), placeholders.parse(wording.body)
-    if channel == "sms" and is_gsm7(body.literal_text()):
+    (subject, _), (body, body_gsm7) = _parsed(wording.subject), _parsed(wording.body)
+    if channel == "sms" and body_gsm7:
         # One Ł in a city would switch the whole SMS to UCS-2 and halve its room: values are folded
         # to GSM-7 when the template's own text is GSM-7, so only the template decides the encoding.
         values = fold_values(values)
