@@ -78,6 +78,22 @@ def tree_cpu(pid: int) -> float:
     return total
 
 
+def backends_cpu(since: datetime) -> float:
+    """CPU seconds used by the PostgreSQL backends that connected to this database since `since`
+    (the workers' connections; this process's own left out), read before the workers stop. The
+    server's shared processes (WAL writer, checkpointer) are not in it."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND backend_start >= %s",
+            [since],
+        )
+        pids = [pid for (pid,) in cursor.fetchall()]
+    return sum(tree_cpu(pid) for pid in pids)
+
+
 def load() -> str:
     return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -154,7 +170,7 @@ def throughput(messages: int, concurrency: int, log) -> None:
     worker = start_worker(QUEUE, concurrency, log)
     try:
         time.sleep(4)  # the worker is up
-        cpu_before = tree_cpu(worker.pid)
+        cpu_before, since = tree_cpu(worker.pid), datetime.now(UTC)
         started = time.time()
         for start in range(0, len(planned), planning.SEND_BATCH):
             app.send_task(
@@ -167,7 +183,7 @@ def throughput(messages: int, concurrency: int, log) -> None:
         while pending.exists() and time.time() - started < 600:
             time.sleep(0.1)
         elapsed = time.time() - started
-        cpu = tree_cpu(worker.pid) - cpu_before
+        cpu, database_cpu = tree_cpu(worker.pid) - cpu_before, backends_cpu(since)
     finally:
         stop(worker)
     sent = OutboxMessage.objects.filter(notification_id__in=planned).count()
@@ -176,7 +192,8 @@ def throughput(messages: int, concurrency: int, log) -> None:
           f"{len(planned) / elapsed:,.0f} messages/s ({concurrency} worker processes; queuing the "
           f"{len(planned) // planning.SEND_BATCH} tasks took {queued_in:.1f} s of it)")  # fmt: skip
     print(f"  exactly once: {sent:,} outbox messages for {len(planned):,} rows, {keys:,} distinct keys")
-    print(f"  worker CPU: {cpu * 1000 / len(planned):.3f} ms per message ({cpu:.1f} s in all; {load()})")
+    print(f"  CPU per message: worker {cpu * 1000 / len(planned):.3f} ms ({cpu:.1f} s in all), its PostgreSQL "
+          f"backends {database_cpu * 1000 / len(planned):.3f} ms ({database_cpu:.1f} s); {load()}")  # fmt: skip
 
 
 def latency(rate: int, seconds: float, concurrency: int, detection: int, log) -> None:
@@ -191,7 +208,7 @@ def latency(rate: int, seconds: float, concurrency: int, detection: int, log) ->
     ingested: dict[int, float] = {}  # event id -> when its ingestion committed (epoch seconds)
     try:
         time.sleep(4)
-        cpu_before = [tree_cpu(w.pid) for w in workers]
+        cpu_before, since = [tree_cpu(w.pid) for w in workers], datetime.now(UTC)
         tick, n = 0.1, 0
         per_tick = max(1, int(rate * tick))
         started = next_tick = time.time()
@@ -221,6 +238,7 @@ def latency(rate: int, seconds: float, concurrency: int, detection: int, log) ->
                 break
             time.sleep(0.5)
         cpu = [tree_cpu(w.pid) - before for w, before in zip(workers, cpu_before, strict=True)]
+        database_cpu = backends_cpu(since)
     finally:
         stop(*workers)
     with connection.cursor() as cursor:
@@ -246,8 +264,9 @@ def latency(rate: int, seconds: float, concurrency: int, detection: int, log) ->
         print("  " + summary("event ingested -> first message handed", end_to_end))
     print(f"  {len(raised)} of {len(ingested)} alerts had a message handed")
     if ingested:
-        print(f"  worker CPU: detection {cpu[0] * 1000 / len(ingested):.3f} ms per alert, sending "
-              f"{cpu[1] * 1000 / max(1, messages):.3f} ms per message ({load()})")  # fmt: skip
+        print(f"  CPU: detection workers {cpu[0] * 1000 / len(ingested):.3f} ms per alert, sending workers "
+              f"{cpu[1] * 1000 / max(1, messages):.3f} ms per message, the workers' PostgreSQL backends "
+              f"{database_cpu * 1000 / len(ingested):.3f} ms per alert; {load()}")  # fmt: skip
 
 
 def profile() -> None:
