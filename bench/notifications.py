@@ -257,6 +257,7 @@ def latency(rate: int, seconds: float, concurrency: int, detection: int, log) ->
         if handed is not None and event in ingested
     ]
     messages = Notification.objects.filter(tenant=tenant).count()
+    handed = Notification.objects.filter(tenant=tenant, handed_at__isnull=False).count()
     print(f"latency: {len(ingested):,} alerting events in {elapsed:.0f} s = {len(ingested) / elapsed:,.0f} alerts/s "
           f"({messages:,} messages; worker processes: {detection} detecting, {concurrency} sending):")  # fmt: skip
     if raised:
@@ -265,7 +266,7 @@ def latency(rate: int, seconds: float, concurrency: int, detection: int, log) ->
     print(f"  {len(raised)} of {len(ingested)} alerts had a message handed")
     if ingested:
         print(f"  CPU: detection workers {cpu[0] * 1000 / len(ingested):.3f} ms per alert, sending workers "
-              f"{cpu[1] * 1000 / max(1, messages):.3f} ms per message, the workers' PostgreSQL backends "
+              f"{cpu[1] * 1000 / max(1, handed):.3f} ms per message handed, the workers' PostgreSQL backends "
               f"{database_cpu * 1000 / len(ingested):.3f} ms per alert; {load()}")  # fmt: skip
 
 
