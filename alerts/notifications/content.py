@@ -10,6 +10,7 @@ in which a link's text could differ from where it leads.
 """
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
@@ -76,7 +77,7 @@ def template_passes(kind: str, channel: str, locale: str, subject: str, body: st
     ).ok
 
 
-def wording_choose(*, own: dict, kind: str, channel: str, chain: list[str], brand: Brand) -> Wording:
+def wording_choose(*, own: dict, kind: str, channel: str, chain: Sequence[str], brand: Brand) -> Wording:
     """The first locale of `chain` with a tenant template (`own`: locale → template of this kind
     and channel) that still passes the check, or with a built-in default."""
     for candidate in chain:
@@ -108,6 +109,12 @@ def wording_for(*, tenant, kind: str, channel: str, locale: str, brand: Brand | 
         for t in NotificationTemplate.objects.filter(tenant=tenant, alert_type=kind, channel=channel, locale__in=chain)
     }
     return wording_choose(own=own, kind=kind, channel=channel, chain=chain, brand=brand)
+
+
+@lru_cache(maxsize=1024)
+def _chain(locale: str, tenant_default: str) -> tuple[str, ...]:
+    """locale_chain, cached (a send task asks it twice a message, of a handful of locales)."""
+    return tuple(locale_chain(locale, tenant_default=tenant_default))
 
 
 @lru_cache(maxsize=1024)
@@ -169,9 +176,19 @@ class RenderReads:
     bundles: dict = field(default_factory=dict)  # bundle -> {alert id: (type, rule)}
 
 
-def _kind(notification) -> str:
+_ABOUT_NO_ALERT = {"test": TEST_KIND, "action_notice": ACTION_NOTICE_KIND}  # purpose -> the kind of message
+
+
+def _renderable(notification) -> bool:
     purpose = getattr(notification, "purpose", "alert")
-    return {"test": TEST_KIND, "action_notice": ACTION_NOTICE_KIND}.get(purpose) or notification.alert.type
+    return purpose in _ABOUT_NO_ALERT or (purpose != "verification" and notification.alert is not None)
+
+
+def _kind(notification) -> str:
+    kind = _ABOUT_NO_ALERT.get(getattr(notification, "purpose", "alert"))
+    if kind is None and notification.alert is None:
+        raise ValueError("a message about an alert without its alert")
+    return kind or notification.alert.type
 
 
 def _evidence_links(alert_ids, event_ids=None):
@@ -194,7 +211,8 @@ def render_reads_for(notifications) -> RenderReads:
     from alerts.notifications.models import Notification
 
     reads = RenderReads()
-    rows = [n for n in notifications if getattr(n, "purpose", "alert") != "verification"]
+    # What cannot be rendered is left out here, and fails its own row in message_render, not the batch.
+    rows = [n for n in notifications if _renderable(n)]
     if not rows:
         return reads
     tenants = {n.tenant.pk: n.tenant for n in rows}
@@ -205,7 +223,7 @@ def render_reads_for(notifications) -> RenderReads:
     for n in rows:
         wanted.add((n.tenant.pk, _kind(n), n.channel))
         brand = reads.brands[n.tenant.pk]
-        locales.update(locale_chain(getattr(n.customer, "locale", "") or "", tenant_default=brand.default_locale))
+        locales.update(_chain(getattr(n.customer, "locale", "") or "", brand.default_locale))
     templates = NotificationTemplate.objects.filter(
         tenant_id__in=tenants,
         alert_type__in={kind for _, kind, _ in wanted},
@@ -343,7 +361,7 @@ def message_render(*, notification, reads: RenderReads | None = None) -> Message
     locale = getattr(notification.customer, "locale", "") or ""
     tenant_id = notification.tenant.pk
     brand = reads.brands[tenant_id]
-    chain = locale_chain(locale, tenant_default=brand.default_locale)
+    chain = _chain(locale, brand.default_locale)
     own = reads.templates.get((tenant_id, kind, channel), {})
     wording = wording_choose(own=own, kind=kind, channel=channel, chain=chain, brand=brand)
     message = message_from(wording=wording, kind=kind, channel=channel, context=context, brand=brand, locale=locale)

@@ -108,3 +108,17 @@ def test_each_message_of_a_batch_is_the_one_its_row_gets_alone(tenants):
     coalesced = OutboxMessage.objects.filter(notification__tenant=tenant_b, channel="email",
                                              notification__bundle__isnull=False).get()  # fmt: skip
     assert "a device not seen before and a sign-in from a place not seen before" in coalesced.body
+
+
+def test_a_row_that_cannot_be_rendered_fails_alone_not_its_batch(tenants):
+    with backends():
+        _scene(tenants, 1)
+        broken = Notification.objects.filter(state=State.QUEUED, alert__rule="password_change").first()
+        Notification.objects.filter(pk=broken.pk).update(alert=None)  # written around the services
+        ids = list(Notification.objects.filter(state=State.QUEUED).values_list("pk", flat=True))
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            report = notifications_send(notification_ids=ids)
+    assert (report.handed, report.failed) == (len(ids), 1)
+    broken.refresh_from_db()
+    assert (broken.state, broken.error) == (State.FAILED, "render_ValueError")
+    assert OutboxMessage.objects.count() == len(ids) - 1
