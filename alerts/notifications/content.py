@@ -202,7 +202,7 @@ def _evidence_links(alert_ids, event_ids=None):
 
 def render_reads_for(notifications) -> RenderReads:
     """Everything message_render reads for these notifications (their tenant, alert and customer
-    loaded with them, as the send task's claim does), in at most six queries whatever their number:
+    loaded with them, as the send task's claim does), in at most five queries whatever their number:
     message settings, templates, evidence, events told that are not among the newest, bundles."""
     from django.db.models import F, Window
     from django.db.models.functions import RowNumber
