@@ -11,7 +11,12 @@
    alert: from its chunk's timestamp (taken before the chunk commits: an upper bound of "alert
    committed") to its first message handed to a backend (handed_at); and from the event's ingestion
    to that message. Reports median/p95/p99.
-3. Where the time goes: a cProfile of one send task of 100 messages in this process.
+3. Where the time goes: one send task of 100 messages in this process, its statements and CPU time
+   per message (time.process_time, after a warm-up task), then a cProfile of another.
+
+Each part prints the load average beside its figures, and parts 1 and 2 the CPU time the worker
+processes spent per message or alert (from /proc: a figure the other loads of a shared machine move
+much less than wall time). --only runs some parts.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/alertdesk_notify REDIS_URL=redis://127.0.0.1:6379/5 \\
         .venv/bin/python bench/notifications.py --messages 20000 --rate 500 --seconds 20
@@ -47,6 +52,50 @@ def start_worker(queue: str, concurrency: int, log) -> subprocess.Popen:
          "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "-n", f"{queue}@%h"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
     )  # fmt: skip
+
+
+def _stat(pid) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (field 4 on), or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process `pid` and its descendants (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (stat := _stat(entry)) is not None:
+            children.setdefault(int(stat[1]), []).append(int(entry))
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        if (stat := _stat(current)) is not None:
+            total += (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+            todo += children.get(current, [])
+    return total
+
+
+def backends_cpu(since: datetime) -> float:
+    """CPU seconds used by the PostgreSQL backends that connected to this database since `since`
+    (the workers' connections; this process's own left out), read before the workers stop. The
+    server's shared processes (WAL writer, checkpointer) are not in it."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND backend_start >= %s",
+            [since],
+        )
+        pids = [pid for (pid,) in cursor.fetchall()]
+    return sum(tree_cpu(pid) for pid in pids)
+
+
+def load() -> str:
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def stop(*workers: subprocess.Popen) -> None:
@@ -121,6 +170,7 @@ def throughput(messages: int, concurrency: int, log) -> None:
     worker = start_worker(QUEUE, concurrency, log)
     try:
         time.sleep(4)  # the worker is up
+        cpu_before, since = tree_cpu(worker.pid), datetime.now(UTC)
         started = time.time()
         for start in range(0, len(planned), planning.SEND_BATCH):
             app.send_task(
@@ -129,10 +179,14 @@ def throughput(messages: int, concurrency: int, log) -> None:
                 queue=QUEUE,
             )
         queued_in = time.time() - started
-        pending = Notification.objects.filter(pk__in=planned, state=State.QUEUED)
+        # The tenant's rows are the planned ones: asking by tenant (the partial index of queued rows)
+        # costs this process and the database next to nothing; 20,000 ids in an IN list ten times a
+        # second took CPU from the workers being measured.
+        pending = Notification.objects.filter(tenant=tenant, state=State.QUEUED)
         while pending.exists() and time.time() - started < 600:
             time.sleep(0.1)
         elapsed = time.time() - started
+        cpu, database_cpu = tree_cpu(worker.pid) - cpu_before, backends_cpu(since)
     finally:
         stop(worker)
     sent = OutboxMessage.objects.filter(notification_id__in=planned).count()
@@ -141,6 +195,8 @@ def throughput(messages: int, concurrency: int, log) -> None:
           f"{len(planned) / elapsed:,.0f} messages/s ({concurrency} worker processes; queuing the "
           f"{len(planned) // planning.SEND_BATCH} tasks took {queued_in:.1f} s of it)")  # fmt: skip
     print(f"  exactly once: {sent:,} outbox messages for {len(planned):,} rows, {keys:,} distinct keys")
+    print(f"  CPU per message: worker {cpu * 1000 / len(planned):.3f} ms ({cpu:.1f} s in all), its PostgreSQL "
+          f"backends {database_cpu * 1000 / len(planned):.3f} ms ({database_cpu:.1f} s); {load()}")  # fmt: skip
 
 
 def latency(rate: int, seconds: float, concurrency: int, detection: int, log) -> None:
@@ -155,6 +211,7 @@ def latency(rate: int, seconds: float, concurrency: int, detection: int, log) ->
     ingested: dict[int, float] = {}  # event id -> when its ingestion committed (epoch seconds)
     try:
         time.sleep(4)
+        cpu_before, since = [tree_cpu(w.pid) for w in workers], datetime.now(UTC)
         tick, n = 0.1, 0
         per_tick = max(1, int(rate * tick))
         started = next_tick = time.time()
@@ -183,6 +240,8 @@ def latency(rate: int, seconds: float, concurrency: int, detection: int, log) ->
             ):
                 break
             time.sleep(0.5)
+        cpu = [tree_cpu(w.pid) - before for w, before in zip(workers, cpu_before, strict=True)]
+        database_cpu = backends_cpu(since)
     finally:
         stop(*workers)
     with connection.cursor() as cursor:
@@ -201,24 +260,49 @@ def latency(rate: int, seconds: float, concurrency: int, detection: int, log) ->
         if handed is not None and event in ingested
     ]
     messages = Notification.objects.filter(tenant=tenant).count()
+    handed = Notification.objects.filter(tenant=tenant, handed_at__isnull=False).count()
     print(f"latency: {len(ingested):,} alerting events in {elapsed:.0f} s = {len(ingested) / elapsed:,.0f} alerts/s "
           f"({messages:,} messages; worker processes: {detection} detecting, {concurrency} sending):")  # fmt: skip
     if raised:
         print("  " + summary("alert raised (chunk time) -> first handed", raised))
         print("  " + summary("event ingested -> first message handed", end_to_end))
     print(f"  {len(raised)} of {len(ingested)} alerts had a message handed")
+    if ingested:
+        print(f"  CPU: detection workers {cpu[0] * 1000 / len(ingested):.3f} ms per alert, sending workers "
+              f"{cpu[1] * 1000 / max(1, handed):.3f} ms per message handed, the workers' PostgreSQL backends "
+              f"{database_cpu * 1000 / len(ingested):.3f} ms per alert; {load()}")  # fmt: skip
 
 
 def profile() -> None:
-    """One send task of 100 messages, profiled in this process (the outbox backend)."""
+    """One send task of 100 messages in this process (the outbox backend): its statements and CPU
+    time, then a cProfile of another."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from alerts.notifications.services import notifications_send
+
+    notifications_send(notification_ids=_profile_rows("w")[:10])  # warm: imports, caches
+    ids = _profile_rows("m")[:100]
+    with CaptureQueriesContext(connection) as statements:
+        started, started_cpu = time.perf_counter(), time.process_time()
+        handed = notifications_send(notification_ids=ids).handed
+        cpu, took = time.process_time() - started_cpu, time.perf_counter() - started
+    print(
+        f"profile: one task of {len(ids)} messages ({handed} handed): {len(statements)} statements, "
+        f"CPU {cpu * 1000 / len(ids):.3f} ms per message in this process, {took * 1000:.0f} ms in all ({load()})"
+    )
+    _profiled(_profile_rows("p")[:100])
+
+
+def _profile_rows(prefix: str) -> list[int]:
+    """34 alerts of new customers planned (not queued): 102 messages, email, SMS and push."""
     from django.utils import timezone
 
     from alerts.models import Alert
     from alerts.notifications import planning
-    from alerts.notifications.services import notifications_send
 
     tenant = tenant_get(f"nbench-p-{os.getpid()}")
-    customer_ids = customers_make(tenant, 34, "p")
+    customer_ids = customers_make(tenant, 34, prefix)
     now = timezone.now()
     real_enqueue = planning.notifications_enqueue
     planning.notifications_enqueue = lambda ids: None
@@ -229,16 +313,21 @@ def profile() -> None:
                   updated_at=now)
             for pk in customer_ids
         ])  # fmt: skip
-        ids = planning.notifications_plan([planning.PlanItem(a, True, set()) for a in alerts], now=now)[:100]
+        return planning.notifications_plan([planning.PlanItem(a, True, set()) for a in alerts], now=now)
     finally:
         planning.notifications_enqueue = real_enqueue
+
+
+def _profiled(ids: list[int]) -> None:
+    from alerts.notifications.services import notifications_send
+
     profiler = cProfile.Profile()
     started = time.perf_counter()
     profiler.enable()
     notifications_send(notification_ids=ids)
     profiler.disable()
     took = (time.perf_counter() - started) * 1000
-    print(f"profile: one task of {len(ids)} messages took {took:.0f} ms in this process")
+    print(f"  profiled: one task of {len(ids)} messages took {took:.0f} ms under cProfile")
     for order, count in (("cumulative", 14), ("tottime", 10)):
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats(order).print_stats(count)
@@ -256,6 +345,9 @@ def main():
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes sending")
     parser.add_argument("--detection", type=int, default=2, help="worker processes running detection")
     parser.add_argument("--smoke", action="store_true", help="a tiny run (the test suite's)")
+    parser.add_argument(
+        "--only", action="append", choices=["throughput", "latency", "profile"], help="run this part (repeatable)"
+    )
     args = parser.parse_args()
     if not os.environ.get("REDIS_URL"):
         sys.exit("Set REDIS_URL too: the bench runs real Celery workers.")
@@ -264,9 +356,13 @@ def main():
         args.messages, args.rate, args.seconds, args.concurrency, args.detection = 300, 20, 2, 1, 1
     django_setup()
     log = open(os.devnull, "w")  # noqa: SIM115 (for the worker's whole life)
-    throughput(args.messages, args.concurrency, log)
-    latency(args.rate, args.seconds, args.concurrency, args.detection, log)
-    profile()
+    parts = args.only or ["throughput", "latency", "profile"]
+    if "throughput" in parts:
+        throughput(args.messages, args.concurrency, log)
+    if "latency" in parts:
+        latency(args.rate, args.seconds, args.concurrency, args.detection, log)
+    if "profile" in parts:
+        profile()
 
 
 if __name__ == "__main__":

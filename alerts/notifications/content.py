@@ -10,7 +10,8 @@ in which a link's text could differ from where it leads.
 """
 
 import logging
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from alerts.notifications import placeholders
@@ -50,6 +51,13 @@ def brand_for(tenant) -> Brand:
     try:
         settings = tenant.message_settings
     except MessageSettings.DoesNotExist:
+        settings = None
+    return brand_from(tenant, settings)
+
+
+def brand_from(tenant, settings) -> Brand:
+    """The Brand of `tenant` given its MessageSettings row (None: the defaults)."""
+    if settings is None:
         return Brand(name=tenant.name)
     return Brand(
         name=settings.display_name or tenant.name,
@@ -69,7 +77,7 @@ def template_passes(kind: str, channel: str, locale: str, subject: str, body: st
     ).ok
 
 
-def wording_choose(*, own: dict, kind: str, channel: str, chain: list[str], brand: Brand) -> Wording:
+def wording_choose(*, own: dict, kind: str, channel: str, chain: Sequence[str], brand: Brand) -> Wording:
     """The first locale of `chain` with a tenant template (`own`: locale → template of this kind
     and channel) that still passes the check, or with a built-in default."""
     for candidate in chain:
@@ -103,6 +111,20 @@ def wording_for(*, tenant, kind: str, channel: str, locale: str, brand: Brand | 
     return wording_choose(own=own, kind=kind, channel=channel, chain=chain, brand=brand)
 
 
+@lru_cache(maxsize=1024)
+def _chain(locale: str, tenant_default: str) -> tuple[str, ...]:
+    """locale_chain, cached (a send task asks it twice a message, of a handful of locales)."""
+    return tuple(locale_chain(locale, tenant_default=tenant_default))
+
+
+@lru_cache(maxsize=1024)
+def _parsed(text: str) -> tuple[placeholders.Parsed, bool]:
+    """A template's text parsed, and whether its own text is GSM-7 (cached: a send task renders the
+    same few templates again and again; Parsed is immutable)."""
+    parsed = placeholders.parse(text)
+    return parsed, is_gsm7(parsed.literal_text())
+
+
 def message_from(
     *, wording: Wording, kind: str, channel: str, context: MessageContext, brand: Brand, locale: str = ""
 ) -> Message:
@@ -110,8 +132,8 @@ def message_from(
     values = message_values(
         alert_type=kind, channel=channel, locale=locale or wording.locale, context=context, brand=brand
     )
-    subject, body = placeholders.parse(wording.subject), placeholders.parse(wording.body)
-    if channel == "sms" and is_gsm7(body.literal_text()):
+    (subject, _), (body, body_gsm7) = _parsed(wording.subject), _parsed(wording.body)
+    if channel == "sms" and body_gsm7:
         # One Ł in a city would switch the whole SMS to UCS-2 and halve its room: values are folded
         # to GSM-7 when the template's own text is GSM-7, so only the template decides the encoding.
         values = fold_values(values)
@@ -138,9 +160,116 @@ def message_build(
 
 EVIDENCE_READ = 20  # the newest events of an alert say what happened (a takeover links many)
 _DETAIL_KEYS = ("factor", "fields", "app_name", "channel", "initiated_by")
+_EVENT_FIELDS = ("event__id", "event__type", "event__occurred_at", "event__ip", "event__context")
 
 
-def context_for_alert(alert, *, answer_url: str = "", event_ref: int = 0, customer=None) -> MessageContext:
+@dataclass
+class RenderReads:
+    """What rendering a batch of notifications reads from the database, loaded for the whole batch
+    in a fixed number of queries (render_reads_for) and valid for one send task: the tenants'
+    brands and own templates, the alerts' newest evidence and the alerts coalesced messages tell of."""
+
+    brands: dict[int, Brand] = field(default_factory=dict)  # tenant id ->
+    templates: dict[tuple, dict] = field(default_factory=dict)  # (tenant id, kind, channel) -> locale -> template
+    evidence: dict[int, list] = field(default_factory=dict)  # alert id -> its newest events, newest first
+    told: dict[tuple[int, int], object] = field(default_factory=dict)  # (alert id, event id) -> an older event
+    bundles: dict = field(default_factory=dict)  # bundle -> {alert id: (type, rule)}
+
+
+_ABOUT_NO_ALERT = {"test": TEST_KIND, "action_notice": ACTION_NOTICE_KIND}  # purpose -> the kind of message
+
+
+def _renderable(notification) -> bool:
+    purpose = getattr(notification, "purpose", "alert")
+    return purpose in _ABOUT_NO_ALERT or (purpose != "verification" and notification.alert is not None)
+
+
+def _kind(notification) -> str:
+    kind = _ABOUT_NO_ALERT.get(getattr(notification, "purpose", "alert"))
+    if kind is None and notification.alert is None:
+        raise ValueError("a message about an alert without its alert")
+    return kind or notification.alert.type
+
+
+def _evidence_links(alert_ids, event_ids=None):
+    from alerts.models import AlertEvidence
+
+    links = (
+        AlertEvidence.objects.filter(alert_id__in=alert_ids).select_related("event").only("alert_id", *_EVENT_FIELDS)
+    )
+    return links if event_ids is None else links.filter(event_id__in=event_ids)
+
+
+def render_reads_for(notifications) -> RenderReads:
+    """Everything message_render reads for these notifications (their tenant, alert and customer
+    loaded with them, as the send task's claim does), in at most five queries whatever their number:
+    message settings, templates, evidence, events told that are not among the newest, bundles."""
+    from django.db.models import F, Window
+    from django.db.models.functions import RowNumber
+
+    from alerts.models import MessageSettings, NotificationTemplate
+    from alerts.notifications.models import Notification
+
+    reads = RenderReads()
+    # What cannot be rendered is left out here, and fails its own row in message_render, not the batch.
+    rows = [n for n in notifications if _renderable(n)]
+    if not rows:
+        return reads
+    tenants = {n.tenant.pk: n.tenant for n in rows}
+    own_settings = {s.tenant_id: s for s in MessageSettings.objects.filter(tenant_id__in=tenants)}
+    reads.brands = {pk: brand_from(tenant, own_settings.get(pk)) for pk, tenant in tenants.items()}
+
+    wanted, locales = set(), set()
+    for n in rows:
+        wanted.add((n.tenant.pk, _kind(n), n.channel))
+        brand = reads.brands[n.tenant.pk]
+        locales.update(_chain(getattr(n.customer, "locale", "") or "", brand.default_locale))
+    templates = NotificationTemplate.objects.filter(
+        tenant_id__in=tenants,
+        alert_type__in={kind for _, kind, _ in wanted},
+        channel__in={channel for _, _, channel in wanted},
+        locale__in=locales,
+    )
+    for t in templates:
+        if (t.tenant_id, t.alert_type, t.channel) in wanted:
+            reads.templates.setdefault((t.tenant_id, t.alert_type, t.channel), {})[t.locale] = t
+
+    alert_ids = {n.alert.pk for n in rows if n.alert is not None}
+    if alert_ids:
+        newest = _evidence_links(alert_ids).annotate(
+            rank=Window(
+                RowNumber(),
+                partition_by=[F("alert_id")],
+                order_by=[F("event__occurred_at").desc(), F("event_id").desc()],
+            )
+        )
+        for link in newest.filter(rank__lte=EVIDENCE_READ):
+            reads.evidence.setdefault(link.alert_id, []).append(link.event)
+        for events in reads.evidence.values():
+            events.sort(key=lambda e: (e.occurred_at, e.pk), reverse=True)
+        missing = {
+            (n.alert.pk, n.event_ref)
+            for n in rows
+            if n.alert is not None
+            and getattr(n, "event_ref", 0)
+            and all(e.pk != n.event_ref for e in reads.evidence.get(n.alert.pk, ()))
+        }
+        if missing:
+            for link in _evidence_links({a for a, _ in missing}, {e for _, e in missing}):
+                reads.told[(link.alert_id, link.event.pk)] = link.event
+    bundles = {n.bundle for n in rows if getattr(n, "bundle", None) is not None}
+    if bundles:
+        members = Notification.objects.filter(bundle__in=bundles, alert__isnull=False)
+        for bundle, alert_id, alert_type, rule in members.values_list(
+            "bundle", "alert_id", "alert__type", "alert__rule"
+        ):
+            reads.bundles.setdefault(bundle, {})[alert_id] = (alert_type, rule)
+    return reads
+
+
+def context_for_alert(
+    alert, *, answer_url: str = "", event_ref: int = 0, customer=None, reads: RenderReads | None = None
+) -> MessageContext:
     """The facts of a message about `alert`: its newest evidence event (what happened and when; for
     a message about one event, `event_ref`, that event), the device and place of the newest event
     that has them. Never the IP, a device id or the user agent string: a browser family and a city
@@ -148,9 +277,14 @@ def context_for_alert(alert, *, answer_url: str = "", event_ref: int = 0, custom
     from alerts.geo import locate
     from alerts.rules import agent_family
 
-    events = list(alert.evidence.order_by("-occurred_at", "-pk")[:EVIDENCE_READ])
+    if reads is None:
+        events = list(alert.evidence.order_by("-occurred_at", "-pk")[:EVIDENCE_READ])
+    else:
+        events = reads.evidence.get(alert.pk, [])
     if event_ref:
-        told = next((e for e in events if e.pk == event_ref), None) or alert.evidence.filter(pk=event_ref).first()
+        told = next((e for e in events if e.pk == event_ref), None)
+        if told is None:
+            told = reads.told.get((alert.pk, event_ref)) if reads else alert.evidence.filter(pk=event_ref).first()
         if told is not None:
             events = [told, *(e for e in events if e.pk != event_ref)]
     newest = events[0] if events else None
@@ -185,25 +319,32 @@ def context_for_alert(alert, *, answer_url: str = "", event_ref: int = 0, custom
     )
 
 
-def bundle_alerts(notification) -> tuple:
+def bundle_alerts(notification, reads: RenderReads | None = None) -> tuple:
     """(type, rule) of the other alerts a coalesced message tells of (planning._coalesce), oldest first."""
+    if reads is not None:
+        members = reads.bundles.get(notification.bundle, {})
+        return tuple(members[pk] for pk in sorted(members) if pk != notification.alert_id)
     from alerts.models import Alert
 
     others = Alert.objects.filter(notifications__bundle=notification.bundle).exclude(pk=notification.alert_id)
     return tuple(others.order_by("pk").values_list("type", "rule").distinct())
 
 
-def message_render(*, notification) -> Message:
+def message_render(*, notification, reads: RenderReads | None = None) -> Message:
     """The message of one notification (n1's `Notification`: tenant, alert, customer, channel,
     purpose, answer_url()). A delivery test (purpose "test") gets the test wording; a notice to a
     previous contact, the alert's own. Verification codes are not made here: the verification
-    service holds the code, which no template may carry."""
+    service holds the code, which no template may carry. `reads`: what render_reads_for loaded for
+    the batch this notification is in (the send task's: no query here); without it, three or four
+    queries of its own."""
     purpose = getattr(notification, "purpose", "alert")
     if purpose == "verification":
         raise ValueError("verification messages are composed by the verification service, not from templates")
+    if reads is None:
+        reads = render_reads_for([notification])
     alert = notification.alert
     channel = notification.channel
-    kind = {"test": TEST_KIND, "action_notice": ACTION_NOTICE_KIND}.get(purpose) or alert.type
+    kind = _kind(notification)
     answer_url = "" if channel == "voice" else notification.answer_url()
     if alert is None:  # a delivery test or an action notice is about no alert: the time it was planned
         context = MessageContext(occurred_at=notification.created_at, answer_url=answer_url)
@@ -213,14 +354,17 @@ def message_render(*, notification) -> Message:
             answer_url=answer_url,
             event_ref=getattr(notification, "event_ref", 0),
             customer=notification.customer,
+            reads=reads,
         )
         if getattr(notification, "bundle", None) is not None:
-            context = replace(context, also=bundle_alerts(notification))
+            context = replace(context, also=bundle_alerts(notification, reads))
     locale = getattr(notification.customer, "locale", "") or ""
-    brand = brand_for(notification.tenant)
-    message = message_build(
-        tenant=notification.tenant, alert_type=kind, channel=channel, locale=locale, context=context, brand=brand
-    )
+    tenant_id = notification.tenant.pk
+    brand = reads.brands[tenant_id]
+    chain = _chain(locale, brand.default_locale)
+    own = reads.templates.get((tenant_id, kind, channel), {})
+    wording = wording_choose(own=own, kind=kind, channel=channel, chain=chain, brand=brand)
+    message = message_from(wording=wording, kind=kind, channel=channel, context=context, brand=brand, locale=locale)
     if purpose == "previous_contact" and channel in PREVIOUS_CONTACT_NOTE:
         # An attacker who changed the contacts first would otherwise get the warning himself; the
         # previous address is told why it still hears from us. (SMS and push have no room for it.)

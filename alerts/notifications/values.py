@@ -405,9 +405,16 @@ def when_text(*, moment: datetime | None, time_zone: str, locale: str, channel: 
         return ""
     local = moment.astimezone(_zone(time_zone))
     pattern = "j M, H:i" if channel in ("sms", "push") else "j F Y, H:i"
-    with translation.override(_lang(locale)):
-        text = date_format(local, pattern)
+    text = _date_text(local.replace(second=0, microsecond=0, tzinfo=None), pattern, _lang(locale))
     return f"{text} {_zone_label(local)}"[: caps_for(channel)["when"]]
+
+
+@lru_cache(maxsize=4096)
+def _date_text(local: datetime, pattern: str, language: str) -> str:
+    """A local wall-clock minute (naive: an aware key would equal the same instant in another
+    zone) in words. Cached: the messages of a burst of alerts share their minute."""
+    with translation.override(language):
+        return date_format(local, pattern)
 
 
 def _spoken_phone(phone: str, locale: str) -> str:

@@ -55,10 +55,10 @@ class TestOutbox:
         feed(tenant_a, "password.changed", account_=account(channels={"email": True, "sms": True}))
         real = content.message_render
 
-        def render(*, notification):
+        def render(*, notification, **kwargs):
             if notification.channel == "sms":
                 raise KeyError("template")
-            return real(notification=notification)
+            return real(notification=notification, **kwargs)
 
         monkeypatch.setattr(services, "message_render", render)
         send_all()
