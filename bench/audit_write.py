@@ -81,7 +81,9 @@ def measure_view_cost(n: int) -> None:
 
 
 def _writer(seconds: float, per_commit: int, counter, ready, go) -> None:
-    django_setup()
+    # Forked from the migrated parent: no migrate here. Several children running it at once raced in
+    # its post_migrate hooks, and a child that died before `ready` left the parent waiting for ever.
+    django_setup(migrate=False)
     from django.db import connection, transaction
 
     from accounts.models import Tenant, User
@@ -111,7 +113,7 @@ def _writer(seconds: float, per_commit: int, counter, ready, go) -> None:
 
 
 def _sealer(stop, sealed) -> None:
-    django_setup()
+    django_setup(migrate=False)  # as _writer
     from audit.services import audit_seal
 
     total = 0
@@ -145,7 +147,11 @@ def measure_throughput(writers: int, seconds: float, per_commit: int = 1) -> Non
     for p in procs:
         p.start()
     for _ in procs:
-        ready.acquire()
+        while not ready.acquire(timeout=1):  # a writer that died before it was ready fails the run
+            if dead := [p for p in procs if p.exitcode not in (None, 0)]:
+                for p in procs:
+                    p.terminate()
+                raise SystemExit(f"{len(dead)} writer(s) died before they were ready (their error is above)")
     sealer.start()
     started = time.perf_counter()
     go.set()
@@ -155,6 +161,8 @@ def measure_throughput(writers: int, seconds: float, per_commit: int = 1) -> Non
     stop.set()
     seal_started = time.perf_counter()
     sealer.join()
+    if sealer.exitcode != 0:
+        raise SystemExit(f"the sealer failed (exit code {sealer.exitcode}; its error is above)")
     seal_tail = time.perf_counter() - seal_started
     written = AuditEvent.objects.count() - before
     print(
