@@ -170,6 +170,9 @@ class Statements:
         self.captured = CaptureQueriesContext(connection)
 
     def __enter__(self):
+        # On an emptied log: Django's keeps the last 9,000 statements, and once full, a capture's
+        # count (the log's length after minus before) would be 0 however many were sent.
+        self.captured.connection.queries_log.clear()
         self.captured.__enter__()
         return self
 
