@@ -166,6 +166,20 @@ class Socket:
             self.task.cancel()
 
 
+def redis_clients_by_command() -> Counter:
+    """This database's Redis clients by the last command each sent (who holds them: the channel
+    layer's BZPOPMIN/ZADD, the cache's GET/SET, ...)."""
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    db = client.connection_pool.connection_kwargs.get("db", 0)
+    try:
+        return Counter(c["cmd"] for c in client.client_list() if int(c["db"]) == db and c["cmd"] != "client|list")
+    finally:
+        client.close()
+
+
 def redis_clients() -> int:
     import redis
     from django.conf import settings
@@ -458,6 +472,8 @@ async def run(args, keys, agents, ports, AccountEvent, AlertEvidence):  # noqa: 
               f"held by the daphne processes {web_before} -> {web_after}")  # fmt: skip
         for reason, count in errors.most_common(3):
             print(f"  {count} x {reason}")
+        commands = await asyncio.to_thread(redis_clients_by_command)
+        print(f"  Redis clients by their last command: {', '.join(f'{c} {n}' for c, n in commands.most_common())}")
     await asyncio.gather(*(s.close() for s in sockets))
 
 

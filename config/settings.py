@@ -156,8 +156,13 @@ if REDIS_URL:
     # queue's group with dead channels that each signal still went to (and filled to capacity).
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "group_expiry": 900},
+            # A bounded pool per event loop (config.channel_layer): connections do not creep up.
+            "BACKEND": "config.channel_layer.BoundedRedisChannelLayer",
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "group_expiry": 900,
+                "max_connections": env_int("CHANNEL_LAYER_MAX_CONNECTIONS", 32),
+            },
         }
     }
     # One connection pool per process (config.cache): under ASGI a pool per request leaked connections.

@@ -8,6 +8,7 @@ import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
+from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 from django.db import transaction
 
@@ -236,7 +237,7 @@ def test_a_socket_hears_only_its_queues(tenant_a, tenant_b, queues):
 
 @pytest.mark.services
 def test_a_socket_hears_only_its_queues_on_the_redis_layer_and_buffer(tenant_a, tenant_b, queues):
-    assert type(get_channel_layer()).__name__ == "RedisChannelLayer"
+    assert isinstance(get_channel_layer(), RedisChannelLayer)
     assert isinstance(push.changes_buffer(), push.RedisBuffer)
     _sockets_scenario(tenant_a, tenant_b, queues)
 
