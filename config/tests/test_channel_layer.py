@@ -4,6 +4,7 @@ loop, however many operations are in flight at once (a reconnect storm), and non
 import asyncio
 
 import pytest
+from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 
 from config.channel_layer import BoundedRedisChannelLayer
@@ -11,13 +12,10 @@ from config.channel_layer import BoundedRedisChannelLayer
 pytestmark = pytest.mark.services  # Redis: skipped on the embedded defaults, required in CI
 
 
-def test_the_settings_use_the_bounded_layer():
-    assert settings.CHANNEL_LAYERS["default"]["BACKEND"] == "config.channel_layer.BoundedRedisChannelLayer"
+def _burst(layer) -> tuple[int, str]:
+    """60 sockets joining and leaving 7 groups at once: the connections the layer's pool opened."""
 
-
-def test_a_burst_of_operations_waits_for_connections_instead_of_opening_more():
     async def burst():
-        layer = BoundedRedisChannelLayer(hosts=[settings.REDIS_URL], prefix="test-bounded", max_connections=3)
         channels = [await layer.new_channel() for _ in range(60)]
         await asyncio.gather(*(layer.group_add(f"g{i % 7}", channel) for i, channel in enumerate(channels)))
         await asyncio.gather(*(layer.group_discard(f"g{i % 7}", channel) for i, channel in enumerate(channels)))
@@ -26,23 +24,21 @@ def test_a_burst_of_operations_waits_for_connections_instead_of_opening_more():
         await layer.flush()
         return opened, type(pool).__name__
 
-    opened, pool_class = asyncio.run(burst())
+    return asyncio.run(burst())
+
+
+def test_the_settings_use_the_bounded_layer():
+    assert settings.CHANNEL_LAYERS["default"]["BACKEND"] == "config.channel_layer.BoundedRedisChannelLayer"
+
+
+def test_a_burst_of_operations_waits_for_connections_instead_of_opening_more():
+    layer = BoundedRedisChannelLayer(hosts=[settings.REDIS_URL], prefix="test-bounded", max_connections=3)
+    opened, pool_class = _burst(layer)
     assert pool_class == "BlockingConnectionPool"
     assert 1 <= opened <= 3
 
 
 def test_the_plain_layer_would_have_opened_more():
     """What the bound prevents: the same burst on channels-redis's own pool opens more than 3."""
-    from channels_redis.core import RedisChannelLayer
-
-    async def burst():
-        layer = RedisChannelLayer(hosts=[settings.REDIS_URL], prefix="test-unbounded")
-        channels = [await layer.new_channel() for _ in range(60)]
-        await asyncio.gather(*(layer.group_add(f"g{i % 7}", channel) for i, channel in enumerate(channels)))
-        await asyncio.gather(*(layer.group_discard(f"g{i % 7}", channel) for i, channel in enumerate(channels)))
-        pool = layer.connection(0).connection_pool
-        opened = len(pool._available_connections) + len(pool._in_use_connections)
-        await layer.flush()
-        return opened
-
-    assert asyncio.run(burst()) > 3
+    opened, _ = _burst(RedisChannelLayer(hosts=[settings.REDIS_URL], prefix="test-unbounded"))
+    assert opened > 3
