@@ -152,7 +152,7 @@ def throughput(messages: int, concurrency: int, log) -> None:
     now = timezone.now()
     planned: list[int] = []
     real_enqueue = planning.notifications_enqueue
-    planning.notifications_enqueue = lambda ids: None  # planned, not queued yet
+    planning.notifications_enqueue = lambda ids, **_: None  # planned, not queued yet
     try:
         for start in range(0, len(customer_ids), 500):
             with transaction.atomic():
@@ -305,7 +305,7 @@ def _profile_rows(prefix: str) -> list[int]:
     customer_ids = customers_make(tenant, 34, prefix)
     now = timezone.now()
     real_enqueue = planning.notifications_enqueue
-    planning.notifications_enqueue = lambda ids: None
+    planning.notifications_enqueue = lambda ids, **_: None
     try:
         alerts = Alert.objects.bulk_create([
             Alert(tenant=tenant, customer_id=pk, type="two_factor", rule="mfa_change", severity=2, reason="x",

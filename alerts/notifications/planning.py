@@ -59,6 +59,17 @@ from config.bulk import BulkInsert
 EVERY_ADDRESS_RULES = frozenset({"recovery", "contact_change", "rapid_profile_change"})
 # Of those, the rules whose every event is told, also when it folds into the active alert.
 PER_EVENT_RULES = frozenset({"recovery", "contact_change"})
+# Ids per send task.
+SEND_BATCH = 100
+# Broker priorities of the send task. Under a backlog each alert's first message leaves ahead of the
+# others' second to fourth: planning queues the first rows in tasks at URGENT_PRIORITY and the rest
+# at REST_PRIORITY. Kombu's Redis transport keeps one list per priority step (0, 3, 6, 9) and a
+# worker pops them in that order, 0 first (the reverse of AMQP's); a message without a priority
+# counts as 0. So fallbacks, the relay, retries, drills and detection stay ahead of the rest too.
+# Being only an order, it changes no row's state: claim, exactly once, retries, rate limits and
+# fallback are the same for every task (alerts.notifications.services).
+URGENT_PRIORITY = 0
+REST_PRIORITY = 9
 
 
 @dataclass
@@ -112,7 +123,7 @@ def channel_order(settings: NotificationSettings) -> list[str]:
     return order + [c for c in CHANNELS if c not in order]
 
 
-_INSERT = BulkInsert(Notification, conflict="any", returning=["id", "state", "not_before"], arrays=True)
+_INSERT = BulkInsert(Notification, conflict="any", returning=["id", "alert_id", "state", "not_before"], arrays=True)
 
 
 def contacts_for(customer_ids: Iterable[int]) -> dict[int, Contacts]:
@@ -206,10 +217,25 @@ def notifications_plan(items: list[PlanItem], *, now: datetime) -> list[int]:
     fresh = {i.alert.pk: i.alert.severity for i, _, _ in chosen if i.created or i.alert.rule in PER_EVENT_RULES}
     rows = _coalesce(_dedupe_previous(rows), fresh)
     stored = _INSERT.execute([_INSERT.values_of(r) for r in rows])
-    due = [pk for pk, state, not_before in stored if state == State.QUEUED and not_before is None]
-    if due:
-        transaction.on_commit(lambda: notifications_enqueue(due))
-    return [pk for pk, _, _ in stored]
+    first: dict[int, int] = {}  # alert id -> its first row due now
+    rest: list[int] = []
+    # Ids follow the rows' order (one insert, in plan order): an alert's smallest due id is the
+    # first channel in its tenant's order that has an address, the message told first.
+    for pk, alert_id, state, not_before in sorted(stored):
+        if state == State.QUEUED and not_before is None:
+            if alert_id in first:
+                rest.append(pk)
+            else:
+                first[alert_id] = pk
+    if first:
+        transaction.on_commit(lambda: _enqueue_first_then_rest(list(first.values()), rest))
+    return [pk for pk, _, _, _ in stored]
+
+
+def _enqueue_first_then_rest(first: list[int], rest: list[int]) -> None:
+    notifications_enqueue(first)
+    if rest:
+        notifications_enqueue(rest, priority=REST_PRIORITY)
 
 
 def _dedupe_previous(rows: list[Notification]) -> list[Notification]:
@@ -286,22 +312,24 @@ def _row(alert, channel, purpose, address, critical, not_before, now, error="", 
     )
 
 
-def notifications_enqueue(ids: list[int]) -> None:
-    """Queue sending for these rows (after their commit). A publish that fails loses nothing: the
-    rows stay queued and the relay (notifications_relay_task) queues them again."""
+def notifications_enqueue(ids: list[int], *, priority: int = URGENT_PRIORITY) -> None:
+    """Queue sending for these rows (after their commit), at this broker priority (REST_PRIORITY
+    for the messages after an alert's first). A publish that fails loses nothing: the rows stay
+    queued and the relay (notifications_relay_task) queues them again."""
     import logging
+
+    from django.conf import settings
 
     from alerts.notifications.tasks import notification_send_task
 
     for start in range(0, len(ids), SEND_BATCH):
         try:
-            notification_send_task.delay(ids[start : start + SEND_BATCH])
+            notification_send_task.apply_async(
+                (ids[start : start + SEND_BATCH],), queue=settings.NOTIFICATION_QUEUE, priority=priority
+            )
         except Exception as error:
             logging.getLogger(__name__).warning(
                 "could not queue notifications; the relay will queue them again",
                 extra={"notifications": len(ids) - start, "error": f"{type(error).__module__}.{type(error).__name__}"},
             )
             return
-
-
-SEND_BATCH = 100

@@ -78,7 +78,7 @@ def test_a_worker_killed_mid_send_loses_nothing_and_duplicates_nothing(tenant_a,
             warnings.simplefilter("ignore", AlwaysEagerIgnored)  # the test settings' eager mode: not here
             app.send_task("alerts.notifications.tasks.notification_send_task", args=[ids], queue=queue)
 
-    monkeypatch.setattr(planning, "notifications_enqueue", lambda ids: None)  # the test queues them itself
+    monkeypatch.setattr(planning, "notifications_enqueue", lambda ids, **_: None)  # the test queues them itself
     for n in range(12):
         feed(tenant_a, "mfa.disabled", account_=account(f"victim-{n}", channels={"email": True, "push": True}))
     ids = list(Notification.objects.filter(state=State.QUEUED).order_by("id").values_list("id", flat=True))
