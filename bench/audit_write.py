@@ -81,8 +81,8 @@ def measure_view_cost(n: int) -> None:
 
 
 def _writer(seconds: float, per_commit: int, counter, ready, go) -> None:
-    # Forked from the migrated parent: no migrate here. Several children running it at once raced in
-    # its post_migrate hooks, and a child that died before `ready` left the parent waiting for ever.
+    # The parent has migrated: no migrate here. Several children running it at once raced in its
+    # post_migrate hooks, and a child that died before `ready` left the parent waiting for ever.
     django_setup(migrate=False)
     from django.db import connection, transaction
 
@@ -134,7 +134,10 @@ def measure_throughput(writers: int, seconds: float, per_commit: int = 1) -> Non
 
     for t in range(10):
         Tenant.objects.get_or_create(slug=f"bench-t{t}", defaults={"name": f"Bench {t}"})
-    ctx = multiprocessing.get_context("fork")
+    # Spawned, not forked: each child starts its own interpreter, Django and database connection.
+    # A forked writer inherited the parent's state after its page-view run and once, in CI, failed
+    # its first audit INSERT with "the last operation didn't produce records (EMPTY_QUERY)".
+    ctx = multiprocessing.get_context("spawn")
     counter, sealed = ctx.Value("l", 0), ctx.Value("l", 0)
     ready, go, stop = ctx.Semaphore(0), ctx.Event(), ctx.Event()
     from django.db import connections
