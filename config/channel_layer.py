@@ -21,6 +21,8 @@ class BoundedRedisChannelLayer(RedisChannelLayer):
 
     def create_pool(self, index):
         host = dict(self.hosts[index])
+        if "address" not in host:  # a Sentinel or keyword-only host: channels-redis's own pool
+            return super().create_pool(index)
         address = host.pop("address")
         return aioredis.BlockingConnectionPool.from_url(
             address, max_connections=self.max_connections, timeout=self.pool_timeout, **host
