@@ -69,6 +69,7 @@ from desk.models import (
     Verification,
 )
 from desk.playbooks import PLAYBOOKS, Checklist
+from desk.queue_reads import CaseSight, queue_count_groups
 
 QUEUE_VIEW_PERM = "desk.view_queue"  # supervisors and admins: every queue of their tenants
 QUEUE_WORK_PERM = "desk.work_queue"  # agents: a guardian object permission on each granted queue
@@ -347,17 +348,18 @@ class QueuePosition:
 
 @dataclass(frozen=True)
 class QueueFilters:
-    """What a queue list may be narrowed to. `customer_ids`: from customer_ids_by_external_id (a
-    subquery) or ids; none (a search that found nobody) matches nothing, None does not filter."""
+    """What a queue list may be narrowed to. `customer`: the client account id searched for, the
+    customer of the queue's tenant with exactly that id (nobody matches when there is none); None
+    does not filter."""
 
     type: str = ""
     severity: int | None = None
     status: str = ""
     assignee_id: int | None = None  # "mine"
     unassigned: bool = False
-    customer_ids: "QuerySet[Customer] | tuple[int, ...] | None" = None
+    customer: str | None = None
 
-    def q(self) -> Q:
+    def q(self, *, tenant_id: int) -> Q:
         q = Q()
         if self.type in AlertType.values:
             q &= Q(type=self.type)
@@ -369,9 +371,8 @@ class QueueFilters:
             q &= Q(assignee_id=self.assignee_id)
         if self.unassigned:
             q &= Q(assignee__isnull=True)
-        if self.customer_ids is not None:
-            ids = self.customer_ids
-            q &= Q(customer_id__in=ids if isinstance(ids, QuerySet) else list(ids))
+        if self.customer is not None:
+            q &= Q(customer_id__in=customer_ids_by_external_id(tenant_id=tenant_id, external_id=self.customer))
         return q
 
 
@@ -414,7 +415,7 @@ def queue_alerts_page(
     if only is not None:
         alerts = alerts.only(*_ORDER_FIELDS, "tenant", "customer", "assignee", *only)
     if filters is not None:
-        alerts = alerts.filter(filters.q())
+        alerts = alerts.filter(filters.q(tenant_id=queue.tenant_id))
     if after is not None:
         alerts = alerts.filter(after.after_q())
     if cases is not None:
@@ -458,16 +459,7 @@ def queue_counts(*, queues: Sequence[Queue], siblings: Iterable[Queue]) -> dict[
     siblings = list(siblings)
     now = timezone.now()
     counts = {q.pk: {"active": 0, "unassigned": 0, "breaching": 0} for q in queues}
-    groups = (
-        Alert.objects.filter(tenant_id__in={q.tenant_id for q in queues}, status__in=ACTIVE_STATUSES)
-        .order_by()
-        .values_list("tenant_id", "type", "severity")
-        .annotate(
-            active=Count("pk"),
-            unassigned=Count("pk", filter=Q(assignee__isnull=True)),
-            breaching=Count("pk", filter=Q(sla_due_at__lt=now)),
-        )
-    )
+    groups = queue_count_groups(tenant_ids=sorted({q.tenant_id for q in queues}), now=now)
     for tenant_id, type_, severity, active, unassigned, breaching in groups:
         queue = queue_for_alert(_Kind(tenant_id, type_, severity), siblings)
         if queue is not None and (count := counts.get(queue.pk)) is not None:
@@ -503,15 +495,29 @@ def case_scope_q(*, user: User, queues: Sequence[Queue] | None = None) -> Q:
     `queues`): the granted ones among them are given by id rather than read again."""
     if not (user.is_authenticated and user.is_active):
         return Q(pk__in=[])
-    supervised = tenant_ids_with_perm(user=user, perm=QUEUE_VIEW_PERM)
     if queues is None:
+        supervised = tenant_ids_with_perm(user=user, perm=QUEUE_VIEW_PERM)
         granted_queues = _granted(user, QUEUE_WORK_PERM, Queue).values("pk")
-    else:  # outside the supervised tenants, the queues one sees are the granted ones (_QueueSight)
-        granted_queues = [q.pk for q in queues if q.tenant_id not in supervised]
+        member_of = list(tenant_access_for(user=user).roles)
+    else:
+        sight = case_sight_for(user=user, queues=queues)
+        supervised, granted_queues, member_of = sight.supervised, sight.granted_queues, sight.member_of
     # Shared with them (_granted): in active tenants they are members of, which the access read knows.
-    member_of = list(tenant_access_for(user=user).roles)
     shared = Q(pk__in=_grant_ids(user, CASE_WORK_PERM, Case), tenant_id__in=member_of)
     return Q(tenant_id__in=supervised) | Q(queue_id__in=granted_queues) | shared
+
+
+def case_sight_for(*, user: User, queues: Sequence[Queue]) -> CaseSight:
+    """case_scope_q's rule as the ids it is made of, for a statement written in SQL
+    (queue_reads.queue_rows_page). `queues`: the queues `user` sees (queue_scope_for). Deny by
+    default: nothing for an inactive or anonymous user."""
+    if not (user.is_authenticated and user.is_active):
+        return CaseSight(user_id=0, supervised=(), granted_queues=(), member_of=())
+    supervised = tuple(tenant_ids_with_perm(user=user, perm=QUEUE_VIEW_PERM))
+    # outside the supervised tenants, the queues one sees are the granted ones (_QueueSight)
+    granted_queues = tuple(q.pk for q in queues if q.tenant_id not in supervised)
+    member_of = tuple(tenant_access_for(user=user).roles)
+    return CaseSight(user_id=user.pk, supervised=supervised, granted_queues=granted_queues, member_of=member_of)
 
 
 def case_list_for(*, user: User) -> QuerySet[Case]:

@@ -17,7 +17,6 @@ from alerts.models import (
     ACTIVE_STATUSES,
     ALERT_TRANSITIONS,
     AccountEvent,
-    Alert,
     AlertStatus,
     AlertType,
     EventType,
@@ -44,16 +43,15 @@ from alerts.services import (
 from audit.decorators import audit_shown, shows_data
 from audit.models import Action, AuditEvent
 from audit.selectors import audit_changes_of
+from desk.queue_reads import RowAlert, queue_rows_page
 from desk.selectors import (
     InvalidPositionError,
     QueueFilters,
     QueuePosition,
     case_open_annotation,
     case_open_for_alert,
-    case_scope_q,
-    customer_ids_by_external_id,
+    case_sight_for,
     queue_alert_get,
-    queue_alerts_page,
     queue_counts,
     queue_get_for,
     queue_list_for,
@@ -351,16 +349,9 @@ class QueueFilterForm(forms.Form):
         return out
 
 
-# What a row shows (desk_tags.queue_rows): the page reads these columns only.
-QUEUE_ROW_FIELDS = (
-    "type", "status", "reason",
-    "customer__external_id", "customer__email_masked", "customer__phone_masked", "assignee__username",
-)  # fmt: skip
-
-
 @dataclass(frozen=True)
 class QueueRow:
-    alert: Alert
+    alert: RowAlert
     age: str
     due: str
     breaching: bool
@@ -380,7 +371,7 @@ def _span(delta: timedelta) -> str:
     return f"{hours // 24} d"
 
 
-def _queue_row(alert: Alert, *, user, now: datetime, case=None) -> QueueRow:
+def _queue_row(alert: RowAlert, *, user, now: datetime, case=None) -> QueueRow:
     due, breaching = "", False
     if alert.sla_due_at is not None:
         breaching = alert.sla_due_at < now
@@ -404,25 +395,23 @@ def _queue_context(request, queue_id, query: QueryDict) -> dict:
         after = QueuePosition.decode(query["cursor"]) if query.get("cursor") else None
     except InvalidPositionError:
         raise Http404("Invalid cursor") from None
-    customer = data.get("customer") or ""
     filters = QueueFilters(
         type=data.get("type") or "",
         severity=data.get("severity"),
         status=data.get("status") or "",
         assignee_id=request.user.pk if data.get("mine") else None,
         unassigned=bool(data.get("unassigned")),
-        customer_ids=customer_ids_by_external_id(tenant_id=queue.tenant_id, external_id=customer) if customer else None,
+        customer=data.get("customer") or None,
     )
     siblings = scope.siblings
     counts = queue_counts(queues=queues, siblings=siblings)
-    alerts, position = queue_alerts_page(
+    alerts, position = queue_rows_page(
         queue=queue,
         siblings=siblings,
         after=after,
         size=QUEUE_PAGE_SIZE,
         filters=filters,
-        only=QUEUE_ROW_FIELDS,
-        cases=case_scope_q(user=request.user, queues=queues),  # each row's open case, in the same query
+        cases=case_sight_for(user=request.user, queues=queues),  # each row's open case, in the same query
     )
     audit_shown(request).objects(alerts, target_type="alerts.alert")
     now = timezone.now()

@@ -1,0 +1,203 @@
+"""The queue page's hand-written SQL (desk.queue_reads) selects what the ORM's queue_alerts_page
+selects: the same alerts in the same order, the same next position, the same open case for each
+row, and the same counts, for random queues, filters, positions, page sizes and readers."""
+
+import random
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from accounts.models import Role
+from accounts.testing import make_staff
+from alerts.models import Alert, AlertStatus, AlertType, Severity
+from alerts.tests.factories import T0, CustomerFactory
+from desk.models import Case, CaseAlert, CaseOpenedVia, CaseOutcome, CaseStatus, Queue
+from desk.queue_reads import queue_count_groups, queue_rows_page
+from desk.selectors import (
+    QueueFilters,
+    QueuePosition,
+    case_scope_q,
+    case_sight_for,
+    queue_alerts_page,
+    queue_counts,
+    queue_for_alert,
+    queue_scope_for,
+)
+from desk.services import case_share, queue_create, queue_grant
+
+pytestmark = pytest.mark.django_db
+DUE = T0 + timedelta(hours=1)
+
+ROW_FIELDS = (
+    "type", "status", "reason",
+    "customer__external_id", "customer__email_masked", "customer__phone_masked", "assignee__username",
+)  # fmt: skip
+
+
+@pytest.fixture
+def world(tenant_a, tenant_b, agent, supervisor):
+    """Alerts of every kind with ties in the queue order (equal severities, due times, ages; some
+    without a due time), held by nobody, the agent or the supervisor, some about no single
+    customer; open and closed cases in two queues, one shared with a specialist; and the other
+    tenant's alerts, which no page of tenant A may show."""
+    rng = random.Random(7)  # noqa: S311 (test data)
+    takeover = queue_create(tenant=tenant_a, slug="takeover", name="T", alert_types=["account_takeover", "recovery"])
+    specialist = make_staff("specialist", role=Role.AGENT, tenants=[tenant_a])
+    queue_grant(queue=takeover, user=specialist)
+    customers = [CustomerFactory(tenant=tenant_a, external_id=f"acct-{i}") for i in range(4)]
+    foreign = CustomerFactory(tenant=tenant_b, external_id="acct-0")
+    alerts = []
+    for i in range(70):
+        seen = T0 + timedelta(minutes=rng.choice([0, 5, 5, 10, 20]))
+        tenant_b_alert = i >= 64
+        alerts.append(
+            Alert(
+                tenant=tenant_b if tenant_b_alert else tenant_a,
+                customer=foreign if tenant_b_alert else rng.choice([*customers, None]),
+                type=rng.choice(AlertType.values),
+                rule="r",
+                severity=rng.choice(Severity.values),
+                status=rng.choice([AlertStatus.OPEN, AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED, AlertStatus.RESOLVED]),
+                reason=f"reason {i} <b>&",
+                dedupe_key=f"k{i}",
+                first_seen_at=seen,
+                last_seen_at=seen,
+                created_at=seen,
+                updated_at=seen,
+                sla_due_at=rng.choice(
+                    [None, T0 + timedelta(hours=1), T0 + timedelta(hours=1), T0 + timedelta(hours=2)]
+                ),
+                assignee=None if tenant_b_alert else rng.choice([None, None, agent, supervisor]),
+            )  # fmt: skip
+        )
+    alerts = Alert.objects.bulk_create(alerts)
+    queues = list(Queue.objects.filter(tenant=tenant_a))
+    statuses = [CaseStatus.OPEN, CaseStatus.WAITING_ON_CUSTOMER, CaseStatus.RESOLVED, CaseStatus.OPEN]
+    for n, (customer, status) in enumerate(zip(customers, statuses, strict=True)):  # one case a customer
+        members = [a for a in alerts if a.customer_id == customer.pk][:8]
+        queue = queue_for_alert(members[0], queues)
+        case = Case.objects.create(
+            tenant=tenant_a, customer=customer, queue=queue, status=status, severity=members[0].severity,
+            opened_via=CaseOpenedVia.CUSTOMER_ANSWER if n % 2 else CaseOpenedVia.AGENT, opened_at=T0, updated_at=T0,
+            outcome=CaseOutcome.ACCOUNT_SECURED if status == CaseStatus.RESOLVED else "",
+        )  # fmt: skip
+        CaseAlert.objects.bulk_create(CaseAlert(case=case, alert=a, added_at=T0) for a in members)
+        if n == 3 and queue.pk != takeover.pk:
+            case_share(actor=supervisor, case=case, user=specialist)
+    return {"readers": [agent, supervisor, specialist], "alerts": alerts}
+
+
+_positions = st.tuples(
+    st.sampled_from(Severity.values),
+    st.none() | st.sampled_from([T0 + timedelta(hours=1), T0 + timedelta(hours=2), T0 + timedelta(minutes=30)]),
+    st.sampled_from([T0, T0 + timedelta(minutes=5), T0 + timedelta(minutes=12)]),
+    st.integers(min_value=1, max_value=10**6),
+)
+_queue_filter = st.tuples(
+    st.lists(st.sampled_from(AlertType.values), max_size=3, unique=True),
+    st.none() | st.sampled_from(Severity.values),
+).filter(lambda f: f[0] or f[1] is not None)
+
+
+class _RollbackError(Exception):
+    pass
+
+
+def _seen(rows):
+    return [
+        (
+            a.pk, a.type, a.severity, a.status, a.reason, a.first_seen_at, a.sla_due_at, a.assignee_id,
+            a.assignee.username if a.assignee_id else None,
+            (a.customer.external_id, a.customer.email_masked, a.customer.phone_masked) if a.customer_id else None,
+            (a.open_case.pk, a.open_case.opened_via) if a.open_case else None, a.tenant.pk,
+        )
+        for a in rows
+    ]  # fmt: skip
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    reader=st.integers(min_value=0, max_value=2),
+    extra_queue=st.none() | _queue_filter,
+    size=st.integers(min_value=1, max_value=9),
+    after=st.none() | _positions,
+    type_=st.sampled_from(["", *AlertType.values, "nonsense"]),
+    severity=st.none() | st.sampled_from(Severity.values),
+    status=st.sampled_from(["", "open", "acknowledged", "resolved"]),
+    mine=st.booleans(),
+    unassigned=st.booleans(),
+    customer=st.none() | st.sampled_from(["acct-0", "acct-2", "nobody"]),
+)
+def test_the_sql_page_selects_what_the_orm_page_selects(
+    world, tenant_a, reader, extra_queue, size, after, type_, severity, status, mine, unassigned, customer
+):
+    user = world["readers"][reader]
+    try:
+        with transaction.atomic():
+            if extra_queue is not None:
+                queue_create(
+                    tenant=tenant_a, slug="extra", name="X", alert_types=extra_queue[0], min_severity=extra_queue[1]
+                )
+            user.__dict__.pop("_request_memo", None)
+            scope = queue_scope_for(user=user)
+            filters = QueueFilters(
+                type=type_, severity=severity, status=status, assignee_id=user.pk if mine else None,
+                unassigned=unassigned, customer=customer,
+            )  # fmt: skip
+            position = None if after is None else QueuePosition(*after)
+            for queue in Queue.objects.filter(tenant=tenant_a):
+                expected, expected_next = queue_alerts_page(
+                    queue=queue, siblings=scope.siblings, after=position, size=size, filters=filters,
+                    only=ROW_FIELDS, cases=case_scope_q(user=user, queues=scope.queues),
+                )  # fmt: skip
+                got, got_next = queue_rows_page(
+                    queue=queue, siblings=scope.siblings, after=position, size=size, filters=filters,
+                    cases=case_sight_for(user=user, queues=scope.queues),
+                )  # fmt: skip
+                assert _seen(got) == _seen(expected)
+                assert got_next == expected_next
+            counts = queue_counts(queues=scope.siblings, siblings=scope.siblings)
+            for queue in scope.siblings:
+                every = Alert.objects.filter(tenant=tenant_a, status__in=["open", "acknowledged"])
+                placed = [a for a in every if queue_for_alert(a, scope.siblings).pk == queue.pk]
+                assert counts[queue.pk]["active"] == len(placed)
+                assert counts[queue.pk]["unassigned"] == sum(a.assignee_id is None for a in placed)
+            raise _RollbackError
+    except _RollbackError:
+        pass
+
+
+def test_a_walk_through_every_page_meets_every_active_alert_of_the_queue_once(world, tenant_a, supervisor):
+    scope = queue_scope_for(user=supervisor)
+    sight = case_sight_for(user=supervisor, queues=scope.queues)
+    for queue in scope.queues:
+        seen, after = [], None
+        while True:
+            rows, after = queue_rows_page(
+                queue=queue, siblings=scope.siblings, after=after, size=4, filters=QueueFilters(), cases=sight
+            )
+            seen += [row.pk for row in rows]
+            if after is None:
+                break
+        placed = [
+            a.pk
+            for a in Alert.objects.filter(tenant=tenant_a, status__in=["open", "acknowledged"])
+            if queue_for_alert(a, scope.siblings).pk == queue.pk
+        ]
+        assert sorted(seen) == sorted(placed) and len(seen) == len(set(seen))
+
+
+def test_nobody_signed_out_sees_an_open_case_and_no_tenant_matches_nothing(world, tenant_a):
+    from django.contrib.auth.models import AnonymousUser
+
+    queue = Queue.objects.get(tenant=tenant_a, is_default=True)
+    siblings = list(Queue.objects.filter(tenant=tenant_a))
+    rows, _ = queue_rows_page(
+        queue=queue, siblings=siblings, size=50, filters=QueueFilters(),
+        cases=case_sight_for(user=AnonymousUser(), queues=[]),
+    )  # fmt: skip
+    assert rows and all(row.open_case is None for row in rows)
+    assert queue_count_groups(tenant_ids=[], now=T0) == []
