@@ -6,7 +6,8 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q, QuerySet
+from django.db import DataError
+from django.db.models import Q, QuerySet, prefetch_related_objects
 from django.http import Http404
 from django.utils import timezone
 
@@ -27,15 +28,18 @@ def alert_tenant_ids_for(*, user: User, perm: str = ALERT_VIEW_PERM) -> list[int
 
 
 # Narrowings of the tenant scope: each takes (user, tenant_ids) and answers a Q over Alert that the
-# user's alerts must also match. Registered by apps at start-up (desk.apps: queue grants).
+# user's alerts must also match, and says the same of one alert already read (`allows`: (user,
+# tenant_ids, alert) -> bool), so that reading one alert by id needs no filter compiled into its
+# query. Registered by apps at start-up (desk.apps: queue grants); a test holds the two forms equal.
 AlertScope = Callable[..., Q]
-_ALERT_SCOPES: list[AlertScope] = []
+AlertAllows = Callable[..., bool]
+_ALERT_SCOPES: list[tuple[AlertScope, AlertAllows]] = []
 
 
-def alert_scope_register(scope: AlertScope) -> None:
+def alert_scope_register(scope: AlertScope, *, allows: AlertAllows) -> None:
     """Add a narrowing to every alert access function (once per process, from AppConfig.ready)."""
-    if scope not in _ALERT_SCOPES:
-        _ALERT_SCOPES.append(scope)
+    if (scope, allows) not in _ALERT_SCOPES:
+        _ALERT_SCOPES.append((scope, allows))
 
 
 def alert_scope_q(*, user: User, perm: str = ALERT_VIEW_PERM) -> Q:
@@ -51,7 +55,7 @@ def alert_scope_q(*, user: User, perm: str = ALERT_VIEW_PERM) -> Q:
     if perm not in cache:
         tenant_ids = alert_tenant_ids_for(user=user, perm=perm)
         q = Q(tenant_id__in=tenant_ids) if tenant_ids else Q(pk__in=[])
-        for scope in _ALERT_SCOPES if tenant_ids else ():
+        for scope, _ in _ALERT_SCOPES if tenant_ids else ():
             q &= scope(user=user, tenant_ids=tenant_ids)
         cache[perm] = q
     return cache[perm]
@@ -75,16 +79,41 @@ def alert_get_for(
     """One alert `user` may see (or work on). Missing and forbidden both raise Http404.
     `with_evidence=False` leaves the evidence unfetched, for a caller that pages it
     (`alert_evidence_for`): a folding alert's evidence grows without bound. `annotations`: more
-    expressions read in the same query (a page's subquery), as QuerySet.annotate takes them."""
-    alerts = alert_list_for(user=user, perm=perm)
-    if with_evidence:
-        alerts = alerts.prefetch_related("evidence")
+    expressions read in the same query (a page's subquery), as QuerySet.annotate takes them.
+
+    The rule is alert_scope_q's, applied to the one alert read by id (its tenant, then every
+    registered narrowing's `allows`) rather than compiled into its query: on the alert page, the
+    narrowing's filter cost more to build than the rest of the read."""
+    try:
+        pk = int(alert_id)
+    except (ValueError, TypeError):
+        raise Http404("No such alert.") from None
+    if not alert_tenant_ids_for(user=user, perm=perm):  # deny by default, without reading the alert
+        raise Http404("No such alert.")
+    alerts = Alert.objects.select_related("tenant", "customer", "assignee").defer(
+        *(f"customer__{name}" for name in ENCRYPTED_CUSTOMER_FIELDS)
+    )
     if annotations:
         alerts = alerts.annotate(**annotations)
     try:
-        return alerts.get(pk=int(alert_id))
-    except (Alert.DoesNotExist, ValueError, TypeError):
+        alert = alerts.get(pk=pk)
+    except (Alert.DoesNotExist, OverflowError):
         raise Http404("No such alert.") from None
+    except DataError:  # an id beyond the column's range (PostgreSQL refuses to compare it)
+        raise Http404("No such alert.") from None
+    if not alert_allows(user=user, alert=alert, perm=perm):
+        raise Http404("No such alert.")
+    if with_evidence:
+        prefetch_related_objects([alert], "evidence")
+    return alert
+
+
+def alert_allows(*, user: User, alert: Alert, perm: str = ALERT_VIEW_PERM) -> bool:
+    """Whether `user` may see (or work on) `alert`, read by id: alert_scope_q's rule for one alert."""
+    tenant_ids = alert_tenant_ids_for(user=user, perm=perm)
+    if alert.tenant_id not in tenant_ids:
+        return False
+    return all(allows(user=user, tenant_ids=tenant_ids, alert=alert) for _, allows in _ALERT_SCOPES)
 
 
 def alert_get_to_act(*, user: User, alert_id, perm: str) -> Alert:

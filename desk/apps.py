@@ -9,11 +9,11 @@ class DeskConfig(AppConfig):
         from accounts.signals import tenant_created
         from alerts.selectors import alert_scope_register
         from alerts.signals import alert_disowned, notice_disowned
-        from desk.selectors import alert_queue_scope
+        from desk.selectors import alert_queue_allows, alert_queue_scope
 
         # Agents see the alerts of their granted queues only, wherever alerts are read: the alerts
         # app asks every registered scope and never imports the desk.
-        alert_scope_register(alert_queue_scope)
+        alert_scope_register(alert_queue_scope, allows=alert_queue_allows)
 
         # Every new tenant gets its default queue, in tenant_create's transaction: the identity
         # domain sends the signal and never imports the desk.

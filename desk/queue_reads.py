@@ -12,6 +12,7 @@ each said again here, and desk/tests/test_queue_reads.py holds the two to each o
 `queue_counts` (selectors) reads through `queue_counts_rows` here.
 """
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +33,9 @@ _CASES = Case._meta.db_table
 _CASE_ALERTS = CaseAlert._meta.db_table
 
 
+_NAMED = re.compile(r"%\((p\d+)\)s")
+
+
 class _Sql:
     """A statement built in pieces: each value becomes a named parameter, so pieces may be written
     in any order (the text's order is not the order they were built in)."""
@@ -45,6 +49,17 @@ class _Sql:
         name = f"p{len(self.params)}"
         self.params[name] = value
         return f"%({name})s"
+
+    def positional(self, text: str) -> tuple[str, list]:
+        """`text` with plain %s placeholders and its values in the order they appear, for a piece
+        that goes into a statement the ORM writes (RawSQL)."""
+        values = []
+
+        def placeholder(match) -> str:
+            values.append(self.params[match[1]])
+            return "%s"
+
+        return _NAMED.sub(placeholder, text), values
 
     def among(self, column: str, values: Iterable) -> str:
         """`column IN (...)`; matches nothing for no values (IN () is not SQL)."""
@@ -144,6 +159,17 @@ def _case_scope(sql: _Sql, sight: CaseSight) -> str:
     grant = _grant_sql().replace("%s", "{}").format(*(sql.value(v) for v in values))
     shared = f"(c.id IN ({grant}) AND {sql.among('c.tenant_id', sight.member_of)})"
     return f"({supervised} OR {granted} OR {shared})"
+
+
+def customer_open_case_sql(sight: CaseSight, *, customer_column: str) -> tuple[str, list]:
+    """A subquery for a statement the ORM writes (RawSQL): the open case of the customer in
+    `customer_column` that the reader sees (selectors.case_scope_q), as "id:status", or NULL."""
+    sql = _Sql()
+    text = (
+        f"(SELECT CAST(c.id AS TEXT) || ':' || c.status FROM {_CASES} c WHERE {_case_scope(sql, sight)}"  # noqa: S608 (table names from model metadata)
+        f" AND c.customer_id = {customer_column} AND {sql.among('c.status', OPEN_CASE_STATUSES)} ORDER BY c.id LIMIT 1)"
+    )
+    return sql.positional(text)
 
 
 # --- the page -----------------------------------------------------------------------------------------

@@ -20,9 +20,8 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.db.models import (
-    BooleanField,
+    CharField,
     Count,
-    ExpressionWrapper,
     F,
     JSONField,
     Min,
@@ -69,7 +68,7 @@ from desk.models import (
     Verification,
 )
 from desk.playbooks import PLAYBOOKS, Checklist
-from desk.queue_reads import CaseSight, queue_count_groups
+from desk.queue_reads import CaseSight, customer_open_case_sql, queue_count_groups
 
 QUEUE_VIEW_PERM = "desk.view_queue"  # supervisors and admins: every queue of their tenants
 QUEUE_WORK_PERM = "desk.work_queue"  # agents: a guardian object permission on each granted queue
@@ -236,18 +235,42 @@ def queue_scope_for(*, user: User) -> QueueScope:
         scope = QueueScope(queues=[], siblings=[])
     else:
         sight = _QueueSight.of(user)
-        rows = list(
-            Queue.objects.filter(tenant_id__in=sight.supervised | sight.member_of)
-            .annotate(granted=ExpressionWrapper(Q(pk__in=sight.granted()), output_field=BooleanField()))
-            .select_related("tenant")
-            .order_by(*QUEUE_LIST_ORDER)
-        )
+        rows = _queues_with_grant(user, sorted(sight.supervised | sight.member_of))
         queues = [q for q in rows if sight.sees(q, granted=q.granted)]
         tenants = {q.tenant_id for q in queues}
         scope = QueueScope(queues=queues, siblings=[q for q in rows if q.tenant_id in tenants])
     if memo is not None:
         memo["queue_scope"] = scope
     return scope
+
+
+@functools.cache
+def _queues_with_grant_sql() -> str:
+    queue, tenant = Queue._meta.db_table, Queue._meta.get_field("tenant").related_model._meta.db_table
+    columns = ", ".join(f"q.{f.column}" for f in Queue._meta.concrete_fields)
+    return (
+        f"SELECT {columns}, q.id IN ({_grant_sql()}) AS granted FROM {queue} q JOIN {tenant} t ON t.id = q.tenant_id"  # noqa: S608 (table names from model metadata)
+        " WHERE q.tenant_id IN ({tenants}) ORDER BY t.name, q.is_default DESC, q.name, q.id"
+    )
+
+
+def _queues_with_grant(user: User, tenant_ids: list[int]) -> list[Queue]:
+    """Every queue of these tenants, in QUEUE_LIST_ORDER, each with `granted` (whether `user` holds
+    desk.work_queue on it) and its tenant from the request's access read: one statement, written
+    in SQL (through the ORM, compiling it cost more than running it, on every page)."""
+    if not tenant_ids:
+        return []
+    content_type = ContentType.objects.get_for_model(Queue).pk  # cached by the process
+    codename = QUEUE_WORK_PERM.split(".", 1)[1]
+    sql = _queues_with_grant_sql().replace("{tenants}", ", ".join(["%s"] * len(tenant_ids)))
+    params = [user.pk, content_type, codename, user.pk, content_type, codename, *tenant_ids]
+    tenants = {t.pk: t for t in tenant_access_for(user=user).tenants}
+    queues = list(Queue.objects.raw(sql, params))
+    for queue in queues:
+        queue.granted = bool(queue.granted)  # SQLite answers 0 or 1
+        if queue.tenant_id in tenants:  # always: the tenants are the user's (else read as usual)
+            queue.tenant = tenants[queue.tenant_id]
+    return queues
 
 
 def alert_queue_scope(*, user: User, tenant_ids: list[int]) -> Q:
@@ -262,6 +285,18 @@ def alert_queue_scope(*, user: User, tenant_ids: list[int]) -> Q:
         if queue.tenant_id in tenant_ids and queue.tenant_id not in supervised:
             q |= queue_alerts_q(queue, scope.siblings)
     return q
+
+
+def alert_queue_allows(*, user: User, tenant_ids: list[int], alert: Alert) -> bool:
+    """alert_queue_scope for one alert already read: in a tenant where `user` sees every queue, yes;
+    elsewhere only when the queue it belongs to (queue_for_alert) is one of theirs."""
+    if alert.tenant_id not in tenant_ids:
+        return False
+    if alert.tenant_id in tenant_access_for(user=user).tenant_ids_with_perm(QUEUE_VIEW_PERM):
+        return True
+    scope = queue_scope_for(user=user)
+    queue = queue_for_alert(alert, scope.siblings)
+    return queue is not None and any(q.pk == queue.pk for q in scope.queues)
 
 
 def queue_pick(queues: Iterable[Queue], queue_id) -> Queue:
@@ -661,14 +696,12 @@ def case_action_get(*, case: Case, action_id) -> AccountAction:
 
 def case_open_annotation(*, user: User) -> dict:
     """For alert_get_for(annotations=...): the customer's open case that `user` may see, read with
-    the alert itself (case_open_for_alert then asks nothing more)."""
-    scope = case_scope_q(user=user, queues=queue_scope_for(user=user).queues)  # read once a request
-    found = (
-        Case.objects.filter(scope, customer_id=OuterRef("customer_id"), status__in=OPEN_CASE_STATUSES)
-        .order_by("pk")
-        .values(json=JSONObject(id="pk", status="status"))
-    )
-    return {"open_case_json": Subquery(found[:1], output_field=JSONField())}
+    the alert itself (case_open_for_alert then asks nothing more). Written in SQL
+    (queue_reads.customer_open_case_sql): through the ORM, the case scope's subquery cost the alert
+    page more to build than to run."""
+    sight = case_sight_for(user=user, queues=queue_scope_for(user=user).queues)  # read once a request
+    text, params = customer_open_case_sql(sight, customer_column=f'"{Alert._meta.db_table}"."customer_id"')
+    return {"open_case_found": RawSQL(text, params, output_field=CharField())}  # noqa: S611 (values are parameters)
 
 
 def case_open_for_alert(*, user: User, alert: Alert) -> Case | None:
@@ -676,9 +709,12 @@ def case_open_for_alert(*, user: User, alert: Alert) -> Case | None:
     from the alert's case_open_annotation when it was read with one, else one query."""
     if alert.customer_id is None:
         return None
-    if "open_case_json" in alert.__dict__:
-        found = alert.open_case_json
-        return None if found is None else Case(pk=found["id"], status=found["status"])
+    if "open_case_found" in alert.__dict__:
+        found = alert.open_case_found
+        if found is None:
+            return None
+        case_id, _, status = found.partition(":")
+        return Case(pk=int(case_id), status=status)
     return (
         Case.objects.filter(case_scope_q(user=user, queues=queue_scope_for(user=user).queues))
         .filter(customer_id=alert.customer_id, status__in=OPEN_CASE_STATUSES)

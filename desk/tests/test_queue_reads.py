@@ -201,3 +201,52 @@ def test_nobody_signed_out_sees_an_open_case_and_no_tenant_matches_nothing(world
     )  # fmt: skip
     assert rows and all(row.open_case is None for row in rows)
     assert queue_count_groups(tenant_ids=[], now=T0) == []
+
+
+@pytest.mark.parametrize("perm", ["alerts.view_alert", "alerts.change_alert"])
+def test_reading_one_alert_by_id_follows_the_access_filter_exactly(world, agent_b, admin_user, perm):
+    """alert_get_for checks the rule on the alert it read (alert_allows); lists compile it into
+    their query (alert_scope_q). For every reader and every alert, both say the same."""
+    from django.http import Http404
+
+    from alerts.selectors import alert_get_for, alert_list_for
+
+    for user in [*world["readers"], agent_b, admin_user]:
+        visible = set(alert_list_for(user=user, perm=perm).values_list("pk", flat=True))
+        for alert in world["alerts"]:
+            user.__dict__.pop("_request_memo", None)
+            try:
+                alert_get_for(user=user, alert_id=alert.pk, perm=perm, with_evidence=False)
+                got = True
+            except Http404:
+                got = False
+            assert got == (alert.pk in visible), (user.username, alert.pk)
+        assert visible or user == admin_user or user == agent_b  # the test reads someone's alerts
+
+
+def test_the_alert_pages_open_case_in_sql_is_the_one_the_case_scope_gives(world, agent_b):
+    """case_open_annotation (SQL, read with the alert) and case_open_for_alert's own query (the
+    ORM's case_scope_q) name the same case, or none, for every reader and alert."""
+    from django.http import Http404
+
+    from alerts.selectors import alert_get_for
+    from desk.selectors import case_open_annotation, case_open_for_alert
+
+    found_some = False
+    for user in [*world["readers"], agent_b]:
+        user.__dict__.pop("_request_memo", None)
+        for alert in world["alerts"]:
+            if alert.customer_id is None:
+                continue
+            try:
+                read = alert_get_for(
+                    user=user, alert_id=alert.pk, with_evidence=False, annotations=case_open_annotation(user=user)
+                )
+            except Http404:  # not theirs to see: nothing to compare
+                continue
+            by_sql = case_open_for_alert(user=user, alert=read)
+            plain = Alert.objects.get(pk=alert.pk)
+            by_orm = case_open_for_alert(user=user, alert=plain)
+            assert (by_sql and (by_sql.pk, by_sql.status)) == (by_orm and (by_orm.pk, by_orm.status))
+            found_some = found_some or by_sql is not None
+    assert found_some
