@@ -19,9 +19,11 @@ from alerts.models import Alert
 
 register = template.Library()
 
-_TYPE_LABELS = {value: str(label) for value, label in Alert._meta.get_field("type").flatchoices}
-_SEVERITY_LABELS = {value: str(label) for value, label in Alert._meta.get_field("severity").flatchoices}
-_STATUS_LABELS = {value: str(label) for value, label in Alert._meta.get_field("status").flatchoices}
+# Escaped once, not once a row: the labels, and the values that name CSS classes.
+_TYPE_LABELS = {value: _html_escape(str(label)) for value, label in Alert._meta.get_field("type").flatchoices}
+_SEVERITY_LABELS = {value: _html_escape(str(label)) for value, label in Alert._meta.get_field("severity").flatchoices}
+_STATUS_LABELS = {value: _html_escape(str(label)) for value, label in Alert._meta.get_field("status").flatchoices}
+_CLASS_NAMES = {value: _html_escape(str(value)) for value in (*_SEVERITY_LABELS, *_STATUS_LABELS)}
 
 # An id no alert has, to reverse a URL once a page and put each row's id in its place.
 _ID = 9_876_543_210
@@ -48,7 +50,13 @@ def escape(value) -> str:
 
 
 def _label(labels: dict, value) -> str:
-    return escape(labels.get(value, value))
+    found = labels.get(value)
+    return escape(value) if found is None else found
+
+
+def _class_name(value) -> str:
+    found = _CLASS_NAMES.get(value)
+    return escape(value) if found is None else found
 
 
 def _customer(alert: Alert) -> str:
@@ -125,7 +133,7 @@ def queue_rows(context) -> SafeString:
         status = (
             ""
             if alert.status == "open"
-            else f' <span class="row-status status-{escape(alert.status)}">'
+            else f' <span class="row-status status-{_class_name(alert.status)}">'
             f"{_label(_STATUS_LABELS, alert.status)}</span>"
         )
         reason = escape(alert.reason)
@@ -134,7 +142,7 @@ def queue_rows(context) -> SafeString:
             ' data-testid="queue-row" tabindex="-1">\n'
             f'    <td class="col-type"><a href="{detail_url(pk)}" class="row-link">{_label(_TYPE_LABELS, alert.type)}'
             f'</a> <span class="muted small alert-no">#{pk}</span>{_case_link(row.case, case_url)}</td>\n'
-            f'    <td class="col-sev"><span class="badge severity-{escape(alert.severity)}">'
+            f'    <td class="col-sev"><span class="badge severity-{_class_name(alert.severity)}">'
             f"{_label(_SEVERITY_LABELS, alert.severity)}</span>{status}</td>\n"
             f'    <td class="col-customer">{_customer(alert)}</td>\n'
             f'    <td class="col-reason" title="{reason}"><span class="clamp">{reason}</span></td>\n'
