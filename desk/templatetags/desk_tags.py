@@ -166,11 +166,12 @@ def _attrs(attrs: dict) -> str:
 
 
 @register.simple_tag
-def filter_control(field) -> SafeString:
-    """A filter's control, as `{{ form.field }}` renders it, byte for byte: the widget's own context
-    (attributes, value, options, which is selected) written without the widget templates, whose
-    every <option> is an include (the four filters cost more than the 50 rows). A single-choice
-    select and inputs only; any other widget is rendered by Django."""
+def form_control(field) -> SafeString:
+    """A form field's control, as `{{ form.field }}` renders it, byte for byte: the widget's own
+    context (attributes, value, options, which is selected) written without the widget templates,
+    whose every <option> is an include (the queue's four filters cost more than its 50 rows; the
+    case page's seven selects an eighth of the page). A single-choice select and inputs only; any
+    other widget is rendered by Django."""
     widget = field.field.widget
     attrs = field.build_widget_attrs({}, widget)
     if field.auto_id and "id" not in widget.attrs:

@@ -14,6 +14,7 @@ from accounts.models import Role
 from accounts.testing import make_staff, verified_client
 from alerts.tests.factories import AccountEventFactory, AlertFactory, CustomerFactory
 from audit.models import Action, AuditEvent
+from desk import case_views
 from desk.models import (
     AccountAction,
     Case,
@@ -332,3 +333,26 @@ class TestConcernsAndPlaybooks:
         assert (own.verify, own.never_ask) == (["Call back on the number on file"], ["Their PIN"])
         assert client.post("/playbooks/login/", {"action": "reset"}).status_code == 302
         assert not PlaybookOverride.objects.exists()
+
+
+_CASE_PAGE_FORMS = {
+    "reveal": lambda: case_views.RevealForm(),
+    "reveal, bound, invalid": lambda: case_views.RevealForm({"field": "phone", "reason_code": "x", "reason": "<b>"}),
+    "verification": lambda: case_views.VerificationForm(),
+    "verification, invalid": lambda: case_views.VerificationForm({"channel": "nope"}),
+    "status, initial": lambda: case_views.StatusForm(initial={"status": "waiting_on_customer"}),
+    "close, bound": lambda: case_views.CloseForm({"outcome": "account_secured"}),
+    "concern": lambda: case_views.ConcernForm(),
+}
+
+
+@pytest.mark.parametrize("make", _CASE_PAGE_FORMS.values(), ids=_CASE_PAGE_FORMS.keys())
+def test_the_case_pages_controls_are_the_forms_own_widgets(make):
+    """The page writes its controls without the widget templates (desk_tags.form_control): the same
+    markup as Django's rendering of each field, bound or not, valid or not."""
+    from desk.templatetags.desk_tags import form_control
+
+    form = make()
+    form.is_valid()
+    for name in form.fields:
+        assert form_control(form[name]) == str(form[name]), name
