@@ -40,7 +40,7 @@ from desk.action_services import (
     action_settings_knowledge_set,
     tenant_webhook_test,
 )
-from desk.actions import ACTIONS
+from desk.actions import ACTIONS, CONTACT_FIELD_WORDS
 from desk.models import (
     ACTION_PENDING_STATES,
     ActionState,
@@ -319,7 +319,9 @@ def _action_title(event: str, meta: dict, changes: dict) -> tuple[str, str]:
     kind = ACTIONS.get(meta.get("action_kind", ""))
     label = kind.label if kind is not None else meta.get("action_kind", "Account action")
     if event in _NOTICE_STEPS:
-        return f"{label}: {_NOTICE_STEPS[event]}", ""
+        field = meta.get("notice_field", "")  # the contact the notice told the customer is changing
+        detail = f"the notice names {CONTACT_FIELD_WORDS[field]}" if field in CONTACT_FIELD_WORDS else ""
+        return f"{label}: {_NOTICE_STEPS[event]}", detail
     if event == "action_requested":
         waits = (changes.get("state") or {}).get("after") == ActionState.PENDING_APPROVAL
         detail = f"allowed as {meta['allowed_as']}" if meta.get("allowed_as") else ""
@@ -448,7 +450,7 @@ def _case_page(request, case, *, status=200, failed_step="", errors=(), forms_bo
     actions = case_actions(case=case)
     for account_action in actions:
         kind = ACTIONS.get(account_action.action)
-        account_action.label = kind.label if kind is not None else account_action.action
+        account_action.label = kind.describe(account_action.params) if kind is not None else account_action.action
     base = reverse("desk:case_detail", args=[case.pk])
     audit_shown(request).object(case)
     if alerts:

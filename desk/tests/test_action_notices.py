@@ -56,7 +56,10 @@ class TestToldBeforeItTakesEffect:
         assert sorted(told.values_list("channel", flat=True)) == ["email", "sms", "voice"]
         assert {n.critical for n in told} == {True} and {n.customer_id for n in told} == {case_a.customer_id}
         email = OutboxMessage.objects.get(notification__reference=action.uuid, channel="email")
-        assert "change of the contact details on your account" in email.body
+        # It says which contact is changing (the agent asked for the phone), never a value.
+        assert {n.notice_field for n in told} == {"phone"}
+        assert "a change of the phone number on your account" in email.body
+        assert "a change of the phone number on your account" in email.subject
         assert "+33612345678" not in email.body and "alice@" not in email.body
         assert answer_link_of(email.body).reference == action.uuid
         recorded = AuditEvent.objects.get(metadata__event="action_customer_told")
@@ -125,7 +128,27 @@ class TestToldBeforeItTakesEffect:
         link = email.body[email.body.index("/r/") :].split()[0]
         page = client.get(link)
         assert page.status_code == 200
-        assert "change the contact details on your account" in page.content.decode()
+        assert "change the phone number on your account" in page.content.decode()
+
+    def test_an_email_change_is_told_as_such_on_every_channel(
+        self, case_a, agent, supervisor, django_capture_on_commit_callbacks
+    ):
+        _verify(case_a)
+        asked = _post(verified_client(agent), _url(case_a), {"action": "change_contact", "params": {"field": "email"}})
+        with django_capture_on_commit_callbacks(execute=True):
+            _post(verified_client(supervisor), _url(case_a, f"actions/{asked.json()['id']}/approve/"), {"reason": "ok"})
+        sent = OutboxMessage.objects.filter(notification__reference=asked.json()["id"])
+        assert sorted(m.channel for m in sent) == ["email", "sms", "voice"]
+        for message in sent:
+            assert "the email address on your account" in message.body, message.channel
+            assert "change of the phone number" not in message.body
+            assert "alice" not in message.body and "+33612345678" not in message.body
+        told = AuditEvent.objects.get(metadata__event="action_customer_told")
+        assert told.metadata["notice_field"] == "email"
+        html = verified_client(supervisor).get(f"/cases/{case_a.pk}/").content.decode()
+        assert "the notice names the email address" in html  # the timeline says what the customer was told
+        row = html[html.index('data-testid="action-row-change_contact"') :]
+        assert "Allow a contact-detail change: the email address" in row[: row.index("</li>")]
 
 
 class TestTheHold:
