@@ -60,11 +60,13 @@ from desk.selectors import (
     CASE_SUPERVISE_PERM,
     PLAYBOOK_EDIT_PERM,
     InvalidPositionError,
+    PendingActions,
     TimelineItem,
     TimelinePosition,
     action_settings_for,
     case_action_get,
     case_actions,
+    case_actions_pending,
     case_alert_summary,
     case_alerts_for,
     case_checklists,
@@ -451,6 +453,13 @@ def _case_page(request, case, *, status=200, failed_step="", errors=(), forms_bo
     for account_action in actions:
         kind = ACTIONS.get(account_action.action)
         account_action.label = kind.describe(account_action.params) if kind is not None else account_action.action
+    pending_listed = sum(1 for a in actions if a.state in ACTION_PENDING_STATES)
+    # Only a case with one asks (the newest pending action is always among those listed).
+    pending = case_actions_pending(case=case) if pending_listed else PendingActions(0, [])
+    for group in pending.groups:
+        kind = ACTIONS.get(group["action"])
+        group["label"] = kind.describe(group["params"]) if kind is not None else group["action"]
+        group["state_label"] = ActionState(group["state"]).label
     base = reverse("desk:case_detail", args=[case.pk])
     audit_shown(request).object(case)
     if alerts:
@@ -473,8 +482,10 @@ def _case_page(request, case, *, status=200, failed_step="", errors=(), forms_bo
         "verifications": _verification_rows_html(case_verifications(case=case)),
         "knowledge_questions": knowledge_questions_for(tenant_id=case.tenant_id) if may_act else [],
         "actions": actions,
-        # What resolving would cancel (desk.action_services.actions_cancel_for_resolved_case).
-        "actions_pending": [a for a in actions if a.state in ACTION_PENDING_STATES],
+        # What resolving would cancel (desk.action_services.actions_cancel_for_resolved_case): all of it,
+        # counted by kind and state (the list above shows CASE_PENDING_SHOWN of them at most).
+        "actions_pending": pending,
+        "actions_pending_hidden": pending.total - pending_listed,
         "action_kinds": ACTIONS,
         "verification_form": bound.get("verification") or VerificationForm(),
         "code_form": bound.get("verification_check") or CodeForm(),
