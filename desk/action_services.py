@@ -96,9 +96,11 @@ def _dispatch(account_action: AccountAction, *, case: Case, actor: User | None, 
         _send_on_commit(account_action)
         return
     minutes = action_settings_for(tenant_id=case.tenant_id).notice_hold_minutes
+    field = kind.notice_field(account_action.params)
     told = action_notice_plan(
-        tenant_id=case.tenant_id, customer_id=account_action.customer_id, reference=account_action.uuid, now=now
-    )
+        tenant_id=case.tenant_id, customer_id=account_action.customer_id, reference=account_action.uuid,
+        field=field, now=now,
+    )  # fmt: skip
     before = account_action.state
     account_action.state, account_action.hold_until, account_action.updated_at = (
         ActionState.WAITING, now + timedelta(minutes=minutes), now,
@@ -109,6 +111,7 @@ def _dispatch(account_action: AccountAction, *, case: Case, actor: User | None, 
         changes=audit_diff({"state": before}, {"state": ActionState.WAITING}),
         account_action=str(account_action.uuid), action_kind=account_action.action, notifications=told,
         hold_minutes=minutes, hold_until=account_action.hold_until.isoformat(),
+        **({"notice_field": field} if field else {}),
     )  # fmt: skip
     from desk.tasks import account_action_release_task
 

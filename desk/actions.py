@@ -15,6 +15,8 @@ from django.core.exceptions import ValidationError
 
 CONTACT = "contact"
 CREDENTIAL = "credential"
+# What a contact change changes, in words (staff pages).
+CONTACT_FIELD_WORDS = {"email": "the email address", "phone": "the phone number"}
 
 
 class ActionKind:
@@ -33,6 +35,15 @@ class ActionKind:
         if params:
             raise ValidationError({"params": f"{self.label} takes no parameters."})
         return {}
+
+    def notice_field(self, params: dict) -> str:
+        """For a kind that tells the customer first: the contact the notice says is changing
+        ("email" or "phone"; alerts.notifications.services.action_notice_plan), "" for none."""
+        return ""
+
+    def describe(self, params: dict) -> str:
+        """The label with what its parameters say, for staff (the case page): never a customer's value."""
+        return self.label
 
 
 class LockAction(ActionKind):
@@ -56,6 +67,10 @@ class RevokeAppAction(ActionKind):
             raise ValidationError({"params": 'Name the app to revoke: {"app": "<the client\'s app id>"}.'})
         return {"app": app.strip()}
 
+    def describe(self, params):
+        app = params.get("app") if isinstance(params, dict) else None
+        return f"{self.label} ({app})" if isinstance(app, str) and app else self.label
+
 
 class ResetMfaAction(ActionKind):
     key, label, group, high_risk = "reset_mfa", "Reset multi-factor authentication", CREDENTIAL, True
@@ -77,6 +92,14 @@ class ChangeContactAction(ActionKind):
         if field not in ("email", "phone") or set(params) - {"field"}:
             raise ValidationError({"params": 'Say which contact may change: {"field": "email" or "phone"}.'})
         return {"field": field}
+
+    def notice_field(self, params):
+        field = params.get("field") if isinstance(params, dict) else None
+        return field if field in CONTACT_FIELD_WORDS else ""
+
+    def describe(self, params):
+        field = self.notice_field(params)
+        return f"{self.label}: {CONTACT_FIELD_WORDS[field]}" if field else self.label
 
 
 ACTIONS: dict[str, ActionKind] = {

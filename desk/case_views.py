@@ -40,7 +40,7 @@ from desk.action_services import (
     action_settings_knowledge_set,
     tenant_webhook_test,
 )
-from desk.actions import ACTIONS
+from desk.actions import ACTIONS, CONTACT_FIELD_WORDS
 from desk.models import (
     ACTION_PENDING_STATES,
     ActionState,
@@ -60,11 +60,13 @@ from desk.selectors import (
     CASE_SUPERVISE_PERM,
     PLAYBOOK_EDIT_PERM,
     InvalidPositionError,
+    PendingActions,
     TimelineItem,
     TimelinePosition,
     action_settings_for,
     case_action_get,
     case_actions,
+    case_actions_pending,
     case_alert_summary,
     case_alerts_for,
     case_checklists,
@@ -319,7 +321,9 @@ def _action_title(event: str, meta: dict, changes: dict) -> tuple[str, str]:
     kind = ACTIONS.get(meta.get("action_kind", ""))
     label = kind.label if kind is not None else meta.get("action_kind", "Account action")
     if event in _NOTICE_STEPS:
-        return f"{label}: {_NOTICE_STEPS[event]}", ""
+        field = meta.get("notice_field", "")  # the contact the notice told the customer is changing
+        detail = f"the notice names {CONTACT_FIELD_WORDS[field]}" if field in CONTACT_FIELD_WORDS else ""
+        return f"{label}: {_NOTICE_STEPS[event]}", detail
     if event == "action_requested":
         waits = (changes.get("state") or {}).get("after") == ActionState.PENDING_APPROVAL
         detail = f"allowed as {meta['allowed_as']}" if meta.get("allowed_as") else ""
@@ -448,7 +452,14 @@ def _case_page(request, case, *, status=200, failed_step="", errors=(), forms_bo
     actions = case_actions(case=case)
     for account_action in actions:
         kind = ACTIONS.get(account_action.action)
-        account_action.label = kind.label if kind is not None else account_action.action
+        account_action.label = kind.describe(account_action.params) if kind is not None else account_action.action
+    pending_listed = sum(1 for a in actions if a.state in ACTION_PENDING_STATES)
+    # Only a case with one asks (the newest pending action is always among those listed).
+    pending = case_actions_pending(case=case) if pending_listed else PendingActions(0, [])
+    for group in pending.groups:
+        kind = ACTIONS.get(group["action"])
+        group["label"] = kind.describe(group["params"]) if kind is not None else group["action"]
+        group["state_label"] = ActionState(group["state"]).label
     base = reverse("desk:case_detail", args=[case.pk])
     audit_shown(request).object(case)
     if alerts:
@@ -471,8 +482,10 @@ def _case_page(request, case, *, status=200, failed_step="", errors=(), forms_bo
         "verifications": _verification_rows_html(case_verifications(case=case)),
         "knowledge_questions": knowledge_questions_for(tenant_id=case.tenant_id) if may_act else [],
         "actions": actions,
-        # What resolving would cancel (desk.action_services.actions_cancel_for_resolved_case).
-        "actions_pending": [a for a in actions if a.state in ACTION_PENDING_STATES],
+        # What resolving would cancel (desk.action_services.actions_cancel_for_resolved_case): all of it,
+        # counted by kind and state (the list above shows CASE_PENDING_SHOWN of them at most).
+        "actions_pending": pending,
+        "actions_pending_hidden": pending.total - pending_listed,
         "action_kinds": ACTIONS,
         "verification_form": bound.get("verification") or VerificationForm(),
         "code_form": bound.get("verification_check") or CodeForm(),

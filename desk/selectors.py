@@ -20,8 +20,10 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.db.models import (
+    BooleanField,
     CharField,
     Count,
+    ExpressionWrapper,
     F,
     JSONField,
     Min,
@@ -52,6 +54,7 @@ from alerts.selectors import ENCRYPTED_CUSTOMER_FIELDS
 from audit.models import Action, AuditEvent
 from desk.actions import ACTIONS
 from desk.models import (
+    ACTION_PENDING_STATES,
     METHOD_STRENGTH,
     OPEN_CASE_STATUSES,
     AccountAction,
@@ -670,11 +673,42 @@ def case_verifications(*, case: Case, limit: int = 5) -> list[Verification]:
     return list(Verification.objects.filter(case=case).select_related("requested_by").order_by("-id")[:limit])
 
 
-def case_actions(*, case: Case, limit: int = 10) -> list[AccountAction]:
-    """The case's account actions, newest first, with who asked and approved (the case page)."""
+CASE_ACTIONS_SHOWN = 10  # the newest account actions the case page lists, whatever their state
+CASE_PENDING_SHOWN = 50  # ... and the ones not gone out yet, up to this many more
+
+
+def case_actions(*, case: Case, limit: int = CASE_ACTIONS_SHOWN, pending: int = CASE_PENDING_SHOWN) -> list:
+    """The case's account actions for its page, with who asked and approved: every one that has not
+    gone out yet (ACTION_PENDING_STATES: a supervisor may still approve or send it, resolving cancels
+    it) however old, up to `pending`, first, newest first; then the rest of the `limit` newest. One query."""
+    of_case = AccountAction.objects.filter(case=case).order_by("-id").values("id")
+    waits = Q(state__in=ACTION_PENDING_STATES)
     return list(
-        AccountAction.objects.filter(case=case).select_related("requested_by", "approved_by").order_by("-id")[:limit]
+        AccountAction.objects.filter(Q(pk__in=of_case.filter(waits)[:pending]) | Q(pk__in=of_case[:limit]))
+        .select_related("requested_by", "approved_by")
+        .annotate(waits=ExpressionWrapper(waits, output_field=BooleanField()))
+        .order_by("-waits", "-id")
     )
+
+
+class PendingActions(NamedTuple):
+    """What resolving the case would cancel (desk.action_services.actions_cancel_for_resolved_case)."""
+
+    total: int
+    groups: list[dict]  # {"action", "params", "state", "count"}, most numerous first
+
+
+def case_actions_pending(*, case: Case) -> PendingActions:
+    """Every account action of the case that has not gone out, counted by kind, parameters and state:
+    complete whatever their number, in as many rows as there are distinct (kind, parameters, state),
+    not actions. One query."""
+    groups = list(
+        AccountAction.objects.filter(case=case, state__in=ACTION_PENDING_STATES)
+        .values("action", "params", "state")
+        .annotate(count=Count("id"))
+        .order_by("-count", "action", "state")
+    )
+    return PendingActions(sum(g["count"] for g in groups), groups)
 
 
 def action_attempts(*, action_id: int) -> int:

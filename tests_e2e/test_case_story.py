@@ -267,7 +267,11 @@ def test_an_agent_verifies_the_caller_secures_the_account_and_a_supervisor_appro
     page.reload()
     expect(page.get_by_test_id("action-row-reset_mfa")).to_contain_text("Confirmed by the client")
     # Resolving says first that it cancels the contact change nobody approved.
-    expect(page.get_by_test_id("resolve-cancels")).to_contain_text("Allow a contact-detail change. It is never sent.")
+    cancels = page.get_by_test_id("resolve-cancels")
+    expect(cancels).to_contain_text("Resolving cancels 1 account action that has not gone out")
+    expect(cancels.get_by_test_id("resolve-cancels-item")).to_have_text(
+        "Allow a contact-detail change: the email address: Waiting for a supervisor's approval"
+    )
     shoot(page, "story-6-action-confirmed")
     keys_ready(page)
     page.locator("body").click(position={"x": 5, "y": 5})

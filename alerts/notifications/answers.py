@@ -213,6 +213,7 @@ class AnswerPage:
     alert_answer: str  # the alert's answer, by any of its links: "no" if one said no, else "yes", else ""
     steps: list[str]
     support: str
+    changing: str = ""  # an action notice: what would change ("The email address on your account"), never a value
 
 
 def _around(moment: datetime, zone_name: str) -> str:
@@ -272,8 +273,18 @@ def answer_page_for(*, notification: Notification) -> AnswerPage:
 ACTION_NOTICE_STEPS = (Step.SUPPORT_NOW, Step.CONTACTS, Step.NEVER_SHARE)
 
 
+# What an action notice's change is about (Notification.notice_field), as its page says it.
+NOTICE_CHANGING = {
+    "email": "the email address on your account",
+    "phone": "the phone number on your account",
+    "": "the contact details on your account",
+}
+
+
 def _action_notice_page(notification: Notification, tenant_name: str) -> AnswerPage:
-    """The answer page of an action notice: a change of contact details asked for through support."""
+    """The answer page of an action notice: a change of contact details asked for through support,
+    saying which contact (the email address, the phone number), never what it would become."""
+    changing = NOTICE_CHANGING.get(notification.notice_field, NOTICE_CHANGING[""])
     brand = brand_for(notification.tenant)
     given = set(
         Notification.objects.filter(reference=notification.reference, purpose=Purpose.ACTION_NOTICE)
@@ -284,7 +295,7 @@ def _action_notice_page(notification: Notification, tenant_name: str) -> AnswerP
     return AnswerPage(
         notification=notification,
         tenant_name=tenant_name,
-        what="a request to our support team to change the contact details on your account",
+        what=f"a request to our support team to change {changing}",
         when=_around(notification.created_at, brand.time_zone),
         place="",
         device="",
@@ -294,6 +305,7 @@ def _action_notice_page(notification: Notification, tenant_name: str) -> AnswerP
         alert_answer=alert_answer,
         steps=[step.format(tenant=tenant_name) for step in ACTION_NOTICE_STEPS],
         support=" · ".join(s for s in (brand.support_phone, brand.support_url) if s),
+        changing=changing[:1].upper() + changing[1:],
     )
 
 

@@ -347,7 +347,11 @@ def message_render(*, notification, reads: RenderReads | None = None) -> Message
     kind = _kind(notification)
     answer_url = "" if channel == "voice" else notification.answer_url()
     if alert is None:  # a delivery test or an action notice is about no alert: the time it was planned
-        context = MessageContext(occurred_at=notification.created_at, answer_url=answer_url)
+        # An action notice says which contact the change is about (never its value).
+        about = getattr(notification, "notice_field", "") if purpose == "action_notice" else ""
+        context = MessageContext(
+            occurred_at=notification.created_at, answer_url=answer_url, details={"field": about} if about else {}
+        )
     else:
         context = context_for_alert(
             alert,

@@ -212,7 +212,7 @@ _TEST_EN = {
 
 _NOTICE_EN = {
     "email": Text(
-        "{tenant}: a change of your contact details was asked for",
+        "{tenant}: {what} was asked for",
         "Someone asked {tenant} support for {what}.\n\n"
         "When: {when}\n\n"
         "Was this you? Tell us with one tap: {link}\n\n"
@@ -225,12 +225,13 @@ _NOTICE_EN = {
     ),
     "sms": Text(
         "",
-        "{tenant}: a change of your contact details was asked for, {when}. Not you? {link} and answer No. "
+        "{tenant}: someone asked us for {what}, {when}. Not you? {link} and answer No. "
         "We never ask for codes or passwords.",
     ),
     "push": Text(
         "Change of your contact details asked for",
-        f"{{when}}. Not you? Tap {{link}} and answer No: the change is put on hold. {_DISCLAIMER_EN}",
+        f"Someone asked for {{what}}, {{when}}. Not you? Tap {{link}} and answer No: the change is put on hold. "
+        f"{_DISCLAIMER_EN}",
     ),
     "voice": Text(
         "",
@@ -424,7 +425,7 @@ _TEST_FR = {
 
 _NOTICE_FR = {
     "email": Text(
-        "{tenant} : une modification de vos coordonnées a été demandée",
+        "{tenant} : {what} a été demandée",
         "Quelqu'un a demandé au service client de {tenant} {what}.\n\n"
         "Date : {when}\n\n"
         "Était-ce vous ? Répondez en un clic : {link}\n\n"
@@ -438,12 +439,13 @@ _NOTICE_FR = {
     ),
     "sms": Text(
         "",
-        "{tenant}: modification de vos coordonnees demandee, {when}. Pas vous? {link} et repondez Non. "
+        "{tenant}: on nous a demandé {what}, {when}. Pas vous? {link} et repondez Non. "
         "On ne demande jamais code ni mot de passe.",
     ),
     "push": Text(
         "Modification de vos coordonnées demandée",
-        f"{{when}}. Pas vous ? Touchez {{link}} et répondez Non : elle sera suspendue. {_DISCLAIMER_FR}",
+        f"Quelqu'un a demandé {{what}}, {{when}}. Pas vous ? Touchez {{link}} et répondez Non : elle sera "
+        f"suspendue. {_DISCLAIMER_FR}",
     ),
     "voice": Text(
         "",

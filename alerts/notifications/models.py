@@ -45,6 +45,9 @@ class State(models.TextChoices):
     BOUNCED = "bounced", "Bounced"  # accepted, then refused by the carrier or mailbox
 
 
+# The contacts an action notice may say it changes ("": none named).
+NOTICE_FIELDS = ("", "email", "phone")
+
 FINAL_STATES = (State.DELIVERED, State.FAILED, State.SKIPPED, State.BOUNCED)
 UNDELIVERED_STATES = (State.FAILED, State.BOUNCED)
 
@@ -189,6 +192,10 @@ class Notification(models.Model):
     event_ref = models.BigIntegerField(default=0)
     # An action notice's subject, as the app that planned it knows it (the desk's AccountAction.uuid).
     reference = models.UUIDField(null=True, blank=True)
+    # An action notice of a contact-detail change: which contact it changes (NOTICE_FIELDS), so that
+    # the message and its answer page say it; "" when it names none. Never the value. Checked by
+    # action_notice_plan, not by a constraint (one would scan the whole table under lock to be added).
+    notice_field = models.CharField(max_length=10, blank=True, default="")
     # Several alerts of one customer raised together (a login that is both a new device and a new
     # network) make one message per channel: their rows share a bundle; one is sent and says all of
     # them, the others are `skipped` (error "coalesced"); an answer to any link of the bundle answers

@@ -46,6 +46,7 @@ from alerts.notifications.channels import (
 )
 from alerts.notifications.content import RenderReads, message_render, render_reads_for
 from alerts.notifications.models import (
+    NOTICE_FIELDS,
     DeliveryDrill,
     Notification,
     NotificationSettings,
@@ -358,12 +359,18 @@ def _schedule(deferred: dict[int, float]) -> None:
 
 
 @transaction.atomic
-def action_notice_plan(*, tenant_id: int, customer_id: int, reference, now: datetime | None = None) -> list[int]:
+def action_notice_plan(
+    *, tenant_id: int, customer_id: int, reference, field: str = "", now: datetime | None = None
+) -> list[int]:
     """Tell the customer's contacts on file, before an account change the desk asked for takes effect
     (a contact-detail change, issue 11), each with a "Was this you?" link whose "No" puts the change
-    on hold (alerts.signals.notice_disowned, with `reference`). Every channel with an address on
-    file, whatever the opt-outs and quiet hours (critical). Once per `reference`: planned again, it
-    returns the rows planned the first time. Queued to send once this commits. The ids of the rows."""
+    on hold (alerts.signals.notice_disowned, with `reference`). `field`: the contact the change is
+    about ("email" or "phone", NOTICE_FIELDS), which the message and its answer page name (never its
+    value); "" names none. Every channel with an address on file, whatever the opt-outs and quiet
+    hours (critical). Once per `reference`: planned again, it returns the rows planned the first
+    time. Queued to send once this commits. The ids of the rows."""
+    if field not in NOTICE_FIELDS:
+        raise ValueError(f"an action notice is about one of {NOTICE_FIELDS}, not {field!r}")
     planned = list(
         Notification.objects.filter(reference=reference, purpose=Purpose.ACTION_NOTICE).values_list("pk", flat=True)
     )
@@ -380,7 +387,7 @@ def action_notice_plan(*, tenant_id: int, customer_id: int, reference, now: date
         address = CHANNELS[channel].address(contacts)
         if address is not None:
             row = _row(subject, channel, Purpose.ACTION_NOTICE, address, True, None, now)
-            row.reference = reference
+            row.reference, row.notice_field = reference, field
             rows.append(row)
     Notification.objects.bulk_create(rows)
     ids = [r.pk for r in rows]

@@ -4,7 +4,9 @@ the tenant's hold unless a supervisor sends it sooner, and the customer's "No" p
 for the account actions the tenant enabled, through the same signed webhook."""
 
 import json
+import re
 from datetime import timedelta
+from html import unescape
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -19,6 +21,7 @@ from alerts.notifications.tests.helpers import account, answer_link_of, feed
 from audit.models import AuditEvent
 from desk.action_services import action_release_due, action_settings_update, actions_release_due
 from desk.models import AccountAction, ActionSettings, ActionState, Case, SecurityConcern
+from desk.tests.factories import account_actions_make
 from desk.tests.test_actions import _post, _url, _verify
 
 pytestmark = pytest.mark.django_db
@@ -56,7 +59,10 @@ class TestToldBeforeItTakesEffect:
         assert sorted(told.values_list("channel", flat=True)) == ["email", "sms", "voice"]
         assert {n.critical for n in told} == {True} and {n.customer_id for n in told} == {case_a.customer_id}
         email = OutboxMessage.objects.get(notification__reference=action.uuid, channel="email")
-        assert "change of the contact details on your account" in email.body
+        # It says which contact is changing (the agent asked for the phone), never a value.
+        assert {n.notice_field for n in told} == {"phone"}
+        assert "a change of the phone number on your account" in email.body
+        assert "a change of the phone number on your account" in email.subject
         assert "+33612345678" not in email.body and "alice@" not in email.body
         assert answer_link_of(email.body).reference == action.uuid
         recorded = AuditEvent.objects.get(metadata__event="action_customer_told")
@@ -125,7 +131,27 @@ class TestToldBeforeItTakesEffect:
         link = email.body[email.body.index("/r/") :].split()[0]
         page = client.get(link)
         assert page.status_code == 200
-        assert "change the contact details on your account" in page.content.decode()
+        assert "change the phone number on your account" in page.content.decode()
+
+    def test_an_email_change_is_told_as_such_on_every_channel(
+        self, case_a, agent, supervisor, django_capture_on_commit_callbacks
+    ):
+        _verify(case_a)
+        asked = _post(verified_client(agent), _url(case_a), {"action": "change_contact", "params": {"field": "email"}})
+        with django_capture_on_commit_callbacks(execute=True):
+            _post(verified_client(supervisor), _url(case_a, f"actions/{asked.json()['id']}/approve/"), {"reason": "ok"})
+        sent = OutboxMessage.objects.filter(notification__reference=asked.json()["id"])
+        assert sorted(m.channel for m in sent) == ["email", "sms", "voice"]
+        for message in sent:
+            assert "the email address on your account" in message.body, message.channel
+            assert "change of the phone number" not in message.body
+            assert "alice" not in message.body and "+33612345678" not in message.body
+        told = AuditEvent.objects.get(metadata__event="action_customer_told")
+        assert told.metadata["notice_field"] == "email"
+        html = verified_client(supervisor).get(f"/cases/{case_a.pk}/").content.decode()
+        assert "the notice names the email address" in html  # the timeline says what the customer was told
+        row = html[html.index('data-testid="action-row-change_contact"') :]
+        assert "Allow a contact-detail change: the email address" in row[: row.index("</li>")]
 
 
 class TestTheHold:
@@ -357,3 +383,85 @@ class TestResolvedWithActionsPending:
         assert "cancelled when the case was resolved" in concern.note
         html = verified_client(supervisor).get(f"/cases/{case_a.pk}/").content.decode()
         assert "it had been cancelled, never sent" in html
+
+
+class TestTheResolveWarningListsEverything:
+    """The warning above Resolve counts every action resolving would cancel, however many and however
+    old (it once showed only those among the ten newest actions), grouped by kind and state; the
+    actions list shows every pending one up to CASE_PENDING_SHOWN beside the ten newest."""
+
+    @staticmethod
+    def _warning(html):
+        warning = html[html.index('data-testid="resolve-cancels"') :]
+        return warning[: warning.index("</div>")]
+
+    def test_old_pending_actions_behind_ten_newer_ones_are_counted_and_listed(self, case_a, agent, supervisor):
+        account_actions_make(case_a, agent, ActionState.PENDING_APPROVAL, 1, action="reset_mfa", minutes_ago=90)
+        account_actions_make(case_a, agent, ActionState.ON_HOLD, 1, action="change_contact", params={"field": "phone"},
+                   minutes_ago=80)  # fmt: skip
+        account_actions_make(case_a, agent, ActionState.WAITING, 2, action="change_contact", params={"field": "email"},
+                   minutes_ago=70)  # fmt: skip
+        account_actions_make(case_a, agent, ActionState.CONFIRMED, 12, minutes_ago=10)  # newer, gone out
+        html = verified_client(agent).get(f"/cases/{case_a.pk}/").content.decode()
+        warning = self._warning(html)
+        assert "Resolving cancels 4 account actions</strong> that have not gone out" in warning
+        items = re.findall(r'data-testid="resolve-cancels-item">(.*?)</li>', warning)
+        assert [unescape(re.sub(r"<[^>]+>", "", i)) for i in items] == [
+            "Allow a contact-detail change: the email address ×2: Customer told; waiting for the hold period",
+            "Allow a contact-detail change: the phone number: On hold: the customer said it was not them",
+            "Reset multi-factor authentication: Waiting for a supervisor's approval",
+        ]
+        assert 'href="#actions"' in warning
+        # The list shows the ten newest and every pending one, older as they are; a supervisor can
+        # still approve the old one from there.
+        assert html.count('class="action-row ') == 10 + 4
+        assert 'data-testid="actions-pending-hidden"' not in html
+        boss = verified_client(supervisor).get(f"/cases/{case_a.pk}/").content.decode()
+        row = boss[boss.index('data-testid="action-row-reset_mfa"') :]
+        assert "Approve" in row[: row.index("</li>")]
+
+    def test_very_many_are_counted_in_full_listed_up_to_the_cap_at_a_constant_cost(
+        self, case_a, agent, django_assert_max_num_queries
+    ):
+        from desk.selectors import CASE_ACTIONS_SHOWN, CASE_PENDING_SHOWN
+
+        client = verified_client(agent)
+        account_actions_make(case_a, agent, ActionState.PENDING_APPROVAL, 2, action="reset_mfa", minutes_ago=60)
+        client.get(f"/cases/{case_a.pk}/")  # warm the session
+        with django_assert_max_num_queries(60) as few:
+            client.get(f"/cases/{case_a.pk}/")
+        account_actions_make(case_a, agent, ActionState.PENDING_APPROVAL, 70, action="reset_mfa", minutes_ago=50)
+        account_actions_make(case_a, agent, ActionState.ON_HOLD, 8, action="change_contact", params={"field": "phone"},
+                   minutes_ago=40)  # fmt: skip
+        account_actions_make(case_a, agent, ActionState.CONFIRMED, 4, minutes_ago=5)  # the newest: gone out
+        with django_assert_max_num_queries(len(few)):
+            html = client.get(f"/cases/{case_a.pk}/").content.decode()
+        warning = self._warning(html)
+        assert "Resolving cancels 80 account actions</strong>" in warning
+        assert 'Reset multi-factor authentication <span class="resolve-count">×72</span>' in warning
+        assert 'the phone number <span class="resolve-count">×8</span>' in warning
+        # The newest pending ones first, then the newest of all (4 gone out, 6 pending counted already).
+        assert html.count('class="action-row ') == CASE_PENDING_SHOWN + 4
+        rows = re.findall(r'class="action-row action-(\w+)"', html)
+        assert rows == ["on_hold"] * 8 + ["pending_approval"] * (CASE_PENDING_SHOWN - 8) + ["confirmed"] * 4
+        assert CASE_ACTIONS_SHOWN == 10
+        hidden = re.search(r'data-testid="actions-pending-hidden">(.*?)</p>', html).group(1)
+        assert hidden.startswith(f"And {80 - CASE_PENDING_SHOWN} older actions not gone out yet")
+        # Resolving cancels every one of them, each recorded.
+        assert client.post(f"/cases/{case_a.pk}/resolve/", {"outcome": "account_secured"}).status_code == 302
+        assert AccountAction.objects.filter(case=case_a, state=ActionState.CANCELLED).count() == 80
+        assert AuditEvent.objects.filter(metadata__event="action_cancelled").count() == 80
+
+    def test_a_case_with_nothing_pending_shows_no_warning_and_asks_nothing_more(
+        self, case_a, agent, django_assert_max_num_queries
+    ):
+        client = verified_client(agent)
+        account_actions_make(case_a, agent, ActionState.CONFIRMED, 3)
+        client.get(f"/cases/{case_a.pk}/")
+        with django_assert_max_num_queries(60) as settled:
+            html = client.get(f"/cases/{case_a.pk}/").content.decode()
+        assert 'data-testid="resolve-cancels"' not in html
+        account_actions_make(case_a, agent, ActionState.WAITING, 1, action="change_contact", params={"field": "email"})
+        with django_assert_max_num_queries(len(settled) + 1):  # the count of what resolving cancels
+            html = client.get(f"/cases/{case_a.pk}/").content.decode()
+        assert "Resolving cancels 1 account action</strong> that has not gone out" in html

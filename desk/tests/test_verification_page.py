@@ -96,7 +96,10 @@ def test_a_resolved_case_offers_no_approval_of_what_still_waits(agent, superviso
     assert verified_client(agent).post(f"{page}actions/", {"action": "reset_mfa"}).status_code == 302
     html = verified_client(agent).get(page).content.decode()
     warning = html[html.index('data-testid="resolve-cancels"') :]
-    assert warning[: warning.index("</p>")].endswith("Reset multi-factor authentication. It is never sent.")
+    warning = warning[: warning.index("</div>")]
+    assert "Resolving cancels 1 account action</strong> that has not gone out" in warning
+    item = re.search(r'data-testid="resolve-cancels-item">(.*?)</li>', warning).group(1)
+    assert re.sub(r"<[^>]+>", "", item) == "Reset multi-factor authentication: Waiting for a supervisor&#x27;s approval"
     assert verified_client(agent).post(f"{page}resolve/", {"outcome": "account_secured"}).status_code == 302
     html = verified_client(supervisor).get(page).content.decode()
     row = html[html.index('data-testid="action-row-reset_mfa"') :]
