@@ -143,6 +143,15 @@ def tenant_access_for(*, user: User) -> TenantAccess:
     return access
 
 
+def tenant_of(*, user: User, tenant_id: int) -> Tenant:
+    """The tenant `tenant_id` from the user's access read (tenant_access_for: no query when it is one
+    they may act in, as the tenant of anything they were allowed to see is); else read by id."""
+    for tenant in tenant_access_for(user=user).tenants:
+        if tenant.pk == tenant_id:
+            return tenant
+    return Tenant.objects.get(pk=tenant_id)
+
+
 def _tenant_access_read(user: User) -> TenantAccess:
     if not (user.is_authenticated and user.is_active):
         return _NO_ACCESS

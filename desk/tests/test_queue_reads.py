@@ -250,3 +250,33 @@ def test_the_alert_pages_open_case_in_sql_is_the_one_the_case_scope_gives(world,
             assert (by_sql and (by_sql.pk, by_sql.status)) == (by_orm and (by_orm.pk, by_orm.status))
             found_some = found_some or by_sql is not None
     assert found_some
+
+
+def test_one_alert_read_in_sql_has_every_value_the_orm_reads(world, supervisor):
+    """alert_get_for's statement (alerts.selectors._alert_read) gives the alert, its customer and its
+    assignee with the values, types and time zones the ORM gives; the encrypted contacts stay unread."""
+    from accounts.models import User
+    from alerts.models import Customer
+    from alerts.selectors import ENCRYPTED_CUSTOMER_FIELDS, alert_get_for
+
+    def values(obj, model, skip=()):
+        return {f.attname: getattr(obj, f.attname) for f in model._meta.concrete_fields if f.name not in skip}
+
+    checked = 0
+    for alert in world["alerts"]:
+        if alert.tenant_id != supervisor.memberships.get().tenant_id:
+            continue
+        got = alert_get_for(user=supervisor, alert_id=alert.pk, with_evidence=False)
+        orm = Alert.objects.select_related("tenant", "customer", "assignee").get(pk=alert.pk)
+        assert values(got, Alert) == values(orm, Alert)
+        assert got.tenant == orm.tenant and got.tenant.name == orm.tenant.name
+        if orm.customer_id is not None:
+            assert values(got.customer, Customer, ENCRYPTED_CUSTOMER_FIELDS) == values(
+                orm.customer, Customer, ENCRYPTED_CUSTOMER_FIELDS
+            )
+            assert set(ENCRYPTED_CUSTOMER_FIELDS) <= got.customer.get_deferred_fields()
+        else:
+            assert got.customer is None
+        assert (got.assignee and values(got.assignee, User)) == (orm.assignee and values(orm.assignee, User))
+        checked += 1
+    assert checked > 30
