@@ -1,7 +1,10 @@
 """Browser fixtures: one headless Chromium per run, a fresh context and page per test, and a live server.
 
 Playwright's plain sync API drives Debian's Chromium (no browser download, no pytest-playwright, no
-pytest-asyncio). The desk runs in daphne, in a process of its own (`desk_server`), on the test database.
+pytest-asyncio). The desk runs in daphne, in a process of its own (`desk_server`), on the test database;
+there is no Celery worker (the test settings run tasks eagerly, in the server's process). The server
+logs at INFO to a file of its own (every request with its duration, the layer's and the flusher's
+complaints), and a failed test's report shows what it logged during that test ("desk server log").
 """
 
 import os
@@ -12,6 +15,7 @@ import os
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 from dataclasses import dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
 from types import SimpleNamespace  # noqa: E402
 
 import pytest  # noqa: E402
@@ -78,6 +82,34 @@ def django_db_modify_db_settings(tmp_path_factory):
         database.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("e2e") / "test.sqlite3")
 
 
+def _log_to_file(path: Path) -> None:
+    """In the server's process: everything at INFO into `path` (requests with their durations, the
+    channel layer's and the live flusher's lines), the console left at the test settings' WARNING."""
+    import logging
+
+    from config.logging import RequestIdFilter
+
+    class Formatter(logging.Formatter):  # the access log's duration is an extra field
+        def format(self, record):
+            text = super().format(record)
+            duration = getattr(record, "duration_ms", None)
+            return text if duration is None else f"{text} ({duration} ms)"
+
+    handler = logging.FileHandler(path)
+    handler.setFormatter(Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"))
+    handler.addFilter(RequestIdFilter())
+    root = logging.getLogger()
+    for console in root.handlers:
+        console.setLevel(max(console.level, root.level))
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def _server_setup(blocker, log_path: Path) -> None:
+    _log_to_file(log_path)
+    _use_test_database(blocker)
+
+
 def _use_test_database(blocker):
     """In the server's process: the test database, as the tests' process uses it, and open to it
     (the process is a fork of pytest's, where database access is blocked outside the tests)."""
@@ -102,11 +134,16 @@ def _use_test_database(blocker):
         database["NAME"] = database["TEST"]["NAME"]
 
 
+_server_log: Path | None = None  # the desk server's log file, once it runs
+_log_offset = pytest.StashKey[int]()
+
+
 @pytest.fixture(scope="session")
-def desk_server(django_db_setup, django_db_blocker):
+def desk_server(django_db_setup, django_db_blocker, tmp_path_factory):
     """The desk as agents get it: daphne serving HTTP and the WebSocket (pytest-django's own live
     server speaks WSGI only, so the desk's live channel could not connect), in a process of its
     own, on the test database. The tests' data is committed (transactional_db), so it sees it."""
+    global _server_log
     from functools import partial
 
     from channels.testing.live import make_application
@@ -116,10 +153,12 @@ def desk_server(django_db_setup, django_db_blocker):
 
     with django_db_blocker.unblock():
         connections.close_all()  # the server's process must not share this process's connections
+    _server_log = tmp_path_factory.mktemp("desk-server") / "server.log"
+    _server_log.touch()
     server = DaphneProcess(
         "localhost",
         partial(make_application, static_wrapper=ASGIStaticFilesHandler),
-        setup=partial(_use_test_database, django_db_blocker),
+        setup=partial(_server_setup, django_db_blocker, _server_log),
     )
     server.start()
     while not server.ready.wait(timeout=1):
@@ -212,6 +251,21 @@ def agent(tenant):
 def new_agent(tenant):
     """An agent who has not set up an authenticator app yet."""
     return make_staff("new.agent.e2e", role=Role.AGENT, tenants=[tenant], enrolled=False)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test's report gets what the desk's server logged while the test ran."""
+    outcome = yield
+    report = outcome.get_result()
+    if _server_log is None:
+        return
+    if call.when == "setup":
+        item.stash[_log_offset] = _server_log.stat().st_size
+    if report.failed and _log_offset in item.stash:
+        with _server_log.open("rb") as log:
+            log.seek(item.stash[_log_offset])
+            report.sections.append(("desk server log", log.read()[-50_000:].decode(errors="replace")))
 
 
 def pytest_terminal_summary(terminalreporter):
