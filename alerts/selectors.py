@@ -16,6 +16,7 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.selectors import tenant_ids_with_perm, tenant_of, user_has_tenant_perm
 from alerts.models import AccountEvent, Alert, AlertEvidence, Customer
+from config.sql import field_values
 
 ALERT_VIEW_PERM = "alerts.view_alert"
 ALERT_CHANGE_PERM = "alerts.change_alert"
@@ -128,17 +129,6 @@ def _alert_read_parts():
     return sql, (alert_fields, customer_fields, user_fields)
 
 
-def _converted(fields, values):
-    """Column values as the ORM gives them (each field's and the backend's converters)."""
-    out = []
-    for field, value in zip(fields, values, strict=True):
-        col = field.get_col(field.model._meta.db_table)
-        for converter in connection.ops.get_db_converters(col) + field.get_db_converters(connection):
-            value = converter(value, col, connection)
-        out.append(value)
-    return out
-
-
 def _alert_read(pk: int, annotations: dict) -> Alert | None:
     """The alert `pk` with its customer and assignee, and `annotations` (name -> RawSQL) as
     attributes, in one statement written in SQL (through the ORM, select_related with defer cost
@@ -156,18 +146,20 @@ def _alert_read(pk: int, annotations: dict) -> Alert | None:
         return None
     n_alert, n_customer, n_user = len(alert_fields), len(customer_fields), len(user_fields)
     alias = connection.alias
-    alert = Alert.from_db(alias, [f.attname for f in alert_fields], _converted(alert_fields, row[:n_alert]))
+    alert = Alert.from_db(alias, [f.attname for f in alert_fields], field_values(alert_fields, row[:n_alert]))
     customer_values = row[n_alert : n_alert + n_customer]
     alert.customer = (
         None
         if alert.customer_id is None
-        else Customer.from_db(alias, [f.attname for f in customer_fields], _converted(customer_fields, customer_values))
+        else Customer.from_db(
+            alias, [f.attname for f in customer_fields], field_values(customer_fields, customer_values)
+        )
     )
     user_values = row[n_alert + n_customer : n_alert + n_customer + n_user]
     alert.assignee = (
         None
         if alert.assignee_id is None
-        else User.from_db(alias, [f.attname for f in user_fields], _converted(user_fields, user_values))
+        else User.from_db(alias, [f.attname for f in user_fields], field_values(user_fields, user_values))
     )
     for name, value in zip(annotations, row[n_alert + n_customer + n_user :], strict=True):
         setattr(alert, name, value)

@@ -15,15 +15,14 @@ each said again here, and desk/tests/test_queue_reads.py holds the two to each o
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
-from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
-from django.utils.dateparse import parse_datetime
 
 from accounts.models import User
 from alerts.models import ACTIVE_STATUSES, Alert, AlertType, Customer, Severity
+from config.sql import field_column
 from desk.models import OPEN_CASE_STATUSES, Case, CaseAlert, Queue
 
 _ALERTS = Alert._meta.db_table
@@ -67,16 +66,6 @@ class _Sql:
         if not values:
             return "1 = 0"
         return f"{column} IN ({', '.join(self.value(v) for v in values)})"
-
-
-def _datetime(value) -> datetime | None:
-    """A datetime column's value as the ORM gives it: aware. SQLite's come back naive (UTC), or as
-    text where its converter was not applied."""
-    if isinstance(value, str):
-        value = parse_datetime(value)
-    if value is not None and settings.USE_TZ and value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value
 
 
 # --- placement, filters, position: queue_alerts_q, QueueFilters.q and QueuePosition.after_q in SQL ---
@@ -212,9 +201,9 @@ class RowAlert:
 def queue_rows_page(
     *, queue: Queue, siblings: Iterable[Queue], after=None, size: int, filters, cases: CaseSight
 ) -> tuple[list[RowAlert], object]:
-    """One keyset page of the queue's active alerts in queue order, as queue_alerts_page(only=the
-    row's fields, cases=...) reads it, in one statement: the rows, and the position of the next page
-    (None on the last). `filters.customer_external_id`: the customer searched for, or None."""
+    """One keyset page of the queue's active alerts in queue order, as queue_alerts_page reads it, with
+    each row's open case among those the reader sees (`cases`), in one statement: the rows, and the
+    position of the next page (None on the last)."""
     from desk.selectors import QueuePosition
 
     sql = _Sql()
@@ -244,9 +233,13 @@ def queue_rows_page(
     with connection.cursor() as cursor:
         cursor.execute(statement, sql.params)
         fetched = cursor.fetchall()
+    more, fetched = len(fetched) > size, fetched[:size]
+    # As the ORM gives them: SQLite's datetimes come back naive.
+    seen_at = field_column(Alert._meta.get_field("first_seen_at"), [row[6] for row in fetched])
+    due_at = field_column(Alert._meta.get_field("sla_due_at"), [row[7] for row in fetched])
     tenant = queue.tenant
     rows = []
-    for (
+    for n, (
         pk,
         customer_id,
         type_,
@@ -261,7 +254,8 @@ def queue_rows_page(
         email,
         phone,
         username,
-    ) in fetched[:size]:
+    ) in enumerate(fetched):
+        seen, due = seen_at[n], due_at[n]
         open_case = None
         if case is not None:
             case_id, _, opened_via = case.partition(":")
@@ -277,14 +271,14 @@ def queue_rows_page(
                 severity=severity,
                 status=status,
                 reason=reason,
-                first_seen_at=_datetime(seen),
-                sla_due_at=_datetime(due),
+                first_seen_at=seen,
+                sla_due_at=due,
                 assignee_id=assignee_id,
                 assignee=None if assignee_id is None else RowAssignee(assignee_id, username),
                 open_case=open_case,
             )  # fmt: skip
         )
-    if len(fetched) > size:
+    if more:
         last = rows[-1]
         return rows, QueuePosition(last.severity, last.sla_due_at, last.first_seen_at, last.pk)
     return rows, None

@@ -25,16 +25,12 @@ from django.db.models import (
     Count,
     ExpressionWrapper,
     F,
-    JSONField,
     Min,
-    OuterRef,
     Prefetch,
     Q,
     QuerySet,
-    Subquery,
 )
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import JSONObject
 from django.http import Http404
 from django.utils import timezone
 from guardian.models import GroupObjectPermission, UserObjectPermission
@@ -438,44 +434,23 @@ def queue_alerts_page(
     after: QueuePosition | None = None,
     size: int,
     filters: QueueFilters | None = None,
-    only: Sequence[str] | None = None,
-    cases: Q | None = None,
 ) -> tuple[list[Alert], QueuePosition | None]:
     """One keyset page of the queue's active alerts in queue order, after `after`: the alerts, and
     the position to ask the next page from (None on the last page). One query, whatever the depth.
-    `only`: the fields the caller shows (with "customer__..." and "assignee__..."), for a list
-    that shows a few columns of many rows; the queue order's own fields are always read. The
-    alerts' tenant is the queue's (placement is within a tenant): given, not read again.
-    `cases`: the reader's case scope (case_scope_q): each alert then carries `open_case`, the open
-    case it is in among those (an unsaved Case with its id and how it was opened), or None, read
-    in the same query."""
+    The alerts' tenant is the queue's (placement is within a tenant): given, not read again. The
+    staff API's page; the desk's queue page reads the same rows in SQL (queue_reads.queue_rows_page)."""
     alerts = queue_alerts(queue=queue, siblings=siblings).select_related(None).select_related("customer", "assignee")
-    if only is not None:
-        alerts = alerts.only(*_ORDER_FIELDS, "tenant", "customer", "assignee", *only)
     if filters is not None:
         alerts = alerts.filter(filters.q(tenant_id=queue.tenant_id))
     if after is not None:
         alerts = alerts.filter(after.after_q())
-    if cases is not None:
-        open_case = (
-            Case.objects.filter(cases, status__in=OPEN_CASE_STATUSES, case_alerts__alert_id=OuterRef("pk"))
-            .order_by("pk")
-            .values(json=JSONObject(id="pk", opened_via="opened_via"))
-        )
-        alerts = alerts.annotate(open_case_json=Subquery(open_case[:1], output_field=JSONField()))
     rows = list(alerts[: size + 1])
     for alert in rows:
         alert.tenant = queue.tenant
-        if cases is not None:
-            found = alert.open_case_json
-            alert.open_case = None if found is None else Case(pk=found["id"], opened_via=found["opened_via"])
     if len(rows) > size:
         rows = rows[:size]
         return rows, QueuePosition.of(rows[-1])
     return rows, None
-
-
-_ORDER_FIELDS = ("severity", "sla_due_at", "first_seen_at")  # and the id: QueuePosition's
 
 
 class _Kind(NamedTuple):
