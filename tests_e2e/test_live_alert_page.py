@@ -79,6 +79,9 @@ def test_the_open_alert_page_follows_a_claim_and_a_resolution_by_someone_else(
     # Agent 1 resolves it from its page; agent 2's page says it is resolved.
     a1.keyboard.press("Enter")
     expect(a1.get_by_test_id("alert-page")).to_be_visible()
+    # Its keyboard script has run (it shows the shortcuts' help button): a key pressed before that does
+    # nothing, as for a person who types before the page has loaded.
+    expect(a1.locator("#help-open")).to_be_visible()
     a1.keyboard.press("r")
     expect(a1.get_by_label("Resolution note")).to_be_focused()
     a1.keyboard.type("Confirmed with the customer.")
