@@ -40,3 +40,84 @@ def field_column(field, values: list) -> list:
             value = converter(value, col, conn)
         out.append(value)
     return out
+
+
+class ModelRead:
+    """A model's rows read by a statement written in SQL, as the ORM's select_related(...).only(...)
+    would give them: instances of `model` (fields not read are deferred, as with only()), with the
+    related objects of some forward foreign keys joined and cached on them (None for a null key).
+
+    The SELECT ... FROM ... JOIN part is built once; a caller adds its WHERE and ORDER BY, naming
+    the model's table `t` and the related tables by their foreign key's name. So a hot page pays no
+    ORM compilation for its reads (about a third of the case page's time went to compiling a score
+    of small statements), and every value still goes through the field's converters (field_values).
+
+        ACTIONS = ModelRead(AccountAction, related={"requested_by": ["id", "username"]})
+        ACTIONS.rows("t.case_id = %s", [case.pk], "ORDER BY t.id DESC LIMIT 10")
+    """
+
+    def __init__(self, model, *, fields=None, related: dict | None = None):
+        self.model = model
+        self._field_names = fields
+        self._related = related or {}
+
+    @staticmethod
+    def _fields(model, names) -> list:
+        concrete = list(model._meta.concrete_fields)
+        if names is None:
+            return concrete
+        wanted = {model._meta.get_field(name).attname for name in names} | {model._meta.pk.attname}
+        return [f for f in concrete if f.attname in wanted]  # in the model's order, as from_db wants
+
+    @functools.cached_property
+    def _parts(self):
+        model = self.model
+        fields = self._fields(model, self._field_names)
+        columns = [f't."{f.column}"' for f in fields]
+        joins, related = [], []
+        for name, names in self._related.items():
+            fk = model._meta.get_field(name)
+            other = fk.related_model
+            other_fields = self._fields(other, names)
+            columns += [f'{name}."{f.column}"' for f in other_fields]
+            joins.append(
+                f' LEFT OUTER JOIN "{other._meta.db_table}" {name}'
+                f' ON {name}."{fk.target_field.column}" = t."{fk.column}"'
+            )
+            related.append((fk, other, other_fields, [f.attname for f in other_fields]))
+        select = f'SELECT {", ".join(columns)} FROM "{model._meta.db_table}" t{"".join(joins)}'  # noqa: S608 (from _meta)
+        return select, fields, [f.attname for f in fields], related
+
+    @property
+    def select(self) -> str:
+        return self._parts[0]
+
+    def rows(self, where: str, params=(), then: str = "") -> list:
+        """The instances read by `SELECT ... FROM ... JOIN ... WHERE <where> <then>` (then: ORDER BY,
+        LIMIT), with %s parameters in that order."""
+        select, fields, names, related = self._parts
+        with connection.cursor() as cursor:
+            cursor.execute(f"{select} WHERE {where} {then}", list(params))
+            fetched = cursor.fetchall()
+        alias, n = connection.alias, len(fields)
+        out = []
+        for row in fetched:
+            obj = self.model.from_db(alias, names, field_values(fields, row[:n]))
+            start = n
+            for fk, other, other_fields, other_names in related:
+                values = row[start : start + len(other_fields)]
+                start += len(other_fields)
+                target = None
+                if getattr(obj, fk.attname) is not None:
+                    target = other.from_db(alias, other_names, field_values(other_fields, values))
+                fk.set_cached_value(obj, target)
+            out.append(obj)
+        return out
+
+    def by_ids(self, ids, then: str = "") -> list:
+        """The rows of these primary keys (none for none)."""
+        ids = list(ids)
+        if not ids:
+            return []
+        marks = ", ".join(["%s"] * len(ids))
+        return self.rows(f't."{self.model._meta.pk.column}" IN ({marks})', ids, then)

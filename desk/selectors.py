@@ -18,12 +18,10 @@ from typing import NamedTuple
 
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
-from django.db import connection
+from django.db import DataError, connection
 from django.db.models import (
-    BooleanField,
     CharField,
     Count,
-    ExpressionWrapper,
     F,
     Min,
     Prefetch,
@@ -42,12 +40,14 @@ from accounts.selectors import (
     request_memo,
     tenant_access_for,
     tenant_ids_with_perm,
+    tenant_of,
     user_has_tenant_perm,
 )
 from alerts.models import ACTIVE_STATUSES, AccountEvent, Alert, AlertType, Customer, Severity
 from alerts.notifications.models import Notification
 from alerts.selectors import ENCRYPTED_CUSTOMER_FIELDS
 from audit.models import Action, AuditEvent
+from config.sql import ModelRead, field_column
 from desk.actions import ACTIONS
 from desk.models import (
     ACTION_PENDING_STATES,
@@ -549,6 +549,18 @@ def case_with_alert_ids(cases: QuerySet[Case]) -> QuerySet[Case]:
     return cases.prefetch_related(Prefetch("case_alerts", queryset=CaseAlert.objects.only("id", "case_id", "alert_id")))
 
 
+# The case pages' reads, written in SQL (config.sql.ModelRead): the ORM compiled them for longer
+# than the database ran them. Each reads what the ORM's select_related(...).only(...) read before.
+_CASE_READ = ModelRead(
+    Case,
+    related={
+        "customer": [f.name for f in Customer._meta.concrete_fields if f.name not in ENCRYPTED_CUSTOMER_FIELDS],
+        "queue": None,
+        "assignee": None,
+    },
+)
+
+
 def case_get_for(*, user: User, case_id) -> Case:
     """One case `user` may see. Missing and forbidden both raise Http404.
 
@@ -556,26 +568,32 @@ def case_get_for(*, user: User, case_id) -> Case:
     query (the guardian subqueries cost a page more CPU than the rest of its reads): a case is seen
     in a tenant where the user sees every queue, in a queue they see (queue_scope_for: a granted
     queue of an active tenant they are a member of; read once a request), or when it is shared with
-    them (cases_shared_with, asked only then)."""
+    them (cases_shared_with, asked only then). The case comes with its customer (masked contacts
+    only: the encrypted ones are not read), queue and assignee, and its tenant from the user's
+    access read."""
     if not (user.is_authenticated and user.is_active):
         raise Http404("No such case.")
     try:
-        case = (
-            Case.objects.select_related("tenant", "customer", "queue", "assignee")
-            .defer(*(f"customer__{name}" for name in ENCRYPTED_CUSTOMER_FIELDS))
-            .get(pk=int(case_id))
-        )
-    except (Case.DoesNotExist, ValueError, TypeError, OverflowError):
-        raise Http404("No such case.") from None
+        found = _CASE_READ.rows("t.id = %s", [int(case_id)])
+    except (ValueError, TypeError, OverflowError, DataError):  # DataError: beyond the column's range
+        found = []
+    if not found:
+        raise Http404("No such case.")
+    case = found[0]
+    if not _case_allows(user, case):
+        raise Http404("No such case.")
+    case.tenant = tenant_of(user=user, tenant_id=case.tenant_id)  # one of theirs: from the access read
+    return case
+
+
+def _case_allows(user: User, case: Case) -> bool:
     if case.tenant_id in tenant_ids_with_perm(user=user, perm=QUEUE_VIEW_PERM):
-        return case
+        return True
     if case.tenant_id in tenant_access_for(user=user).roles and case.queue_id in {
         q.pk for q in queue_scope_for(user=user).queues
     }:
-        return case
-    if cases_shared_with(user=user).filter(pk=case.pk).exists():
-        return case
-    raise Http404("No such case.")
+        return True
+    return cases_shared_with(user=user).filter(pk=case.pk).exists()
 
 
 def case_get_to_act(*, user: User, case_id, perm: str = CASE_CHANGE_PERM) -> Case:
@@ -643,11 +661,16 @@ def action_settings_for(*, tenant_id: int) -> ActionSettings:
     return ActionSettings.objects.filter(tenant_id=tenant_id).first() or ActionSettings(tenant_id=tenant_id)
 
 
+_VERIFICATIONS = ModelRead(Verification, related={"requested_by": None})
+
+
 def case_verifications(*, case: Case, limit: int = 5) -> list[Verification]:
     """The case's latest verifications, newest first, with who asked (the case page)."""
-    return list(Verification.objects.filter(case=case).select_related("requested_by").order_by("-id")[:limit])
+    return _VERIFICATIONS.rows("t.case_id = %s", [case.pk, limit], "ORDER BY t.id DESC LIMIT %s")
 
 
+_ACTIONS = ModelRead(AccountAction, related={"requested_by": None, "approved_by": None})
+_ACTION_TABLE = f'"{AccountAction._meta.db_table}"'
 CASE_ACTIONS_SHOWN = 10  # the newest account actions the case page lists, whatever their state
 CASE_PENDING_SHOWN = 50  # ... and the ones not gone out yet, up to this many more
 
@@ -655,15 +678,18 @@ CASE_PENDING_SHOWN = 50  # ... and the ones not gone out yet, up to this many mo
 def case_actions(*, case: Case, limit: int = CASE_ACTIONS_SHOWN, pending: int = CASE_PENDING_SHOWN) -> list:
     """The case's account actions for its page, with who asked and approved: every one that has not
     gone out yet (ACTION_PENDING_STATES: a supervisor may still approve or send it, resolving cancels
-    it) however old, up to `pending`, first, newest first; then the rest of the `limit` newest. One query."""
-    of_case = AccountAction.objects.filter(case=case).order_by("-id").values("id")
-    waits = Q(state__in=ACTION_PENDING_STATES)
-    return list(
-        AccountAction.objects.filter(Q(pk__in=of_case.filter(waits)[:pending]) | Q(pk__in=of_case[:limit]))
-        .select_related("requested_by", "approved_by")
-        .annotate(waits=ExpressionWrapper(waits, output_field=BooleanField()))
-        .order_by("-waits", "-id")
+    it) however old, up to `pending`, first, newest first; then the rest of the `limit` newest. One
+    query, by the case's index: each part is picked by id in its own subquery (an OR of the two made
+    PostgreSQL scan every action of every case)."""
+    states = list(ACTION_PENDING_STATES)
+    marks = ", ".join(["%s"] * len(states))
+    actions = _ACTIONS.rows(
+        f"t.id IN (SELECT id FROM (SELECT id FROM {_ACTION_TABLE} WHERE case_id = %s AND state IN ({marks})"  # noqa: S608
+        f" ORDER BY id DESC LIMIT %s) AS pending UNION ALL SELECT id FROM (SELECT id FROM {_ACTION_TABLE}"
+        " WHERE case_id = %s ORDER BY id DESC LIMIT %s) AS newest)",
+        [case.pk, *states, pending, case.pk, limit],
     )
+    return sorted(actions, key=lambda a: (a.state in ACTION_PENDING_STATES, a.pk), reverse=True)
 
 
 class PendingActions(NamedTuple):
@@ -734,6 +760,7 @@ def case_open_for_alert(*, user: User, alert: Alert) -> Case | None:
 
 # Reads for one case's page. Each takes a case already fetched through an access function.
 
+_ALERTS = ModelRead(Alert)
 CASE_ALERTS_SHOWN = 20  # the most severe first; the page says how many more
 
 
@@ -749,13 +776,18 @@ class CaseAlertSummary:
 
 def case_alert_summary(*, case: Case) -> CaseAlertSummary:
     """The case's alerts counted by type: one query (a row per type, at most eight)."""
-    rows = list(
-        Alert.objects.filter(cases=case).order_by().values("type").annotate(n=Count("id"), at=Min("first_seen_at"))
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'SELECT a.type, COUNT(*), MIN(a.first_seen_at) FROM "{Alert._meta.db_table}" a'  # noqa: S608
+            f' JOIN "{CaseAlert._meta.db_table}" ca ON ca.alert_id = a.id WHERE ca.case_id = %s GROUP BY a.type',
+            [case.pk],
+        )
+        rows = cursor.fetchall()
+    firsts = field_column(Alert._meta.get_field("first_seen_at"), [row[2] for row in rows])
     return CaseAlertSummary(
-        total=sum(row["n"] for row in rows),
-        types=frozenset(row["type"] for row in rows),
-        first_seen_at=min((row["at"] for row in rows), default=None),
+        total=sum(row[1] for row in rows),
+        types=frozenset(row[0] for row in rows),
+        first_seen_at=min(firsts, default=None),
     )
 
 
@@ -764,11 +796,13 @@ def case_alerts_for(
 ) -> tuple[list[Alert], int]:
     """The case's alerts, most severe and oldest first, at most `limit`, and how many it has (from
     `summary` when given: then one query, whatever the number of alerts)."""
-    alerts = list(
-        Alert.objects.filter(cases=case)
-        .select_related("tenant")
-        .order_by("-severity", "first_seen_at", "id")[: limit + 1]
+    alerts = _ALERTS.rows(
+        f't.id IN (SELECT ca.alert_id FROM "{CaseAlert._meta.db_table}" ca WHERE ca.case_id = %s)',  # noqa: S608
+        [case.pk, limit + 1],
+        "ORDER BY t.severity DESC, t.first_seen_at, t.id LIMIT %s",
     )
+    for alert in alerts:
+        alert.tenant = case.tenant  # the case's own
     total = len(alerts) if summary is None else summary.total
     if len(alerts) > limit:
         alerts = alerts[:limit]
@@ -794,21 +828,27 @@ def case_checklists(*, case: Case, summary: CaseAlertSummary | None = None) -> l
         types = set(summary.types)
     else:
         types = set(Alert.objects.filter(cases=case).order_by().values_list("type", flat=True).distinct())
-    overrides = {
-        o.alert_type: o for o in PlaybookOverride.objects.filter(tenant_id=case.tenant_id, alert_type__in=types)
-    }
+    marks = ", ".join(["%s"] * len(types))
+    where = f"t.tenant_id = %s AND t.alert_type IN ({marks})"
+    overrides = {o.alert_type: o for o in (_OVERRIDES.rows(where, [case.tenant_id, *types]) if types else [])}
     return [playbook.checklist(overrides.get(t)) for t, playbook in PLAYBOOKS.items() if t in types]
+
+
+_CHECKS = ModelRead(PlaybookCheck, related={"checked_by": None})
+_REVEALS = ModelRead(CaseReveal)
+_OVERRIDES = ModelRead(PlaybookOverride)
 
 
 def case_playbook_checks(*, case: Case) -> dict[tuple[str, str], PlaybookCheck]:
     """{(alert type, step key): check} of the steps ticked on the case. One query."""
-    checks = PlaybookCheck.objects.filter(case=case).select_related("checked_by")
-    return {(c.alert_type, c.step_key): c for c in checks}
+    return {(c.alert_type, c.step_key): c for c in _CHECKS.rows("t.case_id = %s", [case.pk])}
 
 
 def case_reveals_active(*, case: Case, user: User, now: datetime | None = None) -> dict[str, CaseReveal]:
     """{field: reveal} of `user`'s reveals on the case that have not expired yet (the latest per field)."""
-    reveals = CaseReveal.objects.filter(case=case, actor=user, expires_at__gt=now or timezone.now()).order_by("id")
+    at = connection.ops.adapt_datetimefield_value(now or timezone.now())
+    where = "t.case_id = %s AND t.actor_id = %s AND t.expires_at > %s"
+    reveals = _REVEALS.rows(where, [case.pk, user.pk, at], "ORDER BY t.id")
     return {reveal.field: reveal for reveal in reveals}
 
 
@@ -953,43 +993,27 @@ _TIMELINE_FIELDS = {
 }  # fmt: skip
 
 
-def _timeline_rows(case: Case, kind: str, since: datetime) -> QuerySet:
-    """The rows of source `kind` of the case's timeline, with what a line shows."""
-    if kind == "event":
-        return AccountEvent.objects.filter(customer_id=case.customer_id, occurred_at__gte=since)
-    if kind == "alert":  # through CaseAlert's own (case, alert_seen_at, id) index; the items are the alerts
-        return CaseAlert.objects.filter(case=case).select_related("alert").only(
-            "id", "alert_seen_at", "alert", *(f"alert__{f}" for f in (
-                "id", "type", "severity", "status", "reason", "first_seen_at", "rule")))  # fmt: skip
-    if kind == "change":
-        return AuditEvent.objects.filter(
-            target_type="desk.case", target_id=str(case.pk), action__in=[Action.CREATE, Action.UPDATE]
-        ).only("id", "occurred_at", "action", "actor_label", "changes", "reason", "metadata")
-    # Of the staff, the username is all a line shows.
-    if kind == "note":
-        return CaseNote.objects.filter(case=case).select_related("author").only(
-            "id", "case_id", "body", "created_at", "author__username")  # fmt: skip
-    if kind == "reveal":
-        return CaseReveal.objects.filter(case=case).select_related("actor").only(
-            "id", "case_id", "field", "reason_code", "reason_text", "created_at", "expires_at",
-            "actor__username")  # fmt: skip
-    if kind == "check":
-        return PlaybookCheck.objects.filter(case=case).select_related("checked_by").only(
-            "id", "case_id", "alert_type", "step_key", "step_text", "checked_at", "checked_by__username")  # fmt: skip
-    if kind == "concern":
-        return SecurityConcern.objects.filter(case=case).select_related("raised_by").only(
-            "id", "case_id", "kind", "note", "status", "created_at", "raised_by__username")  # fmt: skip
-    return _case_notifications(case)
-
-
-def _case_notifications(case: Case) -> QuerySet[Notification]:
-    """The messages to the case's customer that belong to the case: its alerts' notifications and its
-    verification codes (read by the customer's index, newest first; never the address or content)."""
-    return Notification.objects.filter(
-        Q(alert_id__in=CaseAlert.objects.filter(case=case).values("alert_id"))
-        | Q(pk__in=Verification.objects.filter(case=case, notification__isnull=False).values("notification_id")),
-        customer_id=case.customer_id,
-    ).only("id", "alert_id", "channel", "purpose", "state", "recipient_masked", "created_at", "sent_at", "error")
+# What a timeline line shows of each source (_timeline_row in case_views), read by id once the keys
+# statement (_timeline_keys_sql, which holds each source's filter) has picked the page. Of the staff,
+# the username is all a line shows. An alert is read through its CaseAlert row (its time on the case).
+_USERNAME = ["id", "username"]
+_TIMELINE_READS = {
+    "event": ModelRead(AccountEvent),
+    "alert": ModelRead(CaseAlert, fields=["alert_seen_at", "alert"], related={"alert": [
+        "id", "type", "severity", "status", "reason", "first_seen_at", "rule"]}),
+    "change": ModelRead(AuditEvent, fields=[
+        "occurred_at", "action", "actor_label", "changes", "reason", "metadata"]),
+    "note": ModelRead(CaseNote, fields=["case", "body", "created_at", "author"], related={"author": _USERNAME}),
+    "reveal": ModelRead(CaseReveal, fields=[
+        "case", "field", "reason_code", "reason_text", "created_at", "expires_at", "actor"],
+        related={"actor": _USERNAME}),
+    "check": ModelRead(PlaybookCheck, fields=[
+        "case", "alert_type", "step_key", "step_text", "checked_at", "checked_by"], related={"checked_by": _USERNAME}),
+    "concern": ModelRead(SecurityConcern, fields=["case", "kind", "note", "status", "created_at", "raised_by"],
+                         related={"raised_by": _USERNAME}),
+    "notification": ModelRead(Notification, fields=[
+        "alert", "channel", "purpose", "state", "recipient_masked", "created_at", "sent_at", "error"]),
+}  # fmt: skip
 
 
 def _column(model, field: str) -> str:
@@ -999,7 +1023,7 @@ def _column(model, field: str) -> str:
 @functools.cache
 def _timeline_keys_sql(position_rank: int | None) -> str:
     """The statement that picks a timeline page: for each source, the keys (rank, time, id) of at
-    most a page of rows after the position (the same filters as _timeline_rows, by the same
+    most a page of rows after the position (each source's filter, by its
     indexes), merged and cut to the page. Its shape depends only on the position's rank: built
     once per rank, so a request pays no SQL compilation for it. Parameters: _timeline_keys_params."""
     table = {
@@ -1084,7 +1108,7 @@ def case_timeline_page(
     items: list[TimelineItem] = []
     for kind, pks in wanted.items():
         field = _TIMELINE_FIELDS[kind]
-        for obj in _timeline_rows(case, kind, since).filter(pk__in=pks):
+        for obj in _TIMELINE_READS[kind].by_ids(pks):
             shown = obj.alert if kind == "alert" else obj  # a CaseAlert row: the page shows its alert
             items.append(TimelineItem(at=getattr(obj, field), kind=kind, pk=obj.pk, obj=shown))
     items.sort(key=lambda item: item.key, reverse=True)

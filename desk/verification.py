@@ -39,6 +39,7 @@ from alerts.notifications.models import Channel, Notification, Purpose, State
 from alerts.notifications.planning import contacts_for
 from audit.masking import audit_diff
 from audit.models import Action
+from config.sql import ModelRead
 from desk.models import (
     METHOD_STRENGTH,
     OPEN_CASE_STATUSES,
@@ -435,9 +436,12 @@ class KnowledgeUnavailable(Exception):  # noqa: N818 (answered as a 502 by the A
         return str(self.args[0])
 
 
+_QUESTIONS = ModelRead(KnowledgeQuestion)  # the case page reads them: written in SQL (config.sql)
+
+
 def knowledge_questions_for(*, tenant_id: int) -> list[KnowledgeQuestion]:
     """The tenant's active knowledge questions, in their order (none: the method is not offered)."""
-    return list(KnowledgeQuestion.objects.filter(tenant_id=tenant_id, is_active=True).order_by("position", "id"))
+    return _QUESTIONS.rows("t.tenant_id = %s AND t.is_active = %s", [tenant_id, True], "ORDER BY t.position, t.id")
 
 
 def _knowledge_answers_clean(answers, questions) -> dict[str, str]:
