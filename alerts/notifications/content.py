@@ -125,12 +125,21 @@ def _parsed(text: str) -> tuple[placeholders.Parsed, bool]:
     return parsed, is_gsm7(parsed.literal_text())
 
 
+def values_locale(locale: str, wording: Wording) -> str:
+    """The locale a message's values (phrases, dates, numbers) are written in: the customer's when
+    the wording is in its language (for its regional forms), else the wording's own. A customer whose
+    language has no wording gets a message in one language, not English with Spanish phrases in it."""
+    if locale and language_of(locale) == language_of(wording.locale):
+        return locale
+    return wording.locale
+
+
 def message_from(
     *, wording: Wording, kind: str, channel: str, context: MessageContext, brand: Brand, locale: str = ""
 ) -> Message:
     """Fill a wording with the values for these facts (the preview uses it with sample facts)."""
     values = message_values(
-        alert_type=kind, channel=channel, locale=locale or wording.locale, context=context, brand=brand
+        alert_type=kind, channel=channel, locale=values_locale(locale, wording), context=context, brand=brand
     )
     (subject, _), (body, body_gsm7) = _parsed(wording.subject), _parsed(wording.body)
     if channel == "sms" and body_gsm7:
@@ -372,7 +381,8 @@ def message_render(*, notification, reads: RenderReads | None = None) -> Message
     if purpose == "previous_contact" and channel in PREVIOUS_CONTACT_NOTE:
         # An attacker who changed the contacts first would otherwise get the warning himself; the
         # previous address is told why it still hears from us. (SMS and push have no room for it.)
-        note = PREVIOUS_CONTACT_NOTE[channel].get(language_of(locale), PREVIOUS_CONTACT_NOTE[channel]["en"])
+        language = language_of(values_locale(locale, wording))  # the message's own language
+        note = PREVIOUS_CONTACT_NOTE[channel].get(language, PREVIOUS_CONTACT_NOTE[channel]["en"])
         return Message(message.subject, note.replace("{tenant}", tenant_text(brand, channel)) + "\n\n" + message.body)
     return message
 

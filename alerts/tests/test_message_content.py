@@ -98,6 +98,16 @@ def test_the_customers_locale_then_its_language_then_the_tenants_default_then_en
     assert build(acme, locale="en-GB").subject == "Acme Bank: new sign-in to your account"
 
 
+@pytest.mark.parametrize("locale", ["es", "es-MX"])
+def test_a_language_without_a_wording_gets_one_language_throughout(acme, locale):
+    message = build(acme, locale=locale, device="", city="", country="")  # no Spanish wording: English
+    assert "We noticed a sign-in from a device not seen before on your Acme Bank account." in message.body
+    assert "Device: an unknown device" in message.body and "Place (approximate): an unknown place" in message.body
+    assert "Time: 20 November 2026, 10:05 CET" in message.body
+    assert not any(word in message.body for word in ("desconocido", "noviembre", "inicio de sesión"))
+    assert "Date : 20 novembre 2026" in build(acme, locale="fr-CA").body  # a wording in its language: its forms
+
+
 def test_the_tenants_own_template_wins_for_its_locale_and_the_locales_under_it(acme):
     notification_template_save(
         tenant=acme, actor=None, alert_type="login", channel="sms", locale="fr",
