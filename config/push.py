@@ -18,6 +18,7 @@ in-memory channel layer, one process).
 
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import Iterable
 
@@ -93,14 +94,16 @@ def alert_change(tenant_id: int, payload: dict) -> dict:
 def case_events(changes: list[dict]) -> None:
     """Note that cases changed: each {"tenant", "id", "queue", "status", "assignee"} (ids, states and
     a staff username at most). After commit they join the change buffer beside alert changes (kind
-    "case"); the desk's flusher sends one `case.changed` per changed queue, and one to the group of
-    each changed case (for the specialists it is shared with)."""
+    "case"), stamped with the time of the commit (`at`, seconds since the epoch: a case page rendered
+    after it shows the change already, and does not say the case changed since); the desk's flusher
+    sends one `case.changed` per changed queue, and one to the group of each changed case (for the
+    specialists it is shared with)."""
     entries = [
         {"kind": "case", **{k: change.get(k) for k in ("tenant", "id", "queue", "status", "assignee")}}
         for change in changes
     ]
     if entries:
-        transaction.on_commit(lambda: changes_append(entries))
+        transaction.on_commit(lambda: changes_append([{**entry, "at": time.time()} for entry in entries]))
 
 
 def concern_raised(*, tenant_id: int, concern_id: int, case_id: int, kind: str) -> None:

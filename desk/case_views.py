@@ -470,6 +470,7 @@ def _case_page(request, case, *, status=200, failed_step="", errors=(), forms_bo
     context = {
         "case": case,
         "now": now,
+        "rendered_at": f"{now.timestamp():.6f}",  # changes committed before it are on the page (case.js)
         "contacts": {"email": case.customer.email_masked, "phone": case.customer.phone_masked},
         "revealed": [
             {"field": f, "label": RevealField(f).label, "value": clear[f], "until": reveals[f].expires_at}

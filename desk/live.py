@@ -122,6 +122,8 @@ def case_signals_for(changes: list[dict]) -> dict[str, tuple[int | None, dict]]:
     by_case: dict[int, dict] = {}
     for change in changes:
         entry = {k: change.get(k) for k in ("id", "status", "assignee")}
+        if change.get("at") is not None:
+            entry["at"] = change["at"]  # when it was committed (config.push.case_events)
         cases = by_queue.setdefault(change["queue"], {})
         cases.pop(change["id"], None)
         cases[change["id"]] = by_case[change["id"]] = entry

@@ -2,6 +2,8 @@
 queue.changed), and a specialist it is shared with through the case's own group; security
 concerns reach the tenant's supervisors. Ids and states only."""
 
+import time
+
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
@@ -71,9 +73,14 @@ def test_the_cases_queue_hears_it_change_and_other_queues_do_not(case_a, agent, 
     async def scenario():
         mine, theirs = await _open(agent_client), await _open(specialist_client)
         await _settle()
+        before = time.time()
         await sync_to_async(case_note_add)(actor=agent, case=case_a, body="Called the number on file.")
+        after = time.time()
         await live.flush_once()  # (or the connection's own flusher, within COALESCE_SECONDS)
-        assert await mine.receive_json_from(timeout=5) == {
+        message = await mine.receive_json_from(timeout=5)
+        at = message["payload"]["cases"][0].pop("at")  # when it was committed: a page rendered later has it
+        assert before <= at <= after
+        assert message == {
             "type": "case.changed",
             "seq": 2,
             "queue": case_a.queue_id,

@@ -2,6 +2,7 @@
 wasn't me", at most one open per customer, with notes, status and outcome, claims, shares, reveals,
 concerns and playbook checks; each audited in its transaction and announced after commit."""
 
+import time
 from datetime import timedelta
 from unittest import mock
 
@@ -128,6 +129,8 @@ class TestOpening:
                 case, _ = case_open(actor=agent, alert=alert_a)
                 append.assert_not_called()
         (changes,), _ = append.call_args
+        at = changes[0].pop("at")  # when it was committed: a case page rendered later shows it already
+        assert abs(at - time.time()) < 60
         assert changes == [
             {"kind": "case", "tenant": case.tenant_id, "id": case.pk, "queue": case.queue_id, "status": "open",
              "assignee": None}

@@ -5,8 +5,8 @@
 // s to the status, r to the outcome, ! to the security concern, ? shows the help. None while typing
 // in a field or with Ctrl, Alt or Meta held.
 // Live: desk_live.js dispatches `desk:case-changed` (detail: {queue, cases}); when this case is
-// among them, the page says so with a link to reload (it never reloads by itself: a note being
-// typed would be lost).
+// among them with a change committed after the page was rendered, the page says so with a link to
+// reload (it never reloads by itself: a note being typed would be lost).
 import "./desk_live.js";
 
 const page = document.querySelector("[data-case-id]");
@@ -62,8 +62,12 @@ if (page) {
     run();
   });
 
+  // A change committed before this page was rendered is on it already (the user's own step, whose
+  // signal arrives after the redirect): only a later one says the case changed.
+  const renderedAt = Number(page.dataset.renderedAt) || 0;
   document.addEventListener("desk:case-changed", (event) => {
-    if (event.detail.cases.some((c) => c.id === caseId)) changed.hidden = false;
+    const later = (c) => c.id === caseId && !(typeof c.at === "number" && c.at <= renderedAt);
+    if (event.detail.cases.some(later)) changed.hidden = false;
   });
 
   // Submitting twice (a key held, a double click) would record twice what was meant once: send once.
