@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test e2e worker beat totp lint format clean
+.PHONY: run test e2e worker beat totp demo-client lint format clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "AlertDesk needs Python 3.11 or newer")'
@@ -28,6 +28,10 @@ run: $(VENV)/.runtime
 	$(BIN)/python manage.py migrate --no-input -v 0
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/daphne --access-log /dev/null --websocket_connect_timeout 30 -b $(HOST) -p $(PORT) config.asgi:application
+
+## demo-client: play the demo tenants' systems, which receive account actions (run beside `make run`)
+demo-client: $(VENV)/.runtime
+	$(BIN)/python manage.py demo_client
 
 ## worker / beat: a Celery worker and scheduler (need REDIS_URL; without it tasks run in-process)
 worker: $(VENV)/.runtime
