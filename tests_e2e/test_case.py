@@ -57,9 +57,6 @@ def test_an_agent_works_a_case_and_the_supervisor_hears_the_concern(
     alert = AlertFactory(customer=customer)
     AccountEventFactory(customer=customer, type="login.succeeded", context={"device_id": "dev-9"})
 
-    # Every page keeps the case.changed signals it hears (from before its own scripts run).
-    page.add_init_script("window.caseSignals = []; document.addEventListener('desk:case-changed', "
-                         "(event) => window.caseSignals.push(event.detail));")  # fmt: skip
     sign_in(page, agent, password)
     page.goto(f"/alerts/{alert.pk}/")
     expect(page.get_by_role("button", name=re.compile("Open case"))).to_be_visible()
@@ -106,10 +103,17 @@ def test_an_agent_works_a_case_and_the_supervisor_hears_the_concern(
     page.keyboard.type("Caller could not say which device they use.")
     page.get_by_role("button", name="Add note").click()
     expect(page.get_by_test_id("timeline")).to_contain_text("Caller could not say which device they use.")
-    # The note's own signal reaches the page it redirected to, which shows the note already: no
-    # "changed since you opened it" (the supervisor's page, opened before, says so below).
-    page.wait_for_function(f"window.caseSignals.some((d) => d.cases.some((c) => c.id === {case.pk}))")
+    # The note's own case.changed signal, if it reaches the page it redirected to (which shows the note
+    # already), says nothing: only a change committed after the page was rendered does (`at`, the
+    # commit time the server stamps, against the page's data-rendered-at). The supervisor's page,
+    # opened before, says so below through a real signal.
+    rendered = float(page.get_by_test_id("case-page").get_attribute("data-rendered-at"))
+    signal = "([id, at]) => document.dispatchEvent(new CustomEvent('desk:case-changed', {detail: " \
+             "{queue: null, seq: 0, cases: [{id, status: 'open', assignee: null, at}]}}))"  # fmt: skip
+    page.evaluate(signal, [case.pk, rendered - 1])
     expect(page.get_by_test_id("case-changed")).to_be_hidden()
+    page.evaluate(signal, [case.pk, rendered + 1])
+    expect(page.get_by_test_id("case-changed")).to_be_visible()
     page.keyboard.press("!")
     expect(page.locator("#id_kind")).to_be_focused()
     page.select_option("#id_kind", "social_engineering")
