@@ -54,7 +54,7 @@ async def _flush_forever() -> None:
             await asyncio.sleep(COALESCE_SECONDS)
             try:
                 await flush_once(reader=reader)
-            except Exception:  # the taken changes are lost to the signals; pages heal on refetch
+            except Exception:  # flush_once told the queues concerned to refetch, as far as it could
                 logger.warning("live flush failed", exc_info=True)
     finally:
         await reader.aclose()
@@ -138,7 +138,12 @@ def case_signals_for(changes: list[dict]) -> dict[str, tuple[int | None, dict]]:
 
 
 async def flush_once(*, reader=None, limit: int = BATCH) -> int:
-    """Take up to `limit` buffered changes and send their signals; returns how many were sent."""
+    """Take up to `limit` buffered changes and send their signals; returns how many were sent.
+
+    Changes taken are out of the buffer: when their signals cannot be made or sent (the database or
+    the channel layer failing), the queues they concern are told to refetch instead (best effort,
+    from the queues already known), so that no page waits for a signal that will never come; then
+    the error goes up (the flusher logs it at WARNING)."""
     if reader is None:
         reader = push.changes_buffer().reader()
         try:
@@ -148,6 +153,14 @@ async def flush_once(*, reader=None, limit: int = BATCH) -> int:
     changes = await reader.take(limit)
     if not changes:
         return 0
+    try:
+        return await _signals_send(changes)
+    except Exception:
+        await _refetch_send(changes)
+        raise
+
+
+async def _signals_send(changes: list[dict]) -> int:
     layer = get_channel_layer()
     alert_changes = [c for c in changes if c.get("kind") != "case"]
     signals = await signals_for(alert_changes) if alert_changes else {}
@@ -162,6 +175,32 @@ async def flush_once(*, reader=None, limit: int = BATCH) -> int:
             group, {"type": push.CASE_CHANGED, "group": group, "queue": queue_id, "payload": payload}
         )
     return len(signals) + len(case_signals)
+
+
+async def _refetch_send(changes: list[dict]) -> None:
+    """Tell every queue these changes may concern to refetch: a case's own queue, and each queue
+    already known (the flusher's cache, however old: no database read) of an alert's tenant."""
+    queue_ids = {c["queue"] for c in changes if c.get("kind") == "case" and c.get("queue")}
+    unknown = set()
+    for change in changes:
+        if change.get("kind") != "case":
+            known = _queues.get(change["tenant"])
+            if known is None:
+                unknown.add(change["tenant"])
+            else:
+                queue_ids.update(queue.pk for queue in known[1])
+    if unknown:
+        logger.warning("live signals lost for tenants whose queues are not known here", extra={"tenants": len(unknown)})
+    layer, payload = get_channel_layer(), {"alerts": [], "refetch": True}
+    for queue_id in sorted(queue_ids):
+        group = push.queue_group(queue_id)
+        try:
+            await layer.group_send(
+                group, {"type": push.QUEUE_CHANGED, "group": group, "queue": queue_id, "payload": payload}
+            )
+        except Exception:  # the layer itself is down: its pages refetch when they reconnect
+            logger.warning("live refetch signal could not be sent", exc_info=True)
+            return
 
 
 # --- presence: who has each alert open ------------------------------------------------------------

@@ -120,6 +120,33 @@ def test_the_latest_change_of_an_alert_wins_within_a_window(tenant_a, queues):
     assert message["payload"]["alerts"] == [{"id": first["id"], "status": "open", "severity": 2, "assignee": "agent"}]
 
 
+def test_changes_whose_signals_fail_make_their_queues_refetch(tenant_a, tenant_b, queues, monkeypatch, caplog):
+    _commit(tenant_a, [_change(tenant_a)])
+    _run(live.flush_once)  # the flusher now knows tenant A's queues
+    _commit(tenant_a, [_change(tenant_a, severity=4)])
+    _commit(tenant_b, [_change(tenant_b)])  # tenant B's queues were never read here
+    with transaction.atomic():
+        push.case_events([{"tenant": tenant_a.pk, "id": 7, "queue": queues["takeover"].pk, "status": "open"}])
+
+    async def failing(changes):
+        raise ConnectionError("the database went away")
+
+    monkeypatch.setattr(live, "signals_for", failing)
+    b_default = Queue.objects.get(tenant=tenant_b, is_default=True).pk
+
+    async def scenario():
+        channel = await _listen(*(q.pk for q in queues.values()), b_default)
+        with pytest.raises(ConnectionError):
+            await live.flush_once()
+        return await _drain(channel)
+
+    heard = _run(scenario)
+    assert sorted(m["queue"] for m in heard) == sorted(q.pk for q in queues.values())  # each once, B's not
+    assert all(m["type"] == "queue.changed" and m["payload"] == {"alerts": [], "refetch": True} for m in heard)
+    assert "live signals lost for tenants whose queues are not known here" in caplog.text
+    assert _run(live.flush_once) == 0  # the taken changes are not retried (forever)
+
+
 def test_each_alert_goes_to_its_most_specific_queue(tenant_a, tenant_b, queues):
     takeover = _change(tenant_a, type_="account_takeover", severity=4)  # takeover beats critical: a type filter
     critical = _change(tenant_a, type_="login", severity=4)
