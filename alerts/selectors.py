@@ -2,12 +2,11 @@
 role carries alerts.view_alert, narrowed by the scopes other apps register: the desk narrows an
 agent to the queues granted to them (alerts never imports the desk; it registers at start-up)."""
 
-import functools
 from collections.abc import Callable
 from datetime import timedelta
 
 from django.core.exceptions import PermissionDenied
-from django.db import DataError, connection
+from django.db import DataError
 from django.db.models import Q, QuerySet, prefetch_related_objects
 from django.db.models.expressions import RawSQL
 from django.http import Http404
@@ -16,7 +15,7 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.selectors import tenant_ids_with_perm, tenant_of, user_has_tenant_perm
 from alerts.models import AccountEvent, Alert, AlertEvidence, Customer
-from config.sql import field_values
+from config.sql import ModelRead
 
 ALERT_VIEW_PERM = "alerts.view_alert"
 ALERT_CHANGE_PERM = "alerts.change_alert"
@@ -107,26 +106,17 @@ def alert_get_for(
     return alert
 
 
-def _columns(alias: str, fields) -> str:
-    return ", ".join(f'"{alias}"."{field.column}"' for field in fields)
-
-
-@functools.cache
-def _alert_read_parts():
-    """What _alert_read's statement reads: the alert, its customer (but the encrypted contacts:
-    pages show the masked forms) and its assignee, as select_related(...).defer(...) reads them.
-    The alert's table keeps its own name (no alias): annotations refer to it, as in the ORM's."""
-    alert_fields = list(Alert._meta.concrete_fields)
-    customer_fields = [f for f in Customer._meta.concrete_fields if f.name not in ENCRYPTED_CUSTOMER_FIELDS]
-    user_fields = list(User._meta.concrete_fields)
-    a = Alert._meta.db_table
-    select = ", ".join((_columns(a, alert_fields), _columns("cu", customer_fields), _columns("u", user_fields)))
-    sql = (
-        f'SELECT {select}{{annotations}} FROM "{a}"'  # noqa: S608 (table names from model metadata)
-        f' LEFT OUTER JOIN "{Customer._meta.db_table}" cu ON cu.id = "{a}".customer_id'
-        f' LEFT OUTER JOIN "{User._meta.db_table}" u ON u.id = "{a}".assignee_id WHERE "{a}".id = %s'
-    )
-    return sql, (alert_fields, customer_fields, user_fields)
+# The alert, its customer (but the encrypted contacts: pages show the masked forms) and its assignee,
+# as select_related(...).defer(...) reads them. The alert's table keeps its own name as its alias:
+# annotations refer to it, as in the ORM's.
+_ALERT_READ = ModelRead(
+    Alert,
+    related={
+        "customer": [f.name for f in Customer._meta.concrete_fields if f.name not in ENCRYPTED_CUSTOMER_FIELDS],
+        "assignee": None,
+    },
+    alias=f'"{Alert._meta.db_table}"',
+)
 
 
 def _alert_read(pk: int, annotations: dict) -> Alert | None:
@@ -136,34 +126,9 @@ def _alert_read(pk: int, annotations: dict) -> Alert | None:
     the caller sets it from the user's access read once the alert is known to be theirs."""
     if any(not isinstance(value, RawSQL) for value in annotations.values()):  # pragma: no cover (a caller's bug)
         raise TypeError("alert_get_for takes RawSQL annotations")
-    sql, (alert_fields, customer_fields, user_fields) = _alert_read_parts()
-    extra = "".join(f', {value.sql} AS "{name}"' for name, value in annotations.items())
-    params = [p for value in annotations.values() for p in value.params]
-    with connection.cursor() as cursor:
-        cursor.execute(sql.replace("{annotations}", extra), [*params, pk])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    n_alert, n_customer, n_user = len(alert_fields), len(customer_fields), len(user_fields)
-    alias = connection.alias
-    alert = Alert.from_db(alias, [f.attname for f in alert_fields], field_values(alert_fields, row[:n_alert]))
-    customer_values = row[n_alert : n_alert + n_customer]
-    alert.customer = (
-        None
-        if alert.customer_id is None
-        else Customer.from_db(
-            alias, [f.attname for f in customer_fields], field_values(customer_fields, customer_values)
-        )
-    )
-    user_values = row[n_alert + n_customer : n_alert + n_customer + n_user]
-    alert.assignee = (
-        None
-        if alert.assignee_id is None
-        else User.from_db(alias, [f.attname for f in user_fields], field_values(user_fields, user_values))
-    )
-    for name, value in zip(annotations, row[n_alert + n_customer + n_user :], strict=True):
-        setattr(alert, name, value)
-    return alert
+    extra = [(name, value.sql, value.params) for name, value in annotations.items()]
+    found = _ALERT_READ.rows(f"{_ALERT_READ.alias}.id = %s", [pk], extra=extra)
+    return found[0] if found else None
 
 
 def alert_allows(*, user: User, alert: Alert, perm: str = ALERT_VIEW_PERM) -> bool:

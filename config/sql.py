@@ -1,5 +1,5 @@
 """Helpers for the few reads written in SQL rather than through the ORM (hot pages: see
-desk.queue_reads and alerts.selectors._alert_read)."""
+desk.queue_reads, alerts.selectors._alert_read and the case page's reads in desk.selectors)."""
 
 import functools
 
@@ -48,16 +48,19 @@ class ModelRead:
     related objects of some forward foreign keys joined and cached on them (None for a null key).
 
     The SELECT ... FROM ... JOIN part is built once; a caller adds its WHERE and ORDER BY, naming
-    the model's table `t` and the related tables by their foreign key's name. So a hot page pays no
-    ORM compilation for its reads (about a third of the case page's time went to compiling a score
-    of small statements), and every value still goes through the field's converters (field_values).
+    the model's table `alias` (`t` unless given) and the related tables by their foreign key's name,
+    and may read more columns (`extra`: name, SQL, parameters), set as attributes of the instances.
+    So a hot page pays no ORM compilation for its reads (about a third of the case page's time went
+    to compiling a score of small statements), and every value still goes through the field's
+    converters (field_values).
 
         ACTIONS = ModelRead(AccountAction, related={"requested_by": ["id", "username"]})
         ACTIONS.rows("t.case_id = %s", [case.pk], "ORDER BY t.id DESC LIMIT 10")
     """
 
-    def __init__(self, model, *, fields=None, related: dict | None = None):
+    def __init__(self, model, *, fields=None, related: dict | None = None, alias: str = "t"):
         self.model = model
+        self.alias = alias
         self._field_names = fields
         self._related = related or {}
 
@@ -71,9 +74,9 @@ class ModelRead:
 
     @functools.cached_property
     def _parts(self):
-        model = self.model
+        model, t = self.model, self.alias
         fields = self._fields(model, self._field_names)
-        columns = [f't."{f.column}"' for f in fields]
+        columns = [f'{t}."{f.column}"' for f in fields]
         joins, related = [], []
         for name, names in self._related.items():
             fk = model._meta.get_field(name)
@@ -82,22 +85,20 @@ class ModelRead:
             columns += [f'{name}."{f.column}"' for f in other_fields]
             joins.append(
                 f' LEFT OUTER JOIN "{other._meta.db_table}" {name}'
-                f' ON {name}."{fk.target_field.column}" = t."{fk.column}"'
+                f' ON {name}."{fk.target_field.column}" = {t}."{fk.column}"'
             )
             related.append((fk, other, other_fields, [f.attname for f in other_fields]))
-        select = f'SELECT {", ".join(columns)} FROM "{model._meta.db_table}" t{"".join(joins)}'  # noqa: S608 (from _meta)
-        return select, fields, [f.attname for f in fields], related
+        source = f'"{model._meta.db_table}" {t}{"".join(joins)}'
+        return ", ".join(columns), source, fields, [f.attname for f in fields], related
 
-    @property
-    def select(self) -> str:
-        return self._parts[0]
-
-    def rows(self, where: str, params=(), then: str = "") -> list:
+    def rows(self, where: str, params=(), then: str = "", *, extra=()) -> list:
         """The instances read by `SELECT ... FROM ... JOIN ... WHERE <where> <then>` (then: ORDER BY,
-        LIMIT), with %s parameters in that order."""
-        select, fields, names, related = self._parts
+        LIMIT), with %s parameters in that order (after those of `extra`, whose columns come first)."""
+        columns, source, fields, names, related = self._parts
+        more = "".join(f', {sql} AS "{name}"' for name, sql, _ in extra)
+        values = [p for _, _, extra_params in extra for p in extra_params] + list(params)
         with connection.cursor() as cursor:
-            cursor.execute(f"{select} WHERE {where} {then}", list(params))
+            cursor.execute(f"SELECT {columns}{more} FROM {source} WHERE {where} {then}", values)  # noqa: S608 (from _meta)
             fetched = cursor.fetchall()
         alias, n = connection.alias, len(fields)
         out = []
@@ -111,6 +112,8 @@ class ModelRead:
                 if getattr(obj, fk.attname) is not None:
                     target = other.from_db(alias, other_names, field_values(other_fields, values))
                 fk.set_cached_value(obj, target)
+            for (name, _, _), value in zip(extra, row[start:], strict=True):
+                setattr(obj, name, value)
             out.append(obj)
         return out
 
@@ -120,4 +123,4 @@ class ModelRead:
         if not ids:
             return []
         marks = ", ".join(["%s"] * len(ids))
-        return self.rows(f't."{self.model._meta.pk.column}" IN ({marks})', ids, then)
+        return self.rows(f'{self.alias}."{self.model._meta.pk.column}" IN ({marks})', ids, then)

@@ -167,9 +167,9 @@ def test_each_timeline_line_holds_what_the_orm_read(case_a, alert_a, agent, supe
     for item in items:
         read = _TIMELINE_READS[item.kind]
         model = read.model
-        fields = [f.name for f in read._parts[1]]
-        related = {name: [f.name for f in other_fields] for (fk, _, other_fields, _) in read._parts[3]
-                   for name in [fk.name]}  # fmt: skip
+        _, _, read_fields, _, read_related = read._parts
+        fields = [f.name for f in read_fields]
+        related = {fk.name: [f.name for f in other_fields] for (fk, _, other_fields, _) in read_related}
         only = fields + [f"{name}__{f}" for name, names in related.items() for f in names]
         rows = model.objects.select_related(*related) if related else model.objects  # (): every key
         orm = rows.only(*only).get(pk=item.pk)
