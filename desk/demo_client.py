@@ -12,7 +12,6 @@ Knowledge questions (action `verify_knowledge`) are answered `{"match": true}` w
 "demo", else `{"match": false}`: the demo's way to try a match and a mismatch.
 """
 
-import hashlib
 import hmac
 import json
 import time
@@ -20,6 +19,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from accounts.models import Tenant
+from alerts.notifications.channels import push_signature
 from desk.action_services import tenant_webhook_set
 
 SIGNATURE_TOLERANCE_SECONDS = 300
@@ -27,10 +27,10 @@ KNOWLEDGE_ANSWER = "demo"
 
 
 def _signature_ok(secret: str, stamp: str, body: bytes, signature: str) -> bool:
+    """What a client checks: a fresh timestamp and the desk's own signature of it and the body."""
     if not stamp.isdigit() or abs(time.time() - int(stamp)) > SIGNATURE_TOLERANCE_SECONDS:
         return False
-    expected = hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(signature, f"sha256={expected}")
+    return hmac.compare_digest(signature, push_signature(secret=secret, timestamp=stamp, body=body))
 
 
 def _answer(body: dict) -> dict:
