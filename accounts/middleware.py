@@ -9,8 +9,14 @@ from django.http import JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.functional import SimpleLazyObject
+from django_otp.middleware import OTPMiddleware as DjangoOTPMiddleware
 
-from accounts.selectors import mfa_has_confirmed_authenticator, request_memo_start, tenant_access_for
+from accounts.selectors import (
+    mfa_device_by_persistent_id,
+    mfa_has_confirmed_authenticator,
+    request_memo_start,
+    tenant_access_for,
+)
 from audit.models import Action
 from audit.services import audit_record
 from config import push
@@ -69,6 +75,14 @@ class SessionLifetimeMiddleware:
 
 def _is_api(request) -> bool:
     return request.path.startswith("/api/")
+
+
+class OTPMiddleware(DjangoOTPMiddleware):
+    """django_otp's: `request.user.otp_device` and `is_verified()`, with the session's device read
+    through the same selector as the WebSocket's session check."""
+
+    def _device_from_persistent_id(self, persistent_id):
+        return mfa_device_by_persistent_id(persistent_id)
 
 
 class MFARequiredMiddleware:

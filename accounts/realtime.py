@@ -11,10 +11,10 @@ from channels.sessions import SessionMiddlewareStack
 from django.conf import settings
 from django.contrib.auth import get_user
 from django_otp import DEVICE_ID_SESSION_KEY
-from django_otp.models import Device
 
 from accounts.middleware import SESSION_PUSH_KEY, SESSION_SEEN_KEY, SESSION_STARTED_KEY
 from accounts.models import User
+from accounts.selectors import mfa_device_by_persistent_id
 from config import push
 
 
@@ -36,7 +36,7 @@ def session_state(session) -> SessionState:
     if not user.is_authenticated:
         return SessionState(user=None, ended=push.SIGNED_OUT)
     persistent_id = session.get(DEVICE_ID_SESSION_KEY)
-    device = Device.from_persistent_id(persistent_id, for_verify=False) if persistent_id else None
+    device = mfa_device_by_persistent_id(persistent_id) if persistent_id else None
     if device is None or device.user_id != user.pk or not device.confirmed:
         return SessionState(user=None, ended=push.REVOKED)
     push_id = session.get(SESSION_PUSH_KEY)

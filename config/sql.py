@@ -91,14 +91,16 @@ class ModelRead:
         source = f'"{model._meta.db_table}" {t}{"".join(joins)}'
         return ", ".join(columns), source, fields, [f.attname for f in fields], related
 
-    def rows(self, where: str, params=(), then: str = "", *, extra=()) -> list:
-        """The instances read by `SELECT ... FROM ... JOIN ... WHERE <where> <then>` (then: ORDER BY,
-        LIMIT), with %s parameters in that order (after those of `extra`, whose columns come first)."""
+    def rows(self, where: str, params=(), then: str = "", *, extra=(), joins: tuple[str, list] = ("", [])) -> list:
+        """The instances read by `SELECT ... FROM ... JOIN ... <joins> WHERE <where> <then>` (then:
+        ORDER BY, LIMIT), with %s parameters in that order: those of `extra` (whose columns come
+        first), of `joins` (more tables the caller joins: SQL and its parameters), then `params`."""
         columns, source, fields, names, related = self._parts
         more = "".join(f', {sql} AS "{name}"' for name, sql, _ in extra)
-        values = [p for _, _, extra_params in extra for p in extra_params] + list(params)
+        joined, join_params = joins
+        values = [p for _, _, extra_params in extra for p in extra_params] + list(join_params) + list(params)
         with connection.cursor() as cursor:
-            cursor.execute(f"SELECT {columns}{more} FROM {source} WHERE {where} {then}", values)  # noqa: S608 (from _meta)
+            cursor.execute(f"SELECT {columns}{more} FROM {source} {joined} WHERE {where} {then}", values)  # noqa: S608 (from _meta)
             fetched = cursor.fetchall()
         alias, n = connection.alias, len(fields)
         out = []

@@ -243,14 +243,7 @@ def queue_scope_for(*, user: User) -> QueueScope:
     return scope
 
 
-@functools.cache
-def _queues_with_grant_sql() -> str:
-    queue, tenant = Queue._meta.db_table, Queue._meta.get_field("tenant").related_model._meta.db_table
-    columns = ", ".join(f"q.{f.column}" for f in Queue._meta.concrete_fields)
-    return (
-        f"SELECT {columns}, q.id IN ({_grant_sql()}) AS granted FROM {queue} q JOIN {tenant} t ON t.id = q.tenant_id"  # noqa: S608 (table names from model metadata)
-        " WHERE q.tenant_id IN ({tenants}) ORDER BY t.name, q.is_default DESC, q.name, q.id"
-    )
+_QUEUES = ModelRead(Queue, alias="q")
 
 
 def _queues_with_grant(user: User, tenant_ids: list[int]) -> list[Queue]:
@@ -261,10 +254,16 @@ def _queues_with_grant(user: User, tenant_ids: list[int]) -> list[Queue]:
         return []
     content_type = ContentType.objects.get_for_model(Queue).pk  # cached by the process
     codename = QUEUE_WORK_PERM.split(".", 1)[1]
-    sql = _queues_with_grant_sql().replace("{tenants}", ", ".join(["%s"] * len(tenant_ids)))
-    params = [user.pk, content_type, codename, user.pk, content_type, codename, *tenant_ids]
+    grant = (user.pk, content_type, codename, user.pk, content_type, codename)
+    tenant_table = Queue._meta.get_field("tenant").related_model._meta.db_table
+    queues = _QUEUES.rows(
+        f"q.tenant_id IN ({', '.join(['%s'] * len(tenant_ids))})",
+        tenant_ids,
+        "ORDER BY t.name, q.is_default DESC, q.name, q.id",
+        extra=[("granted", f"q.id IN ({_grant_sql()})", grant)],
+        joins=(f"JOIN {tenant_table} t ON t.id = q.tenant_id", []),
+    )
     tenants = {t.pk: t for t in tenant_access_for(user=user).tenants}
-    queues = list(Queue.objects.raw(sql, params))
     for queue in queues:
         queue.granted = bool(queue.granted)  # SQLite answers 0 or 1
         if queue.tenant_id in tenants:  # always: the tenants are the user's (else read as usual)
