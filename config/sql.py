@@ -2,6 +2,7 @@
 desk.queue_reads, alerts.selectors._alert_read and the case page's reads in desk.selectors)."""
 
 import functools
+from datetime import UTC
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 
@@ -10,6 +11,26 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections
 def _converters(field, vendor: str) -> tuple:
     col = field.get_col(field.model._meta.db_table)
     return col, tuple(connection.ops.get_db_converters(col) + field.get_db_converters(connection))
+
+
+def timestamps_in_c(cursor) -> None:
+    """Have this cursor read PostgreSQL timestamps with psycopg's C loader. Django registers its own
+    on every connection (psycopg's, subclassed in Python to set the time zone on each value), which
+    also turns psycopg's C loader into its Python one: 3.8 µs a timestamp against 0.1 µs, and a
+    queue page reads about 110. Only where the connection is in UTC (USE_TZ, no TIME_ZONE for the
+    database: Django sets the session's TimeZone to UTC when it connects), where both give the same
+    values with the same tzinfo; the C loader is not subclassable, so it goes on hot cursors only
+    (3 µs each), not on the connection, whose loader Django's create_cursor inspects."""
+    if connection.vendor == "postgresql" and connection.timezone is UTC:
+        cursor.cursor.adapters.register_loader("timestamptz", _c_timestamptz_loader())
+
+
+@functools.cache
+def _c_timestamptz_loader():
+    import psycopg
+    from psycopg.pq import Format
+
+    return psycopg.adapters.get_loader(psycopg.adapters.types["timestamptz"].oid, Format.TEXT)
 
 
 def field_values(fields, values) -> list:
@@ -100,6 +121,7 @@ class ModelRead:
         joined, join_params = joins
         values = [p for _, _, extra_params in extra for p in extra_params] + list(join_params) + list(params)
         with connection.cursor() as cursor:
+            timestamps_in_c(cursor)
             cursor.execute(f"SELECT {columns}{more} FROM {source} {joined} WHERE {where} {then}", values)  # noqa: S608 (from _meta)
             fetched = cursor.fetchall()
         alias, n = connection.alias, len(fields)

@@ -22,7 +22,7 @@ from django.db import connection
 
 from accounts.models import User
 from alerts.models import ACTIVE_STATUSES, Alert, AlertType, Customer, Severity
-from config.sql import field_column
+from config.sql import field_column, timestamps_in_c
 from desk.models import OPEN_CASE_STATUSES, Case, CaseAlert, Queue
 
 _ALERTS = Alert._meta.db_table
@@ -244,6 +244,7 @@ def queue_rows_page(
         f" LIMIT {int(size) + 1}"
     )  # table names from model metadata; every value is a parameter
     with connection.cursor() as cursor:
+        timestamps_in_c(cursor)
         cursor.execute(statement, sql.params)
         fetched = cursor.fetchall()
     more, fetched = len(fetched) > size, fetched[:size]
