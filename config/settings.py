@@ -112,6 +112,8 @@ TEMPLATES = [
                 "csp.context_processors.nonce",
                 "accounts.context_processors.desk",
             ],
+            # {% url %} reversing each URL once per process (config.links says why).
+            "builtins": ["config.links"],
         },
     },
 ]

@@ -202,9 +202,16 @@ class RowAlert:
         "first_seen_at", "sla_due_at", "assignee_id", "assignee", "open_case",
     )  # fmt: skip
 
-    def __init__(self, **values):
-        for name, value in values.items():
-            setattr(self, name, value)
+    def __init__(
+        self, *, pk, tenant, tenant_id, customer_id, customer, type, severity, status, reason,  # noqa: A002
+        first_seen_at, sla_due_at, assignee_id, assignee, open_case,
+    ):  # fmt: skip
+        self.pk, self.tenant, self.tenant_id, self.customer_id, self.customer = (
+            pk, tenant, tenant_id, customer_id, customer
+        )  # fmt: skip
+        self.type, self.severity, self.status, self.reason = type, severity, status, reason
+        self.first_seen_at, self.sla_due_at = first_seen_at, sla_due_at
+        self.assignee_id, self.assignee, self.open_case = assignee_id, assignee, open_case
 
     @property
     def id(self) -> int:

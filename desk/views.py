@@ -43,6 +43,7 @@ from alerts.services import (
 from audit.decorators import audit_shown, shows_data
 from audit.models import Action, AuditEvent
 from audit.selectors import audit_changes_of
+from config.links import reverse_cached
 from desk.queue_reads import RowAlert, queue_rows_page
 from desk.selectors import (
     InvalidPositionError,
@@ -371,12 +372,12 @@ def _span(delta: timedelta) -> str:
     return f"{hours // 24} d"
 
 
-def _queue_row(alert: RowAlert, *, user, now: datetime, case=None) -> QueueRow:
+def _queue_row(alert: RowAlert, *, user_id: int, now: datetime, case=None) -> QueueRow:
     due, breaching = "", False
     if alert.sla_due_at is not None:
         breaching = alert.sla_due_at < now
         due = f"overdue by {_span(now - alert.sla_due_at)}" if breaching else f"in {_span(alert.sla_due_at - now)}"
-    mine = alert.assignee_id == user.pk
+    mine = alert.assignee_id == user_id
     return QueueRow(
         alert=alert, age=_span(now - alert.first_seen_at), due=due, breaching=breaching, mine=mine, case=case
     )
@@ -415,8 +416,9 @@ def _queue_context(request, queue_id, query: QueryDict) -> dict:
     )
     audit_shown(request).objects(alerts, target_type="alerts.alert")
     now = timezone.now()
+    user_id = request.user.pk  # once: request.user is a lazy object, each attribute a detour
     filter_query = form.query()
-    base = reverse("desk:queue", kwargs={"queue_id": queue.pk})
+    base = reverse_cached("desk:queue", kwargs={"queue_id": queue.pk})
     for q in queues:
         q.counts = counts.get(q.pk, {"active": 0, "unassigned": 0, "breaching": 0})
     return {
@@ -425,12 +427,12 @@ def _queue_context(request, queue_id, query: QueryDict) -> dict:
         "counts": counts.get(queue.pk),
         "form": form,
         "filtered": bool(filter_query),
-        "rows": [_queue_row(a, user=request.user, now=now, case=a.open_case) for a in alerts],
+        "rows": [_queue_row(a, user_id=user_id, now=now, case=a.open_case) for a in alerts],
         "first_page": after is None,
         "older_url": f"{base}?{urlencode({**filter_query, 'cursor': position.encode()})}" if position else "",
         "newest_url": f"{base}?{urlencode(filter_query)}" if filter_query else base,
         "return_query": urlencode(filter_query),
-        "rows_url": reverse("desk:queue_rows", kwargs={"queue_id": queue.pk}),
+        "rows_url": reverse_cached("desk:queue_rows", kwargs={"queue_id": queue.pk}),
         "may_work": queue.tenant_id in alert_tenant_ids_for(user=request.user, perm=ALERT_CHANGE_PERM),
     }
 

@@ -11,11 +11,11 @@ from html import escape as _html_escape
 
 from django import template
 from django.forms.widgets import Input, Select
-from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timezone import get_current_timezone
 
 from alerts.models import Alert
+from config.links import reverse_cached
 
 register = template.Library()
 
@@ -34,7 +34,7 @@ class _IdUrl:
     is <int:...>, so the id is the URL's only varying part."""
 
     def __init__(self, name: str, id_kwarg: str, **kwargs):
-        url = reverse(name, kwargs={**kwargs, id_kwarg: _ID})
+        url = reverse_cached(name, kwargs={**kwargs, id_kwarg: _ID})
         self.head, marker, self.tail = url.rpartition(str(_ID))
         if not marker:  # pragma: no cover (a path without the id: reverse as it says)
             raise ValueError(f"{name}: no {id_kwarg} in {url}")
