@@ -138,6 +138,20 @@ class TestPage:
         for name in QueueFilterForm.FIELDS:
             assert str(form[name]) in html, name
 
+    def test_a_page_without_filters_after_a_filtered_one_shows_blank_controls(self, otp_client, floor):
+        """The controls of a page without filters are rendered once a process: a filtered page
+        before it must not leave its values there."""
+        url = page_url(floor["default_a"])
+        filtered = otp_client.get(url + "?type=password&severity=3&mine=on&customer=acct-9").content.decode()
+        assert 'value="acct-9"' in filtered and 'name="mine" id="id_mine" checked' in filtered
+        for query in ("", "?cursor=", "?other=1"):
+            html = otp_client.get(url + query).content.decode()
+            blank = QueueFilterForm(QueryDict())
+            blank.is_valid()
+            for name in QueueFilterForm.FIELDS:
+                assert str(blank[name]) in html, (query, name)
+            assert "acct-9" not in html and " checked" not in html.split('role="search"')[1].split("</form>")[0]
+
     def test_a_role_that_may_not_work_alerts_sees_nobody_instead_of_claim(self, admin_user, floor):
         html = verified_client(admin_user).get(page_url(floor["default_a"])).content.decode()
         assert "data-claim" not in html and "csrfmiddlewaretoken" not in html.split("<tbody")[1]
