@@ -1,3 +1,4 @@
+import functools
 import secrets
 import time
 from urllib.parse import urlencode
@@ -9,7 +10,10 @@ from django.http import JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.functional import SimpleLazyObject
+from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.middleware import OTPMiddleware as DjangoOTPMiddleware
+from django_otp.middleware import is_verified as otp_is_verified
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.selectors import (
     mfa_device_by_persistent_id,
@@ -78,10 +82,31 @@ def _is_api(request) -> bool:
 
 
 class OTPMiddleware(DjangoOTPMiddleware):
-    """django_otp's: `request.user.otp_device` and `is_verified()`, with the session's device read
-    through the same selector as the WebSocket's session check."""
+    """django_otp's: `request.user.otp_device` and `is_verified()`. The session's device is taken
+    from the user's own authenticator-app devices when the backend read them with the user
+    (accounts.backends: no statement of its own); any other device is read through the selector
+    the WebSocket's session check uses. _verify_user is django_otp's (1.x), line for line, but
+    for where the device comes from."""
 
-    def _device_from_persistent_id(self, persistent_id):
+    def _verify_user(self, request, user):
+        user.otp_device = None
+        user.is_verified = functools.partial(otp_is_verified, user)
+        if user.is_authenticated:
+            persistent_id = request.session.get(DEVICE_ID_SESSION_KEY)
+            device = self._device_of(user, persistent_id) if persistent_id else None
+            if (device is not None) and (device.user_id != user.pk):
+                device = None
+            if (device is None) and (DEVICE_ID_SESSION_KEY in request.session):
+                del request.session[DEVICE_ID_SESSION_KEY]
+            user.otp_device = device
+        return user
+
+    @staticmethod
+    def _device_of(user, persistent_id: str):
+        devices = getattr(user, "totp_devices", None)
+        label, _, pk = persistent_id.rpartition("/")
+        if devices is not None and label == TOTPDevice.model_label():
+            return devices.get(int(pk)) if pk.isascii() and pk.isdigit() else None
         return mfa_device_by_persistent_id(persistent_id)
 
 

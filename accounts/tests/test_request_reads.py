@@ -2,6 +2,7 @@
 written once as SQL (accounts.sessions, accounts.backends, accounts.selectors): each must give what
 the ORM read it replaced gives, and refuse what that refused."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -55,6 +56,37 @@ def test_the_user_read_is_the_orms_and_refuses_inactive_and_unknown_users(agent)
     assert backend.get_user(0) is None and backend.get_user(2**62) is None
     User.objects.filter(pk=agent.pk).update(is_active=False)
     assert backend.get_user(agent.pk) is None
+
+
+def test_the_user_comes_with_their_authenticator_devices_read_in_the_same_statement(agent, supervisor):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    backend = StaffModelBackend()
+    second = TOTPDevice.objects.create(user=agent, name="Second phone", confirmed=False)
+    TOTPDevice.objects.create(user=supervisor, name="Not theirs", confirmed=True)
+    with CaptureQueriesContext(connection) as captured:
+        user = backend.get_user(agent.pk)
+    assert len(captured) == 1
+    expected = {d.pk: _fields(d) for d in TOTPDevice.objects.filter(user=agent)}
+    assert {pk: _fields(d) for pk, d in user.totp_devices.items()} == expected and second.pk in expected
+    assert all(type(d) is TOTPDevice and not d._state.adding for d in user.totp_devices.values())
+    assert _fields(user) == _fields(User.objects.get(pk=agent.pk))  # no device column left on the user
+    TOTPDevice.objects.filter(user=agent).delete()
+    assert backend.get_user(agent.pk).totp_devices == {}
+
+
+def test_a_verified_request_reads_no_device_of_its_own(agent):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = verified_client(agent)
+    client.get(PAGE)
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(PAGE).status_code == 200
+    # the page itself lists the user's authenticators; what must be gone is the read of one by id
+    by_id = re.compile(r'FROM "otp_totp_totpdevice" t\s+WHERE t\."id" =|"otp_totp_totpdevice"\."id" = ')
+    assert not [q["sql"] for q in captured if by_id.search(q["sql"])]
 
 
 def test_a_deactivated_users_open_session_is_signed_out(agent):
