@@ -13,6 +13,7 @@ from django.db.models import F, Max, Min, Q, QuerySet
 from accounts.models import Tenant, User
 from accounts.selectors import bpo_admin_has_perm, tenant_ids_with_perm
 from audit.models import Action, AuditEvent
+from config.sql import ModelRead
 
 AUDIT_VIEW_PERM = "audit.view_auditevent"
 
@@ -146,15 +147,21 @@ def audit_actor_get(*, username: str) -> User | None:
     return User.objects.filter(username=username).first()
 
 
+# A screen's history beside what it shows, written once as SQL (ModelRead): the ORM compiled it on
+# every alert and case page. The actions are in the text, not parameters: the index that serves it
+# is partial on them, and only so can PostgreSQL keep one plan for the prepared statement.
+_CHANGES = ModelRead(AuditEvent, fields=["id", "occurred_at", "action", "actor_label", "changes", "reason", "origin"])
+_CHANGE_ACTIONS = f"('{Action.CREATE.value}', '{Action.UPDATE.value}')"
+
+
 def audit_changes_of(*, obj, limit: int = 20) -> list[AuditEvent]:
     """The changes recorded on one object (its creation and updates; never views or lists), newest
     first: the working history that a screen showing `obj` shows beside it. Adds no access check:
     the caller shows `obj` only after its own access function allowed it. One query, served by
     the (target_type, target_id, id) index."""
     target_type = f"{obj._meta.app_label}.{obj._meta.model_name}"
-    events = AuditEvent.objects.filter(
-        target_type=target_type, target_id=str(obj.pk), action__in=[Action.CREATE, Action.UPDATE]
-    )
-    return list(
-        events.only("id", "occurred_at", "action", "actor_label", "changes", "reason", "origin").order_by("-id")[:limit]
+    return _CHANGES.rows(
+        f"t.target_type = %s AND t.target_id = %s AND t.action IN {_CHANGE_ACTIONS}",
+        [target_type, str(obj.pk)],
+        f"ORDER BY t.id DESC LIMIT {int(limit)}",
     )
