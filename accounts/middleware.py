@@ -13,7 +13,6 @@ from django.utils.functional import SimpleLazyObject
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.middleware import OTPMiddleware as DjangoOTPMiddleware
 from django_otp.middleware import is_verified as otp_is_verified
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.selectors import (
     mfa_device_by_persistent_id,
@@ -93,21 +92,14 @@ class OTPMiddleware(DjangoOTPMiddleware):
         user.is_verified = functools.partial(otp_is_verified, user)
         if user.is_authenticated:
             persistent_id = request.session.get(DEVICE_ID_SESSION_KEY)
-            device = self._device_of(user, persistent_id) if persistent_id else None
+            devices = getattr(user, "totp_devices", None)  # read with the user (accounts.backends)
+            device = mfa_device_by_persistent_id(persistent_id, totp_devices=devices) if persistent_id else None
             if (device is not None) and (device.user_id != user.pk):
                 device = None
             if (device is None) and (DEVICE_ID_SESSION_KEY in request.session):
                 del request.session[DEVICE_ID_SESSION_KEY]
             user.otp_device = device
         return user
-
-    @staticmethod
-    def _device_of(user, persistent_id: str):
-        devices = getattr(user, "totp_devices", None)
-        label, _, pk = persistent_id.rpartition("/")
-        if devices is not None and label == TOTPDevice.model_label():
-            return devices.get(int(pk)) if pk.isascii() and pk.isdigit() else None
-        return mfa_device_by_persistent_id(persistent_id)
 
 
 class MFARequiredMiddleware:

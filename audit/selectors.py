@@ -13,7 +13,7 @@ from django.db.models import F, Max, Min, Q, QuerySet
 from accounts.models import Tenant, User
 from accounts.selectors import bpo_admin_has_perm, tenant_ids_with_perm
 from audit.models import Action, AuditEvent
-from config.sql import ModelRead
+from config.sql import ModelRead, sql_constants
 
 AUDIT_VIEW_PERM = "audit.view_auditevent"
 
@@ -151,7 +151,7 @@ def audit_actor_get(*, username: str) -> User | None:
 # every alert and case page. The actions are in the text, not parameters: the index that serves it
 # is partial on them, and only so can PostgreSQL keep one plan for the prepared statement.
 _CHANGES = ModelRead(AuditEvent, fields=["id", "occurred_at", "action", "actor_label", "changes", "reason", "origin"])
-_CHANGE_ACTIONS = f"('{Action.CREATE.value}', '{Action.UPDATE.value}')"
+_CHANGE_ACTIONS = sql_constants([Action.CREATE, Action.UPDATE])
 
 
 def audit_changes_of(*, obj, limit: int = 20) -> list[AuditEvent]:

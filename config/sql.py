@@ -2,6 +2,7 @@
 desk.queue_reads, alerts.selectors._alert_read and the case page's reads in desk.selectors)."""
 
 import functools
+import re
 from datetime import UTC
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
@@ -11,6 +12,21 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections
 def _converters(field, vendor: str) -> tuple:
     col = field.get_col(field.model._meta.db_table)
     return col, tuple(connection.ops.get_db_converters(col) + field.get_db_converters(connection))
+
+
+_CONSTANT = re.compile(r"[a-z_]+")
+
+
+def sql_constants(values) -> str:
+    """`('a', 'b')`: the code's own fixed values (statuses, actions) written into a statement's text,
+    for an IN that a partial index's predicate names. PostgreSQL can only use such an index in the
+    plan it keeps for a prepared statement (a generic plan) when the statement says the values
+    itself; sent as parameters, the statement is planned again at every execution. Only plain
+    lowercase words are taken: anything from a request or the data stays a parameter."""
+    values = [str(v) if isinstance(v, str) else v for v in values]
+    if not values or not all(isinstance(v, str) and _CONSTANT.fullmatch(v) for v in values):
+        raise ValueError(f"not constants: {values!r}")
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
 
 
 def timestamps_in_c(cursor) -> None:

@@ -22,7 +22,7 @@ from django.db import connection
 
 from accounts.models import User
 from alerts.models import ACTIVE_STATUSES, Alert, AlertType, Customer, Severity
-from config.sql import field_column, timestamps_in_c
+from config.sql import field_column, sql_constants, timestamps_in_c
 from desk.models import OPEN_CASE_STATUSES, Case, CaseAlert, Queue
 
 _ALERTS = Alert._meta.db_table
@@ -33,7 +33,6 @@ _CASE_ALERTS = CaseAlert._meta.db_table
 
 
 _NAMED = re.compile(r"%\((p\d+)\)s")
-_CONSTANT = re.compile(r"[a-z_]+")
 
 
 class _Sql:
@@ -63,15 +62,8 @@ class _Sql:
 
     @staticmethod
     def constants(column: str, values: Iterable[str]) -> str:
-        """`column IN ('a', 'b')` with the values written into the text: for the code's own fixed
-        sets (the active statuses) that a partial index's predicate names. PostgreSQL can only use
-        such an index in a plan it keeps for a prepared statement (a generic plan) when the
-        statement says the values itself; as parameters, every execution is planned again."""
-        values = list(values)
-        if not values or not all(isinstance(v, str) and _CONSTANT.fullmatch(v) for v in values):
-            raise ValueError(f"not constants: {values!r}")
-        quoted = ", ".join(f"'{v}'" for v in values)
-        return f"{column} IN ({quoted})"
+        """`column IN ('a', 'b')`, the code's own values in the text (config.sql.sql_constants)."""
+        return f"{column} IN {sql_constants(values)}"
 
     def among(self, column: str, values: Iterable) -> str:
         """`column IN (...)`; matches nothing for no values (IN () is not SQL)."""

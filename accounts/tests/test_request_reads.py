@@ -122,6 +122,15 @@ def test_the_device_read_is_django_otps(agent):
 )
 def test_a_made_up_device_id_names_no_device(agent, persistent_id):
     assert mfa_device_by_persistent_id(persistent_id) is None
+    theirs = {d.pk: d for d in TOTPDevice.objects.filter(user=agent)}
+    assert mfa_device_by_persistent_id(persistent_id, totp_devices=theirs) is None  # as read with the user
+
+
+def test_a_device_read_with_the_user_is_taken_from_them_and_no_other(agent, supervisor):
+    mine, other = TOTPDevice.objects.get(user=agent), TOTPDevice.objects.get(user=supervisor)
+    theirs = {mine.pk: mine}
+    assert mfa_device_by_persistent_id(mine.persistent_id, totp_devices=theirs) is mine
+    assert mfa_device_by_persistent_id(other.persistent_id, totp_devices=theirs) is None
 
 
 def test_a_session_whose_device_is_gone_or_another_users_is_sent_to_the_otp_step(agent, supervisor):
