@@ -68,8 +68,11 @@ def generate(customers: int) -> list[tuple[str, str, str]]:
     return keys
 
 
-def start_services(web: int, concurrency: int, base_port: int = 8300, log=subprocess.DEVNULL) -> tuple[list, list[int]]:
-    """`log`: where the processes' output goes (a file to read their warnings; none by default)."""
+def start_services(
+    web: int, concurrency: int, base_port: int = 8300, log=subprocess.DEVNULL, app: str = "config.asgi:application"
+) -> tuple[list, list[int]]:
+    """`log`: where the processes' output goes (a file to read their warnings; none by default); `app`:
+    the ASGI application the web processes serve."""
     env = {**os.environ, "LOG_LEVEL": "WARNING", "DJANGO_SETTINGS_MODULE": "config.settings"}
     python = str(Path(sys.executable).parent)
     procs, ports = [], []
@@ -89,7 +92,7 @@ def start_services(web: int, concurrency: int, base_port: int = 8300, log=subpro
                     "127.0.0.1",
                     "-p",
                     str(port),
-                    "config.asgi:application",
+                    app,
                 ],
                 cwd=ROOT,
                 env=env,
@@ -139,6 +142,17 @@ def start_services(web: int, concurrency: int, base_port: int = 8300, log=subpro
                 time.sleep(0.2)
     time.sleep(2)
     return procs, ports
+
+
+def stop_services(procs: list) -> None:
+    """Stop what start_services started: SIGTERM to all, then a kill for any still up after 20 s."""
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            p.kill()
 
 
 def rss_of(pid: int) -> float:
@@ -362,13 +376,7 @@ def main():
         latency(keys[0], ports[0], args.customers // 100, args.rate, args.latency_seconds, args.latency_alerting)
         print(f"  alerts in total {Alert.objects.count():,}")
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_services(procs)
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT pg_total_relation_size('alerts_accountevent'), (SELECT count(*) FROM alerts_accountevent)"

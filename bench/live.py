@@ -27,7 +27,6 @@ import bisect
 import json
 import os
 import random
-import signal
 import struct
 import subprocess
 import sys
@@ -37,7 +36,7 @@ from collections import Counter
 from pathlib import Path
 
 from _setup import django_setup, summary
-from ingest import Sender, generate, make_event, start_services
+from ingest import Sender, generate, make_event, start_services, stop_services
 
 
 def agents_setup(count: int, tenant_slugs: list[str]) -> list[tuple[str, int, int]]:
@@ -352,13 +351,7 @@ def main():
     try:
         asyncio.run(run(args, keys, agents, ports, AccountEvent, AlertEvidence))
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_services(procs)
 
 
 async def run(args, keys, agents, ports, AccountEvent, AlertEvidence):  # noqa: N803 (model classes)

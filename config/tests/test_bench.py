@@ -106,6 +106,15 @@ def test_live_bench_runs_on_a_fresh_database():
 
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True)
+def test_event_post_bench_runs_on_a_fresh_database():
+    out = run_bench("event_post.py", "--smoke", "--compare", "--port", str(free_port()), timeout=240)
+    for handler in ("django", "project"):
+        assert re.search(rf"{handler} handler: 202 latency +n= +20 .*daphne CPU [\d.]+ ms/request", out), out
+    assert re.search(r"Django's handler / the project's: [\d.]+x", out), out
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
 def test_notifications_bench_runs_on_a_fresh_database():
     out = run_bench("notifications.py", "--smoke", timeout=300)
     sent = re.search(r"exactly once: ([\d,]+) outbox messages for ([\d,]+) rows", out)
