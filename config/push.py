@@ -120,6 +120,7 @@ def concern_raised(*, tenant_id: int, concern_id: int, case_id: int, kind: str) 
 # without end; the oldest changes go first, and a page that connects refetches anyway.
 CHANGES_MAX = 50_000
 CHANGES_KEY = "alertdesk:live:changes"
+FLUSH_TURN_KEY = "alertdesk:live:flush-turn"
 
 
 class MemoryBuffer:
@@ -128,12 +129,21 @@ class MemoryBuffer:
 
     def __init__(self):
         self.items: deque = deque(maxlen=CHANGES_MAX)
+        self.last_turn = float("-inf")
 
     def append(self, changes: list[dict]) -> None:
         self.items.extend(changes)
 
     def reader(self) -> "MemoryBuffer":
         return self
+
+    async def turn(self, window: float) -> bool:
+        """True at most once per `window` seconds in this process (see _RedisReader.turn)."""
+        now = time.monotonic()
+        if now - self.last_turn < window:
+            return False
+        self.last_turn = now
+        return True
 
     async def take(self, limit: int) -> list[dict]:
         taken = []
@@ -182,6 +192,13 @@ class _RedisReader:
         import redis.asyncio
 
         self.client = redis.asyncio.Redis.from_url(url, max_connections=1)
+
+    async def turn(self, window: float) -> bool:
+        """True for one flusher of all the processes per `window` seconds: the one whose SET NX
+        makes the key, which then lives `window` seconds. So every connection hears a queue's
+        signals at most once per window, however many web processes flush (with one turn per
+        process, each frame cost every socket of the queue once per process)."""
+        return bool(await self.client.set(FLUSH_TURN_KEY, b"1", nx=True, px=max(1, int(window * 1000))))
 
     async def take(self, limit: int) -> list[dict]:
         async with self.client.pipeline(transaction=True) as pipe:

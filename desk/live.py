@@ -2,8 +2,9 @@
 case changes to `case.changed`, the same way: see case_signals_for).
 
 Producers (alerts' services and detection) append each committed alert change to config.push's
-change buffer. Every COALESCE_SECONDS the flusher of each ASGI process (an asyncio task, started by
-the first desk connection; one per process and event loop) takes up to BATCH changes, places each
+change buffer. Each ASGI process has a flusher (an asyncio task, started by the first desk
+connection; one per process and event loop); once per COALESCE_SECONDS one of them, whichever takes
+the turn (config.push: a Redis key shared by the processes), takes up to BATCH changes, places each
 alert in its queue (desk.selectors.queue_for_alert, with the tenant's queues cached a few seconds)
 and sends one channel-layer message per changed queue to the queue's group. So the fan-out grows
 with connected agents times changed queues, not with alerts per second times agents.
@@ -31,6 +32,9 @@ from desk.selectors import queue_for_alert, queues_of_tenants
 logger = logging.getLogger(__name__)
 
 COALESCE_SECONDS = 0.25
+# How often each process's flusher asks for the turn. One flusher of all the web processes flushes
+# per COALESCE_SECONDS (push's turn): so a change waits at most a window and a tick.
+TICK_SECONDS = 0.05
 BATCH = 5_000  # changes taken per window at most; the rest wait for the next one
 MAX_LISTED = 50  # alerts listed in one queue's signal; more and it says "refetch"
 QUEUE_CACHE_SECONDS = 5.0  # a new or changed queue is seen by the flusher within this time
@@ -51,9 +55,10 @@ async def _flush_forever() -> None:
     reader = push.changes_buffer().reader()
     try:
         while True:
-            await asyncio.sleep(COALESCE_SECONDS)
+            await asyncio.sleep(TICK_SECONDS)
             try:
-                await flush_once(reader=reader)
+                if await reader.turn(COALESCE_SECONDS):
+                    await flush_once(reader=reader)
             except Exception:  # flush_once told the queues concerned to refetch, as far as it could
                 logger.warning("live flush failed", exc_info=True)
     finally:

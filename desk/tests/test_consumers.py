@@ -593,3 +593,31 @@ def test_alert_pushes_carry_ids_and_states_never_personal_data(otp_client, agent
         for personal in ("cust-4711", "alice", "example.com", "4155550100", "Alice Example"):
             assert personal not in text
     assert "agent" not in json.dumps(created)  # staff usernames travel only as the holder, once there is one
+
+
+def test_signals_reach_the_socket_without_a_hop_to_the_thread_sensitive_thread(otp_client, tenant_a, monkeypatch):
+    """channels' dispatch would close old connections on that thread before each message; this
+    consumer's database calls close their own, so signals are handed over on the event loop."""
+    import channels.consumer
+
+    hops = []
+
+    async def counted():
+        hops.append(1)
+
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", counted)
+
+    async def scenario():
+        comm, hello = await _open(otp_client)
+        ids = await _announce(tenant_a, tenant_a)
+        received = await _ids_received(comm, 1)
+        await comm.send_json_to({"type": "ping"})
+        pong = await comm.receive_json_from(timeout=5)
+        await comm.disconnect()
+        return hello, ids, received, pong
+
+    hello, ids, received, pong = async_to_sync(scenario)()
+    assert hello["type"] == "hello"
+    assert sorted(received) == sorted(ids)
+    assert pong["type"] == "pong"
+    assert hops == []

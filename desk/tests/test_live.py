@@ -288,6 +288,41 @@ def test_two_flushers_on_one_redis_list_take_distinct_changes(tenant_a):
     assert not {x["id"] for x in a} & {x["id"] for x in b}
 
 
+def _turns(readers, window: float, ticks: int, tick: float) -> list[list[int]]:
+    """Each tick, which of these readers got the turn."""
+
+    async def scenario():
+        taken = []
+        for _ in range(ticks):
+            taken.append([n for n, reader in enumerate(readers) if await reader.turn(window)])
+            await asyncio.sleep(tick)
+        for reader in readers:
+            await reader.aclose()
+        return taken
+
+    return _run(scenario)
+
+
+def test_one_flusher_flushes_per_window(db):
+    buffer = push.changes_buffer()
+    turns = _turns([buffer.reader(), buffer.reader()], window=0.2, ticks=10, tick=0.05)
+    assert all(len(t) <= 1 for t in turns)  # never both in one tick
+    assert 2 <= sum(len(t) for t in turns) <= 4  # about one per 0.2 s over 0.5 s
+
+
+@pytest.mark.services
+def test_one_flusher_of_all_the_processes_flushes_per_window_on_redis(db):
+    """Two web processes' flushers (each its own reader and connection) share the turn: each window
+    one of them sends the signals, so a socket hears a queue at most once per window."""
+    assert isinstance(push.changes_buffer(), push.RedisBuffer)
+    push.RedisBuffer(settings.REDIS_URL).client.delete(push.FLUSH_TURN_KEY)
+    readers = [push.RedisBuffer(settings.REDIS_URL).reader() for _ in range(2)]
+    turns = _turns(readers, window=0.2, ticks=10, tick=0.05)
+    assert all(len(t) <= 1 for t in turns)
+    assert 2 <= sum(len(t) for t in turns) <= 4
+    assert turns[0] in ([0], [1])  # the first tick of a fresh key has a flusher
+
+
 def test_a_burst_of_a_thousand_alerts_makes_a_handful_of_frames_per_connection(tenant_a, queues):
     agent = make_staff("burst-agent", role=Role.AGENT, tenants=[tenant_a])
     for queue in queues.values():
