@@ -25,7 +25,7 @@ def run(tmp_path_factory):
 
 def test_it_connects_over_wss_and_refetches_everything_on_hello(run):
     assert run["url"] == "wss://desk.example/ws/desk/"
-    assert run["initial"] == "reconnecting"
+    assert (run["initial"], run["initial_text"]) == ("connecting", "Connecting…")  # as the page is rendered
     assert run["hello"] == {"events": [["desk:refetch", {"queue": None}]], "state": "live", "text": "Live"}
 
 

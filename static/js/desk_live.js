@@ -10,8 +10,9 @@
 //   desk:case-changed   detail {queue, cases, seq}  the cases that changed (queue null: a case shared one by one)
 //   desk:concern        detail {id, case, kind}     a security concern raised (supervisors only hear these)
 // Every [data-live-concerns] element is filled with a link to the last concern raised, and shown.
-// Every [data-live-status] element shows "Live", "Reconnecting…" or "Offline" (and data-state
-// "live", "reconnecting" or "offline").
+// Every [data-live-status] element shows "Connecting…" until the first connection is made, then
+// "Live", "Reconnecting…" or "Offline" (and data-state "connecting", "live", "reconnecting" or
+// "offline").
 //
 // Optional attributes on <html> or <body>: data-login-url (default "/accounts/login/").
 
@@ -19,7 +20,7 @@ const BACKOFF_FIRST_MS = 500;
 const BACKOFF_CAP_MS = 15000;
 const PING_MS = 25000;
 
-const LABELS = { live: "Live", reconnecting: "Reconnecting…", offline: "Offline" };
+const LABELS = { connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…", offline: "Offline" };
 
 let socket = null;
 let lastSeq = 0;
@@ -169,5 +170,5 @@ window.addEventListener("online", () => {
 });
 window.addEventListener("offline", () => showState("offline"));
 
-showState("reconnecting");
+showState(navigator.onLine === false ? "offline" : "connecting"); // nothing was lost yet: not "reconnecting"
 connect();

@@ -52,6 +52,7 @@ const fireTimer = () => timers.shift().f();
 await import(process.argv[2]);
 out.url = sockets[0].url;
 out.initial = status.dataset.state;
+out.initial_text = status.textContent;
 
 last().message({ type: "hello", seq: 1, queue: null, payload: { queues: [5] } });
 out.hello = { events: take(), state: status.dataset.state, text: status.textContent };
