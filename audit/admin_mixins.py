@@ -17,13 +17,13 @@ class AuditedAdminMixin:
     # "deletion") it makes through services, which record them: the mixin leaves those to them, so
     # that one change is one record. (Not a class attribute here: the site puts this mixin first.)
 
-    def lookup_allowed(self, lookup, value, *args, **kwargs):
+    def lookup_allowed(self, lookup, value, request=None):
         # Django lets a changelist filter on any field of the model from the query string, so
         # `?key__startswith=3f` or `?password__startswith=argon` would read a secret a character at a
         # time from the number of rows. No lookup through a secret field, on any model of the site.
         if any(_is_secret_field(part) for part in lookup.split(LOOKUP_SEP)):
             return False
-        return super().lookup_allowed(lookup, value, *args, **kwargs)
+        return super().lookup_allowed(lookup, value, request)
 
     def changelist_view(self, request, extra_context=None):
         response = super().changelist_view(request, extra_context)
