@@ -69,8 +69,8 @@ class _RequireVerified:
         self.inner = inner
 
     async def __call__(self, scope, receive, send):
-        # Off the process's one thread-sensitive thread (it serves every HTTP view): a reconnect storm
-        # of 200 handshakes queued there one by one past daphne's handshake timeout.
+        # Off the process's one thread-sensitive thread (every such call outside an HTTP request queues
+        # there): a reconnect storm of 200 handshakes waited there one by one past daphne's timeout.
         state = await database_sync_to_async(session_state, thread_sensitive=False)(scope["session"])
         if state.user is None:
             # Refuse the handshake: the client sees a closed connection, never data.

@@ -38,9 +38,10 @@ def scope_groups_for(*, user) -> dict[str, int | None]:
 
 def off_loop(func):
     """`func` run in the event loop's thread pool, not on the process's one thread-sensitive thread:
-    in daphne that thread serves every HTTP view, and 200 handshakes at once queued there one by one
-    (past daphne's 5 s handshake timeout under load). Each call is self-contained (its own queries,
-    on the pool thread's own connection), so nothing needs the same thread twice."""
+    every thread-sensitive call outside an HTTP request queues there, and 200 handshakes at once
+    waited there one by one (past daphne's 5 s handshake timeout under load). Each call is
+    self-contained (its own queries, on the pool thread's own connection), so nothing needs the
+    same thread twice."""
     return database_sync_to_async(func, thread_sensitive=False)
 
 

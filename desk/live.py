@@ -75,8 +75,9 @@ async def _tenant_queues(tenant_ids: set[int]) -> dict[int, list]:
     stale = {t for t in tenant_ids if t not in _queues or now - _queues[t][0] > QUEUE_CACHE_SECONDS}
     if stale:
         loaded: dict[int, list] = {t: [] for t in stale}
-        # Not thread-sensitive: in daphne that one thread serves every HTTP view of the process, and
-        # the signals would wait behind them (seconds under ingestion load).
+        # Not thread-sensitive: the process's one thread-sensitive thread takes every such call made
+        # outside an HTTP request (the connections' handshakes among them), and the signals would
+        # wait behind them.
         load = database_sync_to_async(queues_of_tenants, thread_sensitive=False)
         for queue in await load(tenant_ids=stale):
             loaded[queue.tenant_id].append(queue)
