@@ -3,6 +3,7 @@
 threads of their own, and a thread goes back only once it has finished its request's work."""
 
 import asyncio
+import contextlib
 import json
 import threading
 
@@ -100,21 +101,30 @@ def test_a_thread_goes_back_only_after_the_work_its_request_left_on_it():
     assert app._idle == [executor]
 
 
-def test_a_client_that_goes_away_leaves_no_thread_behind_its_view():
+def test_a_request_daphne_cancels_keeps_its_thread_until_its_view_returns():
+    """daphne cancels a request whose client is gone for good (or at shutdown); the view runs on,
+    and its thread serves no other request before it is done."""
     app = SyncChainASGIHandler()
     urls_threads.release.clear()
+    urls_threads.slow_threads.clear()
 
     async def scenario():
         comm = ApplicationCommunicator(app, _scope("/slow/"))
         await comm.send_input({"type": "http.request", "body": b"", "more_body": False})
         await asyncio.sleep(0.2)
-        await comm.send_input({"type": "http.disconnect"})
-        threading.Timer(0.3, urls_threads.release.set).start()
-        await comm.wait(10)  # Django waits for the view to return (asgiref cannot stop it)
-        await _settled(app, 1)
-        return app.idle_count()
+        comm.future.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await comm.future
+        held = app.idle_count()
+        status, _, body = await _get(app, "/where/")
+        urls_threads.release.set()
+        await _settled(app, 2)
+        return held, status, body["thread"], app.idle_count()
 
-    assert async_to_sync(scenario)() == 1
+    held, status, other_thread, idle = async_to_sync(scenario)()
+    assert held == 0  # the cancelled request's thread is still running its view
+    assert status == 200 and other_thread not in urls_threads.slow_threads
+    assert idle == 2  # both threads back once the view returned
 
 
 def test_only_so_many_idle_threads_are_kept():
@@ -126,7 +136,8 @@ def test_only_so_many_idle_threads_are_kept():
         await asyncio.sleep(0.2)
         urls_threads.release.set()
         await asyncio.gather(*slow)
-        await asyncio.sleep(0.2)
+        await _settled(app, 2)
+        await asyncio.sleep(0.2)  # the other two finish their work and end
         return app.idle_count()
 
     assert async_to_sync(scenario)() == 2

@@ -11,6 +11,7 @@ from django.urls import path
 from accounts.decorators import mfa_not_required
 
 release = threading.Event()  # the slow view waits for it
+slow_threads: list[int] = []  # where the slow view ran
 
 
 @login_not_required
@@ -22,6 +23,7 @@ def where(request):
 @login_not_required
 @mfa_not_required
 def slow(request):
+    slow_threads.append(threading.get_ident())
     release.wait(10)
     time.sleep(0.05)
     return JsonResponse({"thread": threading.get_ident()})
