@@ -121,6 +121,7 @@ def concern_raised(*, tenant_id: int, concern_id: int, case_id: int, kind: str) 
 CHANGES_MAX = 50_000
 CHANGES_KEY = "alertdesk:live:changes"
 FLUSH_TURN_KEY = "alertdesk:live:flush-turn"
+FLUSH_HOLD_SECONDS = 2.0  # a flusher's hold on the turn while it flushes, at most
 
 
 class MemoryBuffer:
@@ -129,7 +130,7 @@ class MemoryBuffer:
 
     def __init__(self):
         self.items: deque = deque(maxlen=CHANGES_MAX)
-        self.last_turn = float("-inf")
+        self.next_turn = self.turn_started = float("-inf")
 
     def append(self, changes: list[dict]) -> None:
         self.items.extend(changes)
@@ -138,12 +139,15 @@ class MemoryBuffer:
         return self
 
     async def turn(self, window: float) -> bool:
-        """True at most once per `window` seconds in this process (see _RedisReader.turn)."""
+        """The flush turn in this process (see _RedisReader.turn)."""
         now = time.monotonic()
-        if now - self.last_turn < window:
+        if now < self.next_turn:
             return False
-        self.last_turn = now
+        self.turn_started, self.next_turn = now, now + max(window, FLUSH_HOLD_SECONDS)
         return True
+
+    async def turn_end(self, window: float) -> None:
+        self.next_turn = self.turn_started + window
 
     async def take(self, limit: int) -> list[dict]:
         taken = []
@@ -194,11 +198,22 @@ class _RedisReader:
         self.client = redis.asyncio.Redis.from_url(url, max_connections=1)
 
     async def turn(self, window: float) -> bool:
-        """True for one flusher of all the processes per `window` seconds: the one whose SET NX
-        makes the key, which then lives `window` seconds. So every connection hears a queue's
-        signals at most once per window, however many web processes flush (with one turn per
+        """The flush turn, for one flusher of all the processes: the one whose SET NX makes the key.
+        It holds the key while it flushes (FLUSH_HOLD_SECONDS at most, should its process die
+        meanwhile); turn_end() leaves it until `window` seconds after the turn began, or frees it
+        at once after a longer flush. So flushes never overlap, and every connection hears a queue's
+        signals at most once per window, however many web processes flush (with a turn per
         process, each frame cost every socket of the queue once per process)."""
-        return bool(await self.client.set(FLUSH_TURN_KEY, b"1", nx=True, px=max(1, int(window * 1000))))
+        hold = max(window, FLUSH_HOLD_SECONDS)
+        self.turn_started = time.monotonic()
+        return bool(await self.client.set(FLUSH_TURN_KEY, b"1", nx=True, px=int(hold * 1000)))
+
+    async def turn_end(self, window: float) -> None:
+        left = window - (time.monotonic() - self.turn_started)
+        if left * 1000 >= 1:
+            await self.client.pexpire(FLUSH_TURN_KEY, int(left * 1000))
+        else:
+            await self.client.delete(FLUSH_TURN_KEY)
 
     async def take(self, limit: int) -> list[dict]:
         async with self.client.pipeline(transaction=True) as pipe:

@@ -3,8 +3,10 @@ case changes to `case.changed`, the same way: see case_signals_for).
 
 Producers (alerts' services and detection) append each committed alert change to config.push's
 change buffer. Each ASGI process has a flusher (an asyncio task, started by the first desk
-connection; one per process and event loop); once per COALESCE_SECONDS one of them, whichever takes
-the turn (config.push: a Redis key shared by the processes), takes up to BATCH changes, places each
+connection; one per process and event loop); one of them at a time, whichever takes the turn
+(config.push: a Redis key shared by the processes, held while it flushes and until COALESCE_SECONDS
+after the flush began),
+takes up to BATCH changes, places each
 alert in its queue (desk.selectors.queue_for_alert, with the tenant's queues cached a few seconds)
 and sends one channel-layer message per changed queue to the queue's group. So the fan-out grows
 with connected agents times changed queues, not with alerts per second times agents.
@@ -32,9 +34,12 @@ from desk.selectors import queue_for_alert, queues_of_tenants
 logger = logging.getLogger(__name__)
 
 COALESCE_SECONDS = 0.25
-# How often each process's flusher asks for the turn. One flusher of all the web processes flushes
-# per COALESCE_SECONDS (push's turn): so a change waits at most a window and a tick.
+# How often each process's flusher asks for the turn. One flusher of all the web processes has it at
+# a time, while it flushes and until COALESCE_SECONDS after it began (config.push's turn): so a queue
+# hears at most one signal per window, and a change waits at most a window (or the flush before, if
+# longer), a tick and its own flush.
 TICK_SECONDS = 0.05
+MAX_BACKOFF_SECONDS = 5.0
 BATCH = 5_000  # changes taken per window at most; the rest wait for the next one
 MAX_LISTED = 50  # alerts listed in one queue's signal; more and it says "refetch"
 QUEUE_CACHE_SECONDS = 5.0  # a new or changed queue is seen by the flusher within this time
@@ -53,14 +58,20 @@ def flusher_ensure() -> None:
 
 async def _flush_forever() -> None:
     reader = push.changes_buffer().reader()
+    backoff = 0.0  # after a failure (Redis refusing, say): not a warning every tick
     try:
         while True:
-            await asyncio.sleep(TICK_SECONDS)
+            await asyncio.sleep(TICK_SECONDS + backoff)
             try:
                 if await reader.turn(COALESCE_SECONDS):
-                    await flush_once(reader=reader)
+                    try:
+                        await flush_once(reader=reader)
+                    finally:
+                        await reader.turn_end(COALESCE_SECONDS)
+                backoff = 0.0
             except Exception:  # flush_once told the queues concerned to refetch, as far as it could
                 logger.warning("live flush failed", exc_info=True)
+                backoff = min(MAX_BACKOFF_SECONDS, max(COALESCE_SECONDS, 2 * backoff))
     finally:
         await reader.aclose()
 

@@ -288,39 +288,95 @@ def test_two_flushers_on_one_redis_list_take_distinct_changes(tenant_a):
     assert not {x["id"] for x in a} & {x["id"] for x in b}
 
 
-def _turns(readers, window: float, ticks: int, tick: float) -> list[list[int]]:
-    """Each tick, which of these readers got the turn."""
+def _flushes(readers, *, window: float, seconds: float, flush: float) -> list[tuple[int, float, float]]:
+    """Flushers on these readers, as desk.live runs them (a tick of 50 ms, each flush taking `flush`
+    seconds), for `seconds`: (reader, start, end) of each flush, in order."""
+
+    async def flusher(n, reader, flushes, until):
+        while time.monotonic() < until:
+            await asyncio.sleep(live.TICK_SECONDS)
+            if await reader.turn(window):
+                started = time.monotonic()
+                await asyncio.sleep(flush)
+                flushes.append((n, started, time.monotonic()))
+                await reader.turn_end(window)
 
     async def scenario():
-        taken = []
-        for _ in range(ticks):
-            taken.append([n for n, reader in enumerate(readers) if await reader.turn(window)])
-            await asyncio.sleep(tick)
+        flushes, until = [], time.monotonic() + seconds
+        await asyncio.gather(*(flusher(n, r, flushes, until) for n, r in enumerate(readers)))
         for reader in readers:
             await reader.aclose()
-        return taken
+        return sorted(flushes, key=lambda f: f[1])
 
     return _run(scenario)
 
 
-def test_one_flusher_flushes_per_window(db):
+def _assert_one_at_a_time_a_window_apart(flushes, window: float) -> None:
+    for (_, started, ended), (_, next_started, _) in zip(flushes, flushes[1:], strict=False):
+        assert next_started >= ended, flushes  # never two at once
+        assert next_started >= started + window - 0.02, flushes  # a window from one start to the next
+
+
+def test_one_flusher_at_a_time_a_window_apart(db):
     buffer = push.changes_buffer()
-    turns = _turns([buffer.reader(), buffer.reader()], window=0.2, ticks=10, tick=0.05)
-    assert all(len(t) <= 1 for t in turns)  # never both in one tick
-    assert 2 <= sum(len(t) for t in turns) <= 4  # about one per 0.2 s over 0.5 s
+    flushes = _flushes([buffer.reader(), buffer.reader()], window=0.2, seconds=1.0, flush=0.1)
+    _assert_one_at_a_time_a_window_apart(flushes, 0.2)
+    assert 3 <= len(flushes) <= 5  # a window (0.2 s, the flush inside it) each time, over 1 s
+
+
+def test_a_flush_longer_than_the_window_is_followed_by_the_next_without_overlap(db):
+    buffer = push.changes_buffer()
+    flushes = _flushes([buffer.reader(), buffer.reader()], window=0.1, seconds=1.0, flush=0.25)
+    _assert_one_at_a_time_a_window_apart(flushes, 0.1)
+    assert 3 <= len(flushes) <= 4  # back to back: 0.25 s and a tick each
 
 
 @pytest.mark.services
-def test_one_flusher_of_all_the_processes_flushes_per_window_on_redis(db):
-    """Two web processes' flushers (each its own reader and connection) share the turn: each window
-    one of them sends the signals, so a socket hears a queue at most once per window."""
+def test_the_flushers_of_all_the_processes_take_turns_on_redis(db):
+    """Two web processes' flushers (each its own reader and connection) share the turn: one flushes
+    at a time, a window from one flush's start to the next; so a socket hears a queue at most once
+    per window."""
     assert isinstance(push.changes_buffer(), push.RedisBuffer)
     push.RedisBuffer(settings.REDIS_URL).client.delete(push.FLUSH_TURN_KEY)
     readers = [push.RedisBuffer(settings.REDIS_URL).reader() for _ in range(2)]
-    turns = _turns(readers, window=0.2, ticks=10, tick=0.05)
-    assert all(len(t) <= 1 for t in turns)
-    assert 2 <= sum(len(t) for t in turns) <= 4
-    assert turns[0] in ([0], [1])  # the first tick of a fresh key has a flusher
+    flushes = _flushes(readers, window=0.2, seconds=1.5, flush=0.1)
+    _assert_one_at_a_time_a_window_apart(flushes, 0.2)
+    assert 5 <= len(flushes) <= 8
+    assert flushes[0][1] - min(f[1] for f in flushes) == 0
+
+
+def test_a_failing_flusher_backs_off_instead_of_warning_every_tick(monkeypatch, caplog):
+    calls = []
+
+    class Refusing:
+        async def turn(self, window):
+            calls.append(time.monotonic())
+            raise ConnectionError("refused")
+
+        async def turn_end(self, window):
+            pass
+
+        async def aclose(self):
+            pass
+
+    class Buffer:
+        def reader(self):
+            return Refusing()
+
+        def clear(self):
+            pass
+
+    monkeypatch.setattr(push, "changes_buffer", lambda: Buffer())
+
+    async def scenario():
+        task = asyncio.ensure_future(live._flush_forever())
+        await asyncio.sleep(1.2)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    _run(scenario)
+    assert 2 <= len(calls) <= 4  # 50 ms, then 250, 500, 1000 ms apart (a tick each time: 24 without)
+    assert [r.message for r in caplog.records].count("live flush failed") == len(calls)
 
 
 def test_a_burst_of_a_thousand_alerts_makes_a_handful_of_frames_per_connection(tenant_a, queues):
