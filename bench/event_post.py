@@ -15,8 +15,8 @@ alternating --rounds times, and prints the ratio.
 import argparse
 import os
 import statistics
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from _setup import django_setup, summary
 from ingest import Sender, generate, make_batch, start_services, stop_services
@@ -43,17 +43,15 @@ def measure(app: str, args, keys) -> tuple[float, float, list[float]]:
                 status, _, _ = sender.send(keys[(n + i) % len(keys)], events)
                 latencies.append((time.perf_counter() - started) * 1000)
                 if status != 202:
-                    raise SystemExit(f"{app}: answered {status}")
+                    raise RuntimeError(f"{app}: answered {status}")
 
         send(args.warmup, [], 0)
         latencies: list[float] = []
         before, started = cpu_seconds(procs[0].pid), time.perf_counter()
         per_sender = args.requests // args.senders
-        threads = [threading.Thread(target=send, args=(per_sender, latencies, n)) for n in range(args.senders)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        with ThreadPoolExecutor(args.senders) as pool:
+            for done in [pool.submit(send, per_sender, latencies, n) for n in range(args.senders)]:
+                done.result()  # a sender's error ends the run here, not silently in its thread
         elapsed, cpu = time.perf_counter() - started, cpu_seconds(procs[0].pid) - before
         return cpu * 1000 / len(latencies), len(latencies) / elapsed, latencies
     finally:
