@@ -5,9 +5,8 @@ Producers (alerts' services and detection) append each committed alert change to
 change buffer. Each ASGI process has a flusher (an asyncio task, started by the first desk
 connection; one per process and event loop); one of them at a time, whichever takes the turn
 (config.push: a Redis key shared by the processes, held while it flushes and until COALESCE_SECONDS
-after the flush began),
-takes up to BATCH changes, places each
-alert in its queue (desk.selectors.queue_for_alert, with the tenant's queues cached a few seconds)
+after the flush began), takes up to BATCH changes, places each alert in its queue
+(desk.selectors.queue_for_alert, with the tenant's queues cached a few seconds)
 and sends one channel-layer message per changed queue to the queue's group. So the fan-out grows
 with connected agents times changed queues, not with alerts per second times agents.
 
